@@ -1,0 +1,11 @@
+"""Parsl site configurations with named pools (one executor label per pool).
+
+``local()`` is the embedded default: everything on this machine, no account, no cluster.
+``slurm()`` and ``pbs()`` build the same pools on clusters with Parsl's own providers and
+launchers. ``globus()`` builds pools of Parsl ``GlobusComputeExecutor``s.
+"""
+
+from parsl_quantum.configs.clusters import pbs, slurm
+from parsl_quantum.configs.local import gpu_available, local, pool_infos
+
+__all__ = ["gpu_available", "local", "pbs", "pool_infos", "slurm"]

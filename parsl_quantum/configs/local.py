@@ -1,0 +1,116 @@
+"""The local default configuration: HTEX pools on ``LocalProvider``."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from parsl.config import Config
+from parsl.executors.base import ParslExecutor
+from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
+from parsl.monitoring import MonitoringHub
+from parsl.providers import LocalProvider
+
+from parsl_quantum.backends import DEFAULT_FAKE_QPU, get_backend
+from parsl_quantum.executors import QPUHighThroughputExecutor
+from parsl_quantum.workflow.context import PoolInfo
+
+#: Start the interchange and workers with this interpreter, so pools work without the
+#: environment's ``bin/`` on ``PATH``.
+INTERCHANGE_CMD = [sys.executable, "-m", "parsl.executors.high_throughput.interchange"]
+WORKER_CMD = DEFAULT_LAUNCH_CMD.replace(
+    "process_worker_pool.py",
+    f"{sys.executable} -m parsl.executors.high_throughput.process_worker_pool",
+    1,
+)
+
+#: Backends of each pool of the local default.
+DEFAULT_POOL_BACKENDS: Mapping[str, tuple[str, ...]] = {
+    "cpu": ("aer",),
+    "gpu": ("aer-gpu",),
+    "qpu": (DEFAULT_FAKE_QPU,),
+}
+
+
+def gpu_available() -> bool:
+    """True when qiskit-aer-gpu can see a CUDA device here."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        from qiskit_aer import AerSimulator
+
+        return "GPU" in AerSimulator().available_devices()
+    except Exception:
+        return False
+
+
+def local(
+    run_dir: str | Path = "runinfo",
+    pools: Sequence[str] = ("cpu", "qpu"),
+    *,
+    workers: Mapping[str, int] | None = None,
+    backends: Mapping[str, Sequence[str]] | None = None,
+    monitoring: bool = True,
+) -> Config:
+    """The embedded local default: one HTEX pool per name in ``pools``.
+
+    ``cpu`` runs Aer on the CPU, ``qpu`` a noisy fake IBM device (circuits transpiled to its ISA,
+    one job at a time, like a real QPU), and ``gpu`` Aer on the GPU, which is only added when a
+    GPU and qiskit-aer-gpu are present. Parsl's run directory and monitoring database go under
+    ``run_dir``.
+    """
+    run_path = Path(run_dir)
+    run_path.mkdir(parents=True, exist_ok=True)
+    workers = {"cpu": 2, "gpu": 1, "qpu": 1, **(workers or {})}
+    chosen = {**DEFAULT_POOL_BACKENDS, **{k: tuple(v) for k, v in (backends or {}).items()}}
+    executors: list[ParslExecutor] = []
+    for name in pools:
+        if name == "gpu" and not gpu_available() and "gpu" not in (backends or {}):
+            continue
+        if name not in chosen:
+            raise ValueError(f"unknown pool {name!r} (local pools: {', '.join(chosen)})")
+        executors.append(
+            QPUHighThroughputExecutor(
+                label=name,
+                backends=list(chosen[name]),
+                max_workers_per_node=workers.get(name, 1),
+                cores_per_worker=1e-6,
+                provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1),
+                interchange_launch_cmd=INTERCHANGE_CMD,
+                launch_cmd=WORKER_CMD,
+                heartbeat_period=5,
+                heartbeat_threshold=30,
+            )
+        )
+    hub = None
+    if monitoring:
+        db = (run_path / "monitoring.db").resolve()
+        hub = MonitoringHub(resource_monitoring_enabled=False, logging_endpoint=f"sqlite:///{db}")
+    return Config(
+        executors=executors,
+        run_dir=str(run_path / "parsl"),
+        monitoring=hub,
+        strategy="simple",
+        max_idletime=3600,
+        initialize_logging=True,
+    )
+
+
+def pool_infos(config: Config) -> dict[str, PoolInfo]:
+    """Describe the pools of a config: backends, worker slots, width, exactness."""
+    infos: dict[str, PoolInfo] = {}
+    for ex in config.executors:
+        names = tuple(getattr(ex, "backends", ("aer",)))
+        specs = [get_backend(n).spec for n in names]
+        workers = int(getattr(ex, "max_workers_per_node", 1) or 1)
+        infos[ex.label] = PoolInfo(
+            label=ex.label,
+            backends=names,
+            workers=workers,
+            kind=specs[0].kind,
+            max_qubits=max(s.max_qubits for s in specs),
+            exact=all(s.exact for s in specs),
+        )
+    return infos

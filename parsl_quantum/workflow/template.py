@@ -1,0 +1,286 @@
+"""Workflow templates: versioned YAML documents, validated by JSON Schema with errors that name
+the field and the line.
+
+Every template has the same envelope (``apiVersion``, ``kind``, ``name``, ``pools``, ``site``)
+and a kind-specific body. Kinds are registered by the module that runs them (the circuit-cutting
+job here, each mini-app in ``miniapps/``) through :data:`KINDS`, so the CLI, the schema export and
+``templates validate`` all see the same definitions.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+API_VERSION = "parsl-quantum/v1"
+
+
+class TemplateError(ValueError):
+    """A template that cannot be loaded or does not validate; ``str()`` is one line:
+    ``FILE:LINE: FIELD: problem``."""
+
+    def __init__(self, message: str, *, source: str = "", field: str = "", line: int | None = None):
+        self.source, self.field, self.line = source, field, line
+        where = source + (f":{line}" if line else "")
+        parts = [p for p in (where, field, message) if p]
+        super().__init__(": ".join(parts))
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """How to validate and run one template kind.
+
+    ``runner(template, ctx)`` executes a validated template inside a loaded Parsl DataFlowKernel
+    and returns a JSON-serialisable result dict (see :mod:`parsl_quantum.workflow.context`).
+    """
+
+    name: str
+    module: str
+    description: str
+
+    def load(self) -> Any:
+        return importlib.import_module(self.module)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return dict(self.load().TEMPLATE_SCHEMA)
+
+    @property
+    def runner(self) -> Callable[..., dict[str, Any]]:
+        return self.load().run_template  # type: ignore[no-any-return]
+
+
+#: Registered template kinds; the module of each defines ``TEMPLATE_SCHEMA`` (the JSON Schema of
+#: its body's properties) and ``run_template(template, ctx)``.
+KINDS: dict[str, KindInfo] = {
+    "circuit-cutting": KindInfo(
+        "circuit-cutting",
+        "parsl_quantum.workflow.cutting",
+        "Cut a wide circuit, run subexperiments on pools, reconstruct an expectation value.",
+    ),
+    "ensemble": KindInfo(
+        "ensemble", "miniapps.ensemble", "Fan many independent circuits out across pools."
+    ),
+    "distributed-simulation": KindInfo(
+        "distributed-simulation",
+        "miniapps.distributed_sim",
+        "Simulate a circuit too large for one worker as sliced tensor-network contractions.",
+    ),
+    "variational": KindInfo(
+        "variational",
+        "miniapps.variational",
+        "VQE/QAOA loop whose energy and gradient evaluations fan out as tasks.",
+    ),
+    "qml-training": KindInfo(
+        "qml-training",
+        "miniapps.qml",
+        "Train a small quantum classifier with data-parallel batch evaluation.",
+    ),
+    "error-mitigation": KindInfo(
+        "error-mitigation",
+        "miniapps.mitigation",
+        "Zero-noise extrapolation ensembles on the noisy QPU pool.",
+    ),
+}
+
+
+def register_kind(info: KindInfo) -> None:
+    """Add a template kind (used by mini-app modules and plugins)."""
+    KINDS[info.name] = info
+
+
+ENVELOPE_PROPERTIES: dict[str, Any] = {
+    "apiVersion": {"const": API_VERSION},
+    "kind": {"type": "string"},
+    "name": {"type": "string"},
+    "description": {"type": "string"},
+    "pools": {
+        "type": "array",
+        "items": {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$"},
+        "minItems": 1,
+        "uniqueItems": True,
+    },
+    "site": {
+        "type": "object",
+        "properties": {
+            "name": {"enum": ["local", "slurm", "pbs", "globus"]},
+            "options": {"type": "object"},
+        },
+        "required": ["name"],
+        "additionalProperties": False,
+    },
+    "run": {
+        "type": "object",
+        "properties": {
+            "monitoring": {"type": "boolean"},
+            "workers": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+        },
+        "additionalProperties": False,
+    },
+}
+
+
+def full_schema(kind: str | None = None) -> dict[str, Any]:
+    """The JSON Schema of a template (of one kind, or of any registered kind), for editors."""
+    kinds = [KINDS[kind]] if kind else list(KINDS.values())
+    variants = []
+    for info in kinds:
+        props = {**ENVELOPE_PROPERTIES, **info.schema.get("properties", {})}
+        props["kind"] = {"const": info.name}
+        variants.append(
+            {
+                "type": "object",
+                "properties": props,
+                "required": ["apiVersion", "kind", *info.schema.get("required", [])],
+                "additionalProperties": False,
+            }
+        )
+    schema: dict[str, Any] = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
+    schema["title"] = "parsl-quantum workflow template"
+    if len(variants) == 1:
+        schema.update(variants[0])
+    else:
+        schema["oneOf"] = variants
+    return schema
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping key."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+    mapping["__lines__"] = lines
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _split_lines(obj: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> Any:
+    if isinstance(obj, dict):
+        lines = obj.pop("__lines__", {})
+        for key, line in lines.items():
+            out[(*path, key)] = line
+        return {k: _split_lines(v, (*path, str(k)), out) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_split_lines(v, (*path, str(i)), out) for i, v in enumerate(obj)]
+    return obj
+
+
+def parse_yaml(text: str, source: str = "<string>") -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """Parse YAML into a dict plus the line of each field path."""
+    try:
+        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise TemplateError(f"malformed YAML: {problem}", source=source, line=line) from None
+    lines: dict[tuple[str, ...], int] = {}
+    data = _split_lines(raw, (), lines)
+    if not isinstance(data, dict):
+        raise TemplateError("a template must be a YAML mapping", source=source, line=1)
+    return data, lines
+
+
+@dataclass
+class Template:
+    """A validated template: its data, where it came from, and the registered kind."""
+
+    data: dict[str, Any]
+    source: str
+    kind: KindInfo
+
+    @property
+    def name(self) -> str:
+        return str(self.data.get("name", self.kind.name))
+
+    @property
+    def pools(self) -> list[str]:
+        return list(self.data.get("pools", ["cpu"]))
+
+
+def _field(path: Sequence[Any]) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def validate(
+    data: Mapping[str, Any], source: str = "<template>", lines: Mapping[tuple[str, ...], int] | None = None
+) -> Template:
+    """Validate template data against the envelope and its kind's schema."""
+    lines = lines or {}
+    kind = data.get("kind")
+    if kind not in KINDS:
+        known = ", ".join(sorted(KINDS))
+        raise TemplateError(
+            f"unknown kind {kind!r} (known: {known})", source=source, field="kind", line=lines.get(("kind",))
+        )
+    validator = jsonschema.Draft202012Validator(full_schema(str(kind)))
+    errors = sorted(validator.iter_errors(dict(data)), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
+    if errors:
+        err = errors[0]
+        path = tuple(str(p) for p in err.absolute_path)
+        message = err.message
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            if extra:
+                path = (*path, str(extra[0]))
+                allowed = ", ".join(sorted(err.schema.get("properties", {})))
+                message = f"unknown field (allowed: {allowed})"
+        line = None
+        for cut in range(len(path), -1, -1):
+            line = lines.get(path[:cut])
+            if line:
+                break
+        raise TemplateError(message, source=source, field=_field(path), line=line)
+    return Template(copy.deepcopy(dict(data)), source, KINDS[str(kind)])
+
+
+def load_template(path: str | Path, overrides: Sequence[str] = ()) -> Template:
+    """Read, override (``KEY=VALUE`` with dotted keys) and validate a template file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise TemplateError(f"cannot read template: {exc.strerror}", source=str(path)) from None
+    data, lines = parse_yaml(text, str(path))
+    data = apply_overrides(data, overrides, source=str(path))
+    return validate(data, str(path), lines)
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], source: str = "") -> dict[str, Any]:
+    """Apply ``--set KEY=VALUE`` overrides; values are parsed as YAML scalars, and a comma list
+    for ``pools``. Unknown keys are caught by validation afterwards."""
+    out = copy.deepcopy(dict(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise TemplateError(f"override {item!r} is not KEY=VALUE", source="--set")
+        parts = key.split(".")
+        value: Any
+        if parts == ["pools"]:
+            value = [p.strip() for p in raw.split(",") if p.strip()]
+        else:
+            try:
+                value = yaml.safe_load(raw) if raw else ""
+            except yaml.YAMLError:
+                value = raw
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise TemplateError(f"cannot set {key!r}: {part!r} is not a mapping", source="--set")
+            node = child
+        node[parts[-1]] = value
+    return out
