@@ -62,6 +62,7 @@ class Site:
     qubit: int
     options: tuple[tuple[LocalOp, ...], ...]
     labels: tuple[str, ...]
+    gate: str
 
 
 @dataclass
@@ -114,10 +115,12 @@ def _local_ops(instructions: Sequence[object]) -> tuple[LocalOp, ...]:
     return tuple(ops)
 
 
-def cut_id_from_label(label: str | None) -> int:
-    """The cut index that ``partition_problem`` appends to a QPD gate's label (``..._N``)."""
+def parse_qpd_label(label: str | None) -> tuple[str, int]:
+    """The cut gate's name and the cut index from a label ``partition_problem`` wrote, such as
+    ``cut_cx_3`` (gate ``cx``, cut 3) or ``cut_move_0`` (a wire cut)."""
+    head, _, tail = str(label).rpartition("_")
     try:
-        return int(str(label).rsplit("_", 1)[-1])
+        return head.removeprefix("cut_") or "gate", int(tail)
     except ValueError as exc:  # pragma: no cover - labels are set by partition_problem
         raise CuttingError(f"QPD gate label {label!r} does not end with a cut index") from exc
 
@@ -140,7 +143,7 @@ def compile_partition(
         op = inst.operation
         qubits = tuple(circuit.find_bit(q).index for q in inst.qubits)
         if isinstance(op, SingleQubitQPDGate):
-            cut = cut_id_from_label(op.label)
+            gate, cut = parse_qpd_label(op.label)
             side = int(op.qubit_id)
             keys: dict[tuple[object, ...], int] = {}
             options: list[tuple[LocalOp, ...]] = []
@@ -154,7 +157,7 @@ def compile_partition(
                     options.append(ops)
                     labels.append("+".join(i.name for i in term[side]) or "id")
                 term_to_option.append(keys[key])
-            sites.append(Site(cut, qubits[0], tuple(options), tuple(labels)))
+            sites.append(Site(cut, qubits[0], tuple(options), tuple(labels), gate))
             term_maps[cut] = (side, term_to_option)
             segments.append([])
         elif op.name in _IGNORED:
