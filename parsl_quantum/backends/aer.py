@@ -1,0 +1,163 @@
+"""Aer simulators on the CPU (``aer``, ``aer:<method>``) and the GPU (``aer-gpu``)."""
+
+from __future__ import annotations
+
+import glob
+import importlib.metadata
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from parsl_quantum.backends.base import (
+    BackendSpec,
+    BackendUnavailableError,
+    QuantumBackend,
+    check_limit,
+    check_options,
+)
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+    from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
+    from qiskit.transpiler import PassManager
+    from qiskit_aer import AerSimulator
+
+#: Aer methods selectable as ``aer:<method>``; aliases map to them.
+CPU_METHODS = ("automatic", "statevector", "matrix_product_state", "density_matrix")
+GPU_METHODS = ("statevector", "density_matrix", "tensor_network")
+METHOD_ALIASES = {"mps": "matrix_product_state", "sv": "statevector", "dm": "density_matrix"}
+
+AER_OPTIONS = ("max_parallel_threads", "max_concurrent_jobs", "default_shots")
+
+#: Distribution names under which qiskit-aer with CUDA support is published.
+AER_GPU_DISTRIBUTIONS = ("qiskit-aer-gpu", "qiskit-aer-gpu-cu11")
+
+
+def aer_method(name: str) -> str:
+    """The Aer method a canonical name selects (``aer``: automatic, ``aer-gpu``: statevector)."""
+    family, _, method = name.partition(":")
+    if method:
+        return method
+    return "statevector" if family == "aer-gpu" else "automatic"
+
+
+def aer_gpu_installed() -> bool:
+    """True when a CUDA build of qiskit-aer is installed (package metadata only; no import)."""
+    for dist in AER_GPU_DISTRIBUTIONS:
+        try:
+            importlib.metadata.distribution(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return True
+    return False
+
+
+def gpu_present() -> bool:
+    """True when an NVIDIA device node is visible to this process."""
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def gpu_missing_reason() -> str | None:
+    """Why ``aer-gpu`` cannot run here, or None when it can."""
+    missing = []
+    if not aer_gpu_installed():
+        missing.append("the qiskit-aer-gpu package is not installed")
+    if not gpu_present():
+        missing.append("no NVIDIA GPU is visible (/dev/nvidia* absent)")
+    if missing:
+        return "aer-gpu is unavailable: " + " and ".join(missing)
+    from qiskit_aer import AerSimulator
+
+    if "GPU" not in AerSimulator().available_devices():
+        return (
+            "aer-gpu is unavailable: qiskit-aer-gpu and a GPU are present but Aer reports no "
+            "GPU device (check the CUDA driver and that qiskit-aer-gpu replaced qiskit-aer)"
+        )
+    return None
+
+
+class AerBackend(QuantumBackend):
+    """Exact, noiseless Aer simulation on the CPU (or the GPU for ``aer-gpu``).
+
+    The method comes from the name (``aer:<method>``). Options: ``max_parallel_threads`` (0: all
+    cores), ``max_concurrent_jobs`` (default unlimited), ``default_shots`` (sampler, 1024).
+    The estimator is exact by default (``precision=0``); the sampler draws ``shots`` ideal shots.
+    """
+
+    device = "CPU"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        super().__init__(name, options)
+        check_options(name, self.options, AER_OPTIONS)
+        self.method: str = aer_method(name)
+        self.max_concurrent_jobs = check_limit(name, self.options.get("max_concurrent_jobs"))
+        self._pass_managers: dict[int | None, PassManager] = {}
+        if self.device == "GPU":
+            reason = gpu_missing_reason()
+            if reason:
+                raise BackendUnavailableError(reason)
+
+    def _backend_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"method": self.method, "device": self.device}
+        if "max_parallel_threads" in self.options:
+            opts["max_parallel_threads"] = int(self.options["max_parallel_threads"])
+        return opts
+
+    @cached_property
+    def simulator(self) -> AerSimulator:
+        """The AerSimulator configured for this backend (built once per handle)."""
+        from qiskit_aer import AerSimulator
+
+        return AerSimulator(**self._backend_options())
+
+    @cached_property
+    def spec(self) -> BackendSpec:
+        return BackendSpec(
+            name=self.name,
+            kind="gpu-sim" if self.device == "GPU" else "cpu-sim",
+            max_qubits=int(self.simulator.num_qubits),
+            exact=True,
+            noisy=False,
+            max_concurrent_jobs=self.max_concurrent_jobs,
+            basis_gates=None,
+            coupling_map=None,
+        )
+
+    def sampler(self, *, seed: int | None = None) -> BaseSamplerV2:
+        from qiskit_aer.primitives import SamplerV2
+
+        return SamplerV2(
+            default_shots=int(self.options.get("default_shots", 1024)),
+            seed=seed,
+            options={"backend_options": self._backend_options()},
+        )
+
+    def estimator(self, *, seed: int | None = None) -> BaseEstimatorV2:
+        from qiskit_aer.primitives import EstimatorV2
+
+        run_options = {} if seed is None else {"seed_simulator": seed}
+        return EstimatorV2(
+            options={"backend_options": self._backend_options(), "run_options": run_options}
+        )
+
+    def _pass_manager(self, seed: int | None) -> PassManager:
+        from qiskit.transpiler import generate_preset_pass_manager
+
+        if seed not in self._pass_managers:
+            self._pass_managers[seed] = generate_preset_pass_manager(
+                optimization_level=1, backend=self.simulator, seed_transpiler=seed
+            )
+        return self._pass_managers[seed]
+
+    def transpile(
+        self, circuits: Sequence[QuantumCircuit], *, seed: int | None = None
+    ) -> list[QuantumCircuit]:
+        """Light compilation: decompose what Aer cannot run natively; no layout, no routing."""
+        return list(self._pass_manager(seed).run(list(circuits)))
+
+
+class AerGPUBackend(AerBackend):
+    """Aer on a CUDA GPU; construction raises :class:`BackendUnavailableError` saying whether
+    the qiskit-aer-gpu package, the GPU, or both are missing."""
+
+    device = "GPU"

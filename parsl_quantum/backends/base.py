@@ -1,0 +1,120 @@
+"""The backend interface: one description (:class:`BackendSpec`) and one API
+(:class:`QuantumBackend`) for simulators and QPUs alike.
+
+A real device is configuration, not a code path: every backend hands out Qiskit primitives V2
+(``SamplerV2``/``EstimatorV2``) and a ``transpile`` to its instruction-set architecture (ISA), so
+task code written against a simulator runs unchanged on a fake or a real IBM device.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from qiskit import QuantumCircuit
+    from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
+
+BackendKind = Literal["cpu-sim", "gpu-sim", "qpu"]
+
+
+class UnknownBackendError(ValueError):
+    """The backend name is not in the registry (the message lists close or valid names)."""
+
+
+class BackendUnavailableError(RuntimeError):
+    """The backend is known but cannot be used here (missing package, device or credentials)."""
+
+
+class BackendTransientError(RuntimeError):
+    """A transient backend failure (a job that failed or timed out in the queue).
+
+    Retrying the same work may succeed, so a Parsl ``retry_handler`` can recognise this class
+    and retry the task; the fake devices raise it on purpose when given a ``failure_rate``.
+    """
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What a planner needs to know about a backend, as plain data.
+
+    ``exact`` is True when the backend can return exact expectation values (simulators);
+    ``max_concurrent_jobs`` is how many jobs may run on it at once (``None``: unlimited), which
+    the QPU-aware executor enforces across all of a pool's workers.
+    """
+
+    name: str
+    kind: BackendKind
+    max_qubits: int
+    exact: bool
+    noisy: bool
+    max_concurrent_jobs: int | None
+    basis_gates: tuple[str, ...] | None
+    coupling_map: tuple[tuple[int, int], ...] | None
+
+
+class QuantumBackend(ABC):
+    """A backend handle: a name plus options, with primitives built on first use.
+
+    Handles are cheap to construct and pickle to their name and options only (simulators,
+    noise models and remote services are rebuilt lazily in the process that uses them), so a
+    handle never carries credentials into a task payload.
+    """
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.options = dict(options)
+
+    @property
+    @abstractmethod
+    def spec(self) -> BackendSpec:
+        """The backend's description."""
+
+    @abstractmethod
+    def sampler(self, *, seed: int | None = None) -> BaseSamplerV2:
+        """A SamplerV2 on this backend; ``seed`` makes simulated shots reproducible."""
+
+    @abstractmethod
+    def estimator(self, *, seed: int | None = None) -> BaseEstimatorV2:
+        """An EstimatorV2 on this backend; ``seed`` makes simulated noise reproducible."""
+
+    @abstractmethod
+    def transpile(
+        self, circuits: Sequence[QuantumCircuit], *, seed: int | None = None
+    ) -> list[QuantumCircuit]:
+        """Compile circuits to this backend's ISA (layout and routing on devices).
+
+        Observables for the estimator must follow the returned circuits' ``layout``
+        (``SparsePauliOp.apply_layout``).
+        """
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "options": self.options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["name"], state["options"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
+        return f"{type(self).__name__}({self.name!r}{', ' if opts else ''}{opts})"
+
+
+def check_options(name: str, options: dict[str, Any], allowed: Sequence[str]) -> None:
+    """Reject options a backend does not understand, naming them and the accepted ones."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"backend {name!r} does not accept option(s) {', '.join(unknown)}; "
+            f"accepted: {', '.join(sorted(allowed))}"
+        )
+
+
+def check_limit(name: str, value: Any) -> int | None:
+    """Validate a ``max_concurrent_jobs`` option (a positive int or None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"backend {name!r}: max_concurrent_jobs must be a positive int or None")
+    return value

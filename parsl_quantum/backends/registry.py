@@ -1,0 +1,144 @@
+"""Backend names, their canonical spelling, and the per-worker-process backend cache.
+
+Names: ``aer`` and ``aer:<method>`` (``statevector``, ``matrix_product_state``/``mps``,
+``density_matrix``/``dm``), ``aer-gpu`` and ``aer-gpu:<method>``, ``fake:<device>`` for every
+fake device of qiskit-ibm-runtime (``fake:fake_torino``; ``fake:torino`` is accepted too), and
+``ibm:<device>``. Every name is reduced to one canonical spelling, so a pool and a task that
+spell a backend differently still agree.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from typing import Any
+
+from parsl_quantum.backends.aer import (
+    CPU_METHODS,
+    GPU_METHODS,
+    METHOD_ALIASES,
+    AerBackend,
+    AerGPUBackend,
+    gpu_missing_reason,
+)
+from parsl_quantum.backends.base import QuantumBackend, UnknownBackendError
+
+#: The local default QPU: a small (7-qubit) noisy fake device that simulates quickly.
+DEFAULT_FAKE_QPU = "fake:fake_perth"
+
+
+def _fake_devices() -> dict[str, type]:
+    from parsl_quantum.backends.fake import fake_device_classes
+
+    return fake_device_classes()
+
+
+def _valid_names_hint() -> str:
+    return (
+        f"valid: aer, aer:<{'|'.join(CPU_METHODS[1:])}>, aer-gpu, aer-gpu:<{'|'.join(GPU_METHODS)}>"
+        f", fake:<device> ({len(_fake_devices())} devices, e.g. {DEFAULT_FAKE_QPU}), ibm:<device>"
+    )
+
+
+def _unknown(name: str, candidates: list[str]) -> UnknownBackendError:
+    close = difflib.get_close_matches(name.lower(), candidates, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return UnknownBackendError(f"unknown backend {name!r}; {hint}{_valid_names_hint()}")
+
+
+def canonical_name(name: str) -> str:
+    """The one spelling of a backend name; raises :class:`UnknownBackendError` otherwise.
+
+    ``ibm:`` names are only checked for shape here: whether the device exists is known to the
+    IBM service, which is not contacted.
+    """
+    raw = name.strip().lower()
+    family, sep, rest = raw.partition(":")
+    if family in ("aer", "aer-gpu"):
+        methods = CPU_METHODS if family == "aer" else GPU_METHODS
+        default = "automatic" if family == "aer" else "statevector"
+        method = METHOD_ALIASES.get(rest, rest) or default
+        if method not in methods:
+            raise _unknown(name, [f"{family}:{m}" for m in methods])
+        return family if method == default else f"{family}:{method}"
+    if family == "fake" and rest:
+        device = rest if rest.startswith("fake_") else f"fake_{rest}"
+        devices = _fake_devices()
+        if device not in devices:
+            raise _unknown(name, [f"fake:{d}" for d in devices])
+        return f"fake:{device}"
+    if family == "ibm" and rest:
+        return f"ibm:{rest}"
+    raise _unknown(name, ["aer", "aer-gpu", DEFAULT_FAKE_QPU])
+
+
+def get_backend(name: str, **options: Any) -> QuantumBackend:
+    """A backend handle by registry name; ``options`` are backend-specific (see each class).
+
+    For ``aer`` the method may also be given as ``method=...``. Raises
+    :class:`UnknownBackendError` for names not in the registry and
+    :class:`~parsl_quantum.backends.BackendUnavailableError` when the backend cannot run here
+    (``aer-gpu`` without a GPU or qiskit-aer-gpu).
+    """
+    family = name.strip().lower().partition(":")[0]
+    if family in ("aer", "aer-gpu") and "method" in options:
+        method = str(options.pop("method"))
+        if ":" in name and canonical_name(name) != canonical_name(f"{family}:{method}"):
+            raise ValueError(f"backend {name!r} conflicts with method={method!r}")
+        name = f"{family}:{method}"
+    canon = canonical_name(name)
+    if family == "aer":
+        return AerBackend(canon, options)
+    if family == "aer-gpu":
+        return AerGPUBackend(canon, options)
+    if family == "fake":
+        from parsl_quantum.backends.fake import FakeDeviceBackend
+
+        return FakeDeviceBackend(canon, options)
+    from parsl_quantum.backends.ibm import IBMBackend
+
+    return IBMBackend(canon, options)
+
+
+def available_backends(*, include_remote: bool = False) -> list[str]:
+    """Names usable on this machine now: Aer CPU methods, ``aer-gpu`` when a GPU and
+    qiskit-aer-gpu are present, every fake device, and (only with ``include_remote=True`` and
+    IBM credentials, since it contacts the service) the IBM devices of the account."""
+    names = ["aer", *(f"aer:{m}" for m in CPU_METHODS[1:])]
+    if gpu_missing_reason() is None:
+        names += ["aer-gpu", *(f"aer-gpu:{m}" for m in GPU_METHODS[1:])]
+    names += [f"fake:{d}" for d in sorted(_fake_devices())]
+    if include_remote:
+        from parsl_quantum.backends.ibm import ibm_credentials_available, runtime_service
+
+        if ibm_credentials_available():
+            names += sorted(f"ibm:{b.name}" for b in runtime_service().backends())
+    return names
+
+
+_worker_lock = threading.Lock()
+_worker_backends: dict[str, tuple[QuantumBackend, dict[str, Any]]] = {}
+
+
+def worker_backend(name: str, **options: Any) -> QuantumBackend:
+    """The backend handle of this process, set up on first use and reused by later tasks.
+
+    On a QPU-aware HTEX worker the executor binds each task's backend (with the pool's
+    ``backend_options``) before the task runs, so a task's ``worker_backend(name)`` returns that
+    instance, simulators and noise models already built. Passing different ``options`` replaces
+    the cached instance.
+    """
+    key = canonical_name(name)
+    with _worker_lock:
+        hit = _worker_backends.get(key)
+        if hit is not None and (not options or hit[1] == options):
+            return hit[0]
+        backend = get_backend(key, **options)
+        _worker_backends[key] = (backend, dict(options))
+        return backend
+
+
+def bound_backends() -> dict[str, QuantumBackend]:
+    """The backends set up in this process so far, by canonical name."""
+    with _worker_lock:
+        return {name: hit[0] for name, hit in _worker_backends.items()}
