@@ -1,0 +1,146 @@
+"""QPU sessions (reservations of a device) that a :class:`QPUSessionProvider` block holds.
+
+A session is ``queued`` until the device takes it, ``active`` while jobs may run in it, and
+``closed`` when it expired or was closed. ``fake:`` devices get a simulated session with a
+configurable queue wait and lifetime; ``ibm:`` devices get a qiskit-ibm-runtime ``Session`` or
+``Batch``, opened lazily with credentials from the environment only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Literal
+
+from parsl_quantum.backends.ibm import (
+    SESSION_BACKEND_ENV,
+    SESSION_ID_ENV,
+    SESSION_MODE_ENV,
+    runtime_service,
+)
+
+logger = logging.getLogger(__name__)
+
+SessionState = Literal["queued", "active", "closed"]
+SessionMode = Literal["session", "batch"]
+
+_ids = itertools.count(1)
+
+
+class QPUSession(ABC):
+    """One reservation of a device for one block of workers."""
+
+    #: Start the block's workers only once the session is active (True), or right away
+    #: because the session only becomes active when the workers' first job runs (False).
+    start_pool_when_active: bool = True
+
+    def __init__(self, backend: str, mode: SessionMode) -> None:
+        self.backend = backend
+        self.mode = mode
+
+    @property
+    @abstractmethod
+    def session_id(self) -> str:
+        """The session's identifier."""
+
+    @abstractmethod
+    def state(self) -> SessionState:
+        """Where the session is now."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """End the session (idempotent)."""
+
+    def worker_env(self) -> dict[str, str]:
+        """Environment exported to the block's workers: which session their backend runs in."""
+        return {
+            SESSION_ID_ENV: self.session_id,
+            SESSION_BACKEND_ENV: self.backend,
+            SESSION_MODE_ENV: self.mode,
+        }
+
+
+class SimulatedSession(QPUSession):
+    """A fake device's session: queued for ``queue_wait`` seconds after it is opened, then
+    active for ``lifetime`` seconds (``None``: until closed), read off ``clock``."""
+
+    def __init__(
+        self,
+        backend: str,
+        mode: SessionMode,
+        queue_wait: float,
+        lifetime: float | None,
+        clock: Callable[[], float],
+    ) -> None:
+        super().__init__(backend, mode)
+        self.queue_wait = queue_wait
+        self.lifetime = lifetime
+        self._clock = clock
+        self.opened_at = clock()
+        self._closed = False
+        self._id = f"simulated-{mode}-{next(_ids)}"
+
+    @property
+    def session_id(self) -> str:
+        return self._id
+
+    def state(self) -> SessionState:
+        if self._closed:
+            return "closed"
+        elapsed = self._clock() - self.opened_at
+        if elapsed < self.queue_wait:
+            return "queued"
+        if self.lifetime is not None and elapsed >= self.queue_wait + self.lifetime:
+            return "closed"
+        return "active"
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class IBMRuntimeSession(QPUSession):
+    """A qiskit-ibm-runtime ``Session`` (or ``Batch``) on a real device.
+
+    IBM sessions turn active when their first job starts, so the workers start right away. The
+    service is contacted when the session is opened, never at construction.
+    """
+
+    start_pool_when_active = False
+
+    def __init__(self, backend: str, mode: SessionMode, max_time: int | str | None) -> None:
+        super().__init__(backend, mode)
+        from qiskit_ibm_runtime import Batch, Session
+
+        service = runtime_service()
+        device = service.backend(backend.split(":", 1)[1])
+        cls = Batch if mode == "batch" else Session
+        self._session: Any = cls(backend=device, max_time=max_time)
+        self._closed = False
+
+    @property
+    def session_id(self) -> str:
+        return str(self._session.session_id)
+
+    def state(self) -> SessionState:
+        if self._closed:
+            return "closed"
+        try:
+            status = self._session.status()
+        except Exception:  # a transient API error is not the end of the session
+            logger.warning("could not read the status of IBM session %s", self.session_id)
+            return "active"
+        if status is None or status == "Pending":
+            return "queued"
+        if status.startswith("In progress"):
+            return "active"
+        return "closed"
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._session.close()
+            except Exception:
+                logger.warning("closing IBM session %s failed", self.session_id, exc_info=True)
