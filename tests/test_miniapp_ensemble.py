@@ -1,0 +1,101 @@
+"""The ensemble mini-app on real local pools: values against a statevector, late binding
+across a fast and a slow pool, metrics and the template runner."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import parsl
+import pytest
+
+from miniapps import ensemble
+from parsl_quantum import configs
+from parsl_quantum.workflow.context import RunContext, TaskRecorder
+from parsl_quantum.workflow.template import load_template
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local config (cpu: 2 workers on Aer, qpu: 1 worker on the fake device) per module."""
+    run_dir = tmp_path_factory.mktemp("ensemble")
+    with parsl.load(configs.local(run_dir, pools=("cpu", "qpu"), monitoring=False)):
+        yield run_dir
+
+
+def test_exact_pool_reproduces_statevector_values(pools: Path) -> None:
+    circuits = ensemble.random_circuits(10, qubits=4, depth=5, seed=11)
+    result = ensemble.run(
+        circuits, ["mean-z", "ZZII"], batch_size=3, pools=["cpu"], run_dir=pools / "exact"
+    )
+    exact = ensemble.exact_values(circuits, ensemble.observables_for(["mean-z", "ZZII"], 4))
+    assert result.values.shape == (10, 2)
+    np.testing.assert_allclose(result.values, exact, atol=1e-9)
+    assert result.max_error["cpu"] < 1e-9
+    assert result.tasks == 4  # ceil(10 / 3) batches
+    assert result.pool_circuits == {"cpu": 10}
+    # the random circuits are not trivial: their values spread over a real range
+    assert np.ptp(exact[:, 0]) > 0.3
+
+
+def test_batches_bind_late_across_fast_and_noisy_pools(pools: Path) -> None:
+    run_dir = pools / "mixed"
+    result = ensemble.run(
+        count=30,
+        qubits=4,
+        depth=4,
+        circuit_seed=5,
+        batch_size=3,
+        pools=["cpu", "qpu"],
+        seed=3,
+        run_dir=run_dir,
+    )
+    # every circuit was evaluated exactly once, by one of the two pools
+    assert sorted(set(result.pool_of_circuit)) == ["cpu", "qpu"]
+    assert sum(result.pool_circuits.values()) == 30
+    # the exact pool is exact; the noisy device is close (shot noise + gate/readout errors)
+    assert result.max_error["cpu"] < 1e-9
+    assert 1e-4 < result.max_error["qpu"] < 0.3
+    assert result.throughput > 0 and all(v > 0 for v in result.pool_throughput.values())
+    assert all(v >= 0 for v in result.overhead_s.values())
+    # per-task metrics: one row per batch and per warm-up task, all done, times ordered
+    with (run_dir / "tasks.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    batches = [r for r in rows if r["kind"] == "ensemble-batch"]
+    assert len(batches) == result.tasks == 10
+    assert all(r["status"] == "done" for r in rows)
+    assert all(float(r["start_time"]) <= float(r["end_time"]) for r in batches)
+    assert {r["backend"] for r in batches} == {"aer", "fake:fake_perth"}
+    assert (run_dir / "ensemble.png").stat().st_size > 10_000
+    assert (run_dir / "ensemble_batches.csv").exists()
+
+
+def test_template_runs_and_returns_json(pools: Path) -> None:
+    template = load_template(
+        ROOT / "workflows" / "ensemble.yaml",
+        ["circuits.count=12", "batch_size=4", "pools=cpu", "warmup=false"],
+    )
+    run_dir = pools / "template"
+    run_dir.mkdir()
+    ctx = RunContext(
+        run_dir=run_dir,
+        pools=configs.pool_infos(parsl.dfk().config),
+        recorder=TaskRecorder(run_dir / "tasks.csv"),
+    )
+    out = template.kind.runner(template.data, ctx)
+    json.dumps(out)  # plain JSON data
+    assert out["tasks"] == 3
+    assert out["max_error"]["cpu"] < 1e-9
+    assert out["value"] == out["throughput"] > 0
+    assert json.loads((run_dir / "result.json").read_text())["tasks"] == 3
+    assert (run_dir / "tasks.csv").exists()
+
+
+def test_rejects_pools_the_config_lacks(pools: Path) -> None:
+    with pytest.raises(ValueError, match="gpu.*not in the loaded Parsl config"):
+        ensemble.run(count=2, pools=["gpu"], run_dir=pools / "bad")
