@@ -7,7 +7,7 @@ parsl-quantum installed there).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +39,7 @@ class ClusterPool:
 def _config(
     run_dir: str | Path,
     pools: Mapping[str, ClusterPool],
-    make_provider: type[ExecutionProvider] | None,
+    make_provider: Callable[..., ExecutionProvider],
     provider_kwargs: Mapping[str, object],
     launcher: object,
     worker_init: str,
@@ -48,7 +48,7 @@ def _config(
     run_path = Path(run_dir)
     executors: list[ParslExecutor] = []
     for name, pool in pools.items():
-        provider = make_provider(  # type: ignore[misc]
+        provider = make_provider(
             nodes_per_block=pool.nodes_per_block,
             init_blocks=0,
             min_blocks=0,
@@ -120,8 +120,12 @@ def pbs(
         run_dir,
         _default_pools(pools),
         PBSProProvider,
-        {"queue": queue, "account": account, "cpus_per_node": cpus_per_node,
-         "select_options": select_options},
+        {
+            "queue": queue,
+            "account": account,
+            "cpus_per_node": cpus_per_node,
+            "select_options": select_options,
+        },
         MpiExecLauncher(bind_cmd="--cpu-bind", overrides="--depth=1 --ppn 1"),
         worker_init,
         monitoring,

@@ -21,6 +21,7 @@ from qiskit_addon_cutting import cut_wires, expand_observables, partition_proble
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.program import PartitionProgram, compile_partition
 
+
 @dataclass(frozen=True)
 class Cut:
     """One cut between partitions ``a`` and ``b`` (side 0 of the cut gate is in ``a``).
@@ -84,7 +85,11 @@ class CutProblem:
         """Plain-data summary for reports and JSON output."""
         return {
             "partitions": [
-                {"qubits": p.num_qubits, "subexperiments": p.num_subexperiments, "cuts": list(p.cuts)}
+                {
+                    "qubits": p.num_qubits,
+                    "subexperiments": p.num_subexperiments,
+                    "cuts": list(p.cuts),
+                }
                 for p in self.partitions
             ],
             "cuts": [

@@ -79,9 +79,9 @@ def _apply_local(
             continue
         b = states.shape[0]
         view = states.reshape(b << (n - 1 - q), 2, 1 << q)
-        zero = view.copy()
+        zero: np.ndarray = view.copy()
         zero[:, 1, :] = 0
-        one = view.copy()
+        one: np.ndarray = view.copy()
         one[:, 0, :] = 0
         if op.kind == "measure":
             new_signs = np.concatenate([signs, -signs])
@@ -201,22 +201,29 @@ class _Walker:
         growth = [1 << sum(op.kind != "unitary" for op in opts) for opts in site.options]
         group_opts = [np.unique(rows[m, level]) for m in groups]
         counts = np.bincount(gid, minlength=len(groups))
-        expected = sum(int(counts[g]) * sum(growth[o] for o in group_opts[g]) for g in range(len(groups)))
+        expected = sum(
+            int(counts[g]) * sum(growth[o] for o in group_opts[g]) for g in range(len(groups))
+        )
         if expected > self.max_states and len(groups) > 1:
             half = len(groups) // 2
             for part in (range(half), range(half, len(groups))):
                 keep = np.isin(gid, list(part))
                 remap = {g: i for i, g in enumerate(part)}
-                new_gid = np.array([remap[g] for g in gid[keep]], dtype=np.int64)
-                self.run(level, states[keep], signs[keep], new_gid, [groups[g] for g in part])
+                part_gid = np.array([remap[g] for g in gid[keep]], dtype=np.int64)
+                self.run(level, states[keep], signs[keep], part_gid, [groups[g] for g in part])
             return
-        new_states, new_signs, new_gid, new_groups = [], [], [], []
+        new_states: list[np.ndarray] = []
+        new_signs: list[np.ndarray] = []
+        new_gid: list[np.ndarray] = []
+        new_groups: list[np.ndarray] = []
         for opt in range(len(site.options)):
             owners = [g for g in range(len(groups)) if opt in group_opts[g]]
             if not owners:
                 continue
             sel = np.isin(gid, owners)
-            st, sg, parent = _apply_local(states[sel], signs[sel], self.n, site.qubit, site.options[opt])
+            st, sg, parent = _apply_local(
+                states[sel], signs[sel], self.n, site.qubit, site.options[opt]
+            )
             remap = {}
             for g in owners:
                 remap[g] = len(new_groups)

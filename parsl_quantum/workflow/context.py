@@ -55,12 +55,28 @@ class TaskRecorder:
     rows: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def track(self, future: Future[Any], *, task: str, kind: str, pool: str, backend: str = "",
-              qubits: int = 0, shots: int = 0) -> Future[Any]:
+    def track(
+        self,
+        future: Future[Any],
+        *,
+        task: str,
+        kind: str,
+        pool: str,
+        backend: str = "",
+        qubits: int = 0,
+        shots: int = 0,
+    ) -> Future[Any]:
         """Attach a metrics row to an AppFuture; the row completes when the future does."""
         row: dict[str, Any] = {
-            "task": task, "kind": kind, "pool": pool, "backend": backend, "qubits": qubits,
-            "shots": shots, "submit_time": time.time(), "start_time": None, "end_time": None,
+            "task": task,
+            "kind": kind,
+            "pool": pool,
+            "backend": backend,
+            "qubits": qubits,
+            "shots": shots,
+            "submit_time": time.time(),
+            "start_time": None,
+            "end_time": None,
             "status": "pending",
         }
         with self._lock:
@@ -100,9 +116,13 @@ class RunContext:
     recorder: TaskRecorder
     progress: Callable[[str, int, int], None] = field(default=lambda pool, done, total: None)
     resume: bool = False
+    #: What the kind's ``prepare(template, pools)`` returned before the pools started, if any.
+    prepared: Any = None
 
     def pool(self, name: str) -> PoolInfo:
         try:
             return self.pools[name]
         except KeyError:
-            raise ValueError(f"unknown pool {name!r} (configured: {', '.join(self.pools)})") from None
+            raise ValueError(
+                f"unknown pool {name!r} (configured: {', '.join(self.pools)})"
+            ) from None

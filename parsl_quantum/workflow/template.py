@@ -54,7 +54,8 @@ class KindInfo:
 
     @property
     def runner(self) -> Callable[..., dict[str, Any]]:
-        return self.load().run_template  # type: ignore[no-any-return]
+        runner: Callable[..., dict[str, Any]] = self.load().run_template
+        return runner
 
 
 #: Registered template kinds; the module of each defines ``TEMPLATE_SCHEMA`` (the JSON Schema of
@@ -120,7 +121,10 @@ ENVELOPE_PROPERTIES: dict[str, Any] = {
         "type": "object",
         "properties": {
             "monitoring": {"type": "boolean"},
-            "workers": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+            "workers": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 1},
+            },
         },
         "additionalProperties": False,
     },
@@ -156,7 +160,9 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
+    mapping: dict[str, Any] = {
+        str(k): v for k, v in loader.construct_mapping(node, deep=True).items()
+    }
     lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
     mapping["__lines__"] = lines
     return mapping
@@ -176,7 +182,9 @@ def _split_lines(obj: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int
     return obj
 
 
-def parse_yaml(text: str, source: str = "<string>") -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+def parse_yaml(
+    text: str, source: str = "<string>"
+) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     """Parse YAML into a dict plus the line of each field path."""
     try:
         raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
@@ -214,7 +222,9 @@ def _field(path: Sequence[Any]) -> str:
 
 
 def validate(
-    data: Mapping[str, Any], source: str = "<template>", lines: Mapping[tuple[str, ...], int] | None = None
+    data: Mapping[str, Any],
+    source: str = "<template>",
+    lines: Mapping[tuple[str, ...], int] | None = None,
 ) -> Template:
     """Validate template data against the envelope and its kind's schema."""
     lines = lines or {}
@@ -222,10 +232,16 @@ def validate(
     if kind not in KINDS:
         known = ", ".join(sorted(KINDS))
         raise TemplateError(
-            f"unknown kind {kind!r} (known: {known})", source=source, field="kind", line=lines.get(("kind",))
+            f"unknown kind {kind!r} (known: {known})",
+            source=source,
+            field="kind",
+            line=lines.get(("kind",)),
         )
     validator = jsonschema.Draft202012Validator(full_schema(str(kind)))
-    errors = sorted(validator.iter_errors(dict(data)), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
+    errors = sorted(
+        validator.iter_errors(dict(data)),
+        key=lambda e: (len(e.absolute_path), list(e.absolute_path)),
+    )
     if errors:
         err = errors[0]
         path = tuple(str(p) for p in err.absolute_path)
@@ -257,7 +273,9 @@ def load_template(path: str | Path, overrides: Sequence[str] = ()) -> Template:
     return validate(data, str(path), lines)
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], source: str = "") -> dict[str, Any]:
+def apply_overrides(
+    data: Mapping[str, Any], overrides: Sequence[str], source: str = ""
+) -> dict[str, Any]:
     """Apply ``--set KEY=VALUE`` overrides; values are parsed as YAML scalars, and a comma list
     for ``pools``. Unknown keys are caught by validation afterwards."""
     out = copy.deepcopy(dict(data))
@@ -280,7 +298,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], source: s
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise TemplateError(f"cannot set {key!r}: {part!r} is not a mapping", source="--set")
+                raise TemplateError(
+                    f"cannot set {key!r}: {part!r} is not a mapping", source="--set"
+                )
             node = child
         node[parts[-1]] = value
     return out

@@ -1,0 +1,97 @@
+"""Showing plans to people: a candidates table, and the chosen DAG as GraphML or a picture."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import networkx as nx
+from rich.console import Console
+from rich.table import Table
+
+from parsl_quantum.planner.plan import PlanResult
+
+
+def print_plan(plan: PlanResult, console: Console | None = None) -> None:
+    """Print every candidate (partitions, cuts, distinct subexperiments, pools, predicted
+    makespan and peak memory) with the chosen one marked, and why it was chosen."""
+    console = console or Console(file=sys.stdout, highlight=False)
+    table = Table(title="candidate cut configurations")
+    for col in (
+        "",
+        "partitions",
+        "widths",
+        "cuts",
+        "subexperiments",
+        "tasks",
+        "pools",
+        "makespan (s)",
+        "peak memory (MiB)",
+    ):
+        table.add_column(col)
+    for cand in plan.candidates:
+        s = cand.summary()
+        mark = "*" if cand is plan.chosen else ("x" if not cand.fits else "")
+        table.add_row(
+            mark,
+            str(s["partitions"]),
+            ",".join(map(str, s["widths"])),
+            str(s["cuts"]),
+            str(s["subexperiments"]),
+            str(s["tasks"]),
+            ",".join(s["pools"]),
+            f"{s['makespan']:.4g}",
+            f"{s['peak_memory'] / 2**20:.1f}",
+        )
+    console.print(table)
+    console.print(f"chosen: {plan.chosen.parts} partition(s): {plan.reason}")
+    console.print(f"cost model: {plan.model_source}; planning took {plan.planning_time:.3f} s")
+
+
+def _plain(graph: nx.DiGraph) -> nx.DiGraph:
+    """A copy whose attributes GraphML can store (scalars only)."""
+    out = nx.DiGraph()
+    for node, data in graph.nodes(data=True):
+        attrs = {}
+        for key, val in data.items():
+            if isinstance(val, (str, int, float, bool)):
+                attrs[key] = val
+            elif key == "pool_costs":
+                for pool, cost in val.items():
+                    attrs[f"cost_{pool}"] = float(cost)
+            elif key == "rows":
+                attrs["rows_start"], attrs["rows_stop"] = int(val[0]), int(val[1])
+        out.add_node(node, **attrs)
+    out.add_edges_from(graph.edges)
+    return out
+
+
+def write_graph(
+    graph: nx.DiGraph, *, graphml: str | None = None, picture: str | None = None
+) -> None:
+    """Write the DAG as GraphML and/or draw it, evaluate nodes coloured by pool."""
+    if graphml:
+        nx.write_graphml(_plain(graph), graphml)
+    if picture:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        layers = {n: (0 if n == "cut" else 2 if n == "reconstruct" else 1) for n in graph.nodes}
+        nx.set_node_attributes(graph, layers, "layer")
+        pos = nx.multipartite_layout(graph, subset_key="layer")
+        pools = sorted({d.get("pool", "driver") for _, d in graph.nodes(data=True)})
+        cmap = plt.get_cmap("tab10")
+        colors = [
+            cmap(pools.index(d.get("pool", "driver")) % 10) for _, d in graph.nodes(data=True)
+        ]
+        fig, ax = plt.subplots(figsize=(8, max(3, 0.3 * graph.number_of_nodes())))
+        nx.draw_networkx(graph, pos, ax=ax, node_color=colors, font_size=7, node_size=400)
+        for i, pool in enumerate(pools):
+            ax.scatter([], [], color=cmap(i % 10), label=pool)
+        ax.legend(title="pool")
+        ax.set_axis_off()
+        fig.tight_layout()
+        fig.savefig(Path(picture))
+        plt.close(fig)

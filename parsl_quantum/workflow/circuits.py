@@ -1,0 +1,215 @@
+"""Circuits and observables named by templates: library generators, QASM files, Pauli sums.
+
+Every generator is seeded, so a template names one circuit exactly. Circuits are returned
+decomposed to one- and two-qubit gates with all parameters bound, ready for cutting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+from qiskit import QuantumCircuit, qasm2, qasm3, transpile
+from qiskit.circuit.library import efficient_su2
+from qiskit.quantum_info import SparsePauliOp
+
+GENERATORS = ("efficient_su2", "qaoa", "random_2local", "clustered")
+
+CIRCUIT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "generator": {"enum": list(GENERATORS)},
+        "qasm": {"type": "string"},
+        "qubits": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "reps": {"type": "integer", "minimum": 1},
+        "entanglement": {"enum": ["linear", "circular", "full", "reverse_linear", "pairwise"]},
+        "graph": {"enum": ["ring", "3-regular"]},
+        "depth": {"type": "integer", "minimum": 1},
+        "clusters": {"type": "integer", "minimum": 1},
+        "links": {"type": "integer", "minimum": 0},
+        "seed": {"type": "integer"},
+    },
+    "additionalProperties": False,
+}
+
+#: Gates a circuit is lowered to before cutting (any gate on 3+ qubits is decomposed first).
+BASIS = ["rx", "ry", "rz", "h", "x", "y", "z", "s", "sdg", "sx", "u", "cx", "cz", "rzz", "ecr"]
+
+
+class CircuitError(ValueError):
+    """A circuit that cannot be built or read; the message is one line."""
+
+
+def _angles(qc: QuantumCircuit, seed: int) -> QuantumCircuit:
+    rng = np.random.default_rng(seed)
+    return qc.assign_parameters(rng.uniform(-np.pi, np.pi, qc.num_parameters))
+
+
+def efficient_su2_circuit(
+    qubits: int, reps: int = 2, entanglement: str = "linear", seed: int = 1234
+) -> QuantumCircuit:
+    """Qiskit's efficient_su2, decomposed, angles from ``default_rng(seed).uniform(-pi, pi)``."""
+    return _angles(efficient_su2(qubits, entanglement=entanglement, reps=reps).decompose(), seed)
+
+
+def qaoa_circuit(
+    qubits: int, reps: int = 1, graph: str = "ring", seed: int = 1234
+) -> QuantumCircuit:
+    """A MaxCut QAOA circuit on a ring or a random 3-regular graph, with seeded angles."""
+    g = nx.cycle_graph(qubits) if graph == "ring" else nx.random_regular_graph(3, qubits, seed=seed)
+    rng = np.random.default_rng(seed)
+    qc = QuantumCircuit(qubits)
+    qc.h(range(qubits))
+    for _ in range(reps):
+        gamma, beta = rng.uniform(-np.pi, np.pi, 2)
+        for a, b in sorted(g.edges):
+            qc.rzz(gamma, a, b)
+        for q in range(qubits):
+            qc.rx(beta, q)
+    return qc
+
+
+def random_2local_circuit(qubits: int, depth: int = 4, seed: int = 1234) -> QuantumCircuit:
+    """Layers of random single-qubit rotations and CX gates on random neighbouring pairs."""
+    rng = np.random.default_rng(seed)
+    qc = QuantumCircuit(qubits)
+    for _ in range(depth):
+        for q in range(qubits):
+            qc.u(*rng.uniform(-np.pi, np.pi, 3), q)
+        start = int(rng.integers(0, 2))
+        for a in range(start, qubits - 1, 2):
+            if rng.random() < 0.75:
+                qc.cx(a, a + 1)
+    return qc
+
+
+def clustered_circuit(
+    qubits: int, clusters: int = 2, depth: int = 3, links: int = 1, seed: int = 1234
+) -> QuantumCircuit:
+    """Dense blocks (all-to-all CZ layers inside each cluster) joined by ``links`` CX gates."""
+    rng = np.random.default_rng(seed)
+    bounds = np.array_split(np.arange(qubits), clusters)
+    qc = QuantumCircuit(qubits)
+    for layer in range(depth):
+        for q in range(qubits):
+            qc.ry(float(rng.uniform(-np.pi, np.pi)), q)
+            qc.rz(float(rng.uniform(-np.pi, np.pi)), q)
+        for block in bounds:
+            for i, a in enumerate(block):
+                for b in block[i + 1 :]:
+                    qc.cz(int(a), int(b))
+        if layer < links:
+            for left, right in zip(bounds, bounds[1:], strict=False):
+                qc.cx(int(left[-1]), int(right[0]))
+    return qc
+
+
+def read_qasm(path: str | Path) -> QuantumCircuit:
+    """Read an OpenQASM 2 or 3 file (the version line decides)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise CircuitError(f"QASM file not found: {p}") from None
+    except OSError as exc:
+        raise CircuitError(f"cannot read QASM file {p}: {exc.strerror}") from None
+    try:
+        if "OPENQASM 3" in text:
+            return qasm3.loads(text)
+        return qasm2.loads(text, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+    except Exception as exc:  # the QASM parsers raise several unrelated exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CircuitError(f"malformed QASM in {p}: {first}") from None
+
+
+def prepare(circuit: QuantumCircuit) -> QuantumCircuit:
+    """Check and lower a circuit for cutting: no unbound parameters, no measurements or
+    classical bits, every gate on at most two qubits."""
+    if circuit.num_parameters:
+        names = ", ".join(sorted(p.name for p in circuit.parameters)[:5])
+        raise CircuitError(f"circuit has unbound parameters: {names}")
+    body = circuit.remove_final_measurements(inplace=False)
+    for inst in body.data:
+        if inst.operation.name in ("measure", "reset") or inst.clbits:
+            raise CircuitError(f"unsupported instruction {inst.operation.name!r} before the end")
+    if body.num_clbits or body.num_qubits != len(body.qubits):
+        stripped = QuantumCircuit(body.num_qubits, name=body.name)
+        for inst in body.data:
+            stripped.append(inst.operation, [body.find_bit(q).index for q in inst.qubits])
+        body = stripped
+    needs_lowering = any(
+        inst.operation.num_qubits > 2 or inst.operation.name not in BASIS + ["barrier"]
+        for inst in body.data
+    )
+    if not needs_lowering:
+        return body
+    try:
+        lowered = transpile(body, basis_gates=BASIS, optimization_level=0)
+    except Exception as exc:  # transpile raises TranspilerError/QiskitError subclasses
+        raise CircuitError(f"unsupported gate: {str(exc).splitlines()[0]}") from None
+    return lowered
+
+
+def circuit_from_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> QuantumCircuit:
+    """The circuit a template's ``circuit`` section names."""
+    seed = int(spec.get("seed", 1234))
+    if "qasm" in spec:
+        path = Path(spec["qasm"])
+        if base_dir is not None and not path.is_absolute() and not path.exists():
+            path = base_dir / path
+        return prepare(read_qasm(path))
+    generator = spec.get("generator", "efficient_su2")
+    qubits = spec.get("qubits")
+    if qubits is None:
+        raise CircuitError("circuit.qubits is required for a library generator")
+    if generator == "efficient_su2":
+        qc = efficient_su2_circuit(
+            qubits, spec.get("reps", 2), spec.get("entanglement", "linear"), seed
+        )
+    elif generator == "qaoa":
+        if spec.get("graph", "ring") == "3-regular" and (qubits * 3) % 2:
+            raise CircuitError("a 3-regular graph needs an even number of qubits")
+        qc = qaoa_circuit(qubits, spec.get("reps", 1), spec.get("graph", "ring"), seed)
+    elif generator == "random_2local":
+        qc = random_2local_circuit(qubits, spec.get("depth", 4), seed)
+    else:
+        qc = clustered_circuit(
+            qubits, spec.get("clusters", 2), spec.get("depth", 3), spec.get("links", 1), seed
+        )
+    return prepare(qc)
+
+
+def parse_observable(text: str, num_qubits: int) -> SparsePauliOp:
+    """``mean-z`` (the mean of Z over all qubits) or comma-separated Pauli labels in Qiskit's
+    order (rightmost character is qubit 0), each optionally ``COEF*LABEL``."""
+    text = str(text).strip()
+    if text == "mean-z":
+        return SparsePauliOp.from_sparse_list(
+            [("Z", [i], 1.0 / num_qubits) for i in range(num_qubits)], num_qubits
+        )
+    labels, coeffs = [], []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        coef_text, star, label = item.rpartition("*")
+        try:
+            coeff = float(coef_text) if star else 1.0
+        except ValueError:
+            raise CircuitError(f"observable term {item!r}: {coef_text!r} is not a number") from None
+        label = label.strip().upper()
+        if not label or set(label) - set("IXYZ"):
+            raise CircuitError(f"observable term {item!r} is not a Pauli label of I, X, Y, Z")
+        if len(label) != num_qubits:
+            raise CircuitError(
+                f"observable term {label!r} has {len(label)} qubits "
+                f"but the circuit has {num_qubits}"
+            )
+        labels.append(label)
+        coeffs.append(coeff)
+    if not labels:
+        raise CircuitError("the observable is empty")
+    return SparsePauliOp(labels, np.array(coeffs))

@@ -1,0 +1,472 @@
+"""The main job: cut a circuit, evaluate subexperiments as Parsl apps on pools, reconstruct.
+
+Usable three ways: ``parsl-quantum run workflows/circuit-cutting.yaml`` (through
+:func:`run_template`), or :func:`cut_and_run` inside any Parsl script whose loaded Config has
+pools labelled ``cpu``/``gpu``/``qpu`` (or any labels whose executors name their backends).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import parsl
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+
+from parsl_quantum.cutting.problem import CutProblem
+from parsl_quantum.cutting.reconstruct import contract
+from parsl_quantum.cutting.uncertainty import bootstrap_rows
+from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
+from parsl_quantum.planner.cost import CostModel, load_model
+from parsl_quantum.planner.plan import Mode, PlanResult, plan_workload, shot_allocation
+from parsl_quantum.workflow.circuits import CIRCUIT_SCHEMA, circuit_from_spec, parse_observable
+from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
+
+TEMPLATE_SCHEMA: dict[str, Any] = {
+    "properties": {
+        "circuit": CIRCUIT_SCHEMA,
+        "observable": {"type": "string", "minLength": 1},
+        "planner": {
+            "type": "object",
+            "properties": {
+                "max_subcircuit_qubits": {"type": "integer", "minimum": 1},
+                "partitions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                "profile": {"type": "string"},
+                "memory_limit_gb": {"type": "number", "exclusiveMinimum": 0},
+            },
+            "required": ["max_subcircuit_qubits"],
+            "additionalProperties": False,
+        },
+        "execution": {
+            "type": "object",
+            "properties": {
+                "mode": {"enum": ["auto", "exact", "sampled"]},
+                "shots": {"type": "integer", "minimum": 1},
+                "seed": {"type": "integer"},
+                "reference": {"enum": ["auto", "always", "never"]},
+            },
+            "additionalProperties": False,
+        },
+    },
+    "required": ["circuit", "planner"],
+}
+
+#: Exact references are computed with Aer's statevector up to this width, MPS beyond.
+STATEVECTOR_REFERENCE_QUBITS = 24
+#: ... and MPS only when the interaction graph is this narrow along its best linear order.
+MPS_REFERENCE_BANDWIDTH = 4
+BOOTSTRAP_REPLICATES = 200
+
+
+@dataclass
+class CuttingResult:
+    """The answer and how it was obtained. ``to_dict()`` is the ``--json`` document."""
+
+    value: float
+    std_error: float
+    reference: float | None
+    configuration: dict[str, Any]
+    timings: dict[str, float]
+    tasks: int
+    run_dir: str | None
+    plan: PlanResult | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = ("value", "std_error", "reference", "configuration", "timings", "tasks", "run_dir")
+        data = asdict(self)
+        return {k: data[k] for k in keys}
+
+
+def loaded_pools(pools: Sequence[str] | None = None) -> dict[str, PoolInfo]:
+    """Pools of the currently loaded Parsl DataFlowKernel (optionally only some of them)."""
+    from parsl_quantum.configs import pool_infos
+
+    infos = pool_infos(parsl.dfk().config)
+    if pools is None:
+        return infos
+    missing = [p for p in pools if p not in infos]
+    if missing:
+        raise ValueError(f"unknown pool {missing[0]!r} (configured: {', '.join(infos)})")
+    return {p: infos[p] for p in pools}
+
+
+def plan_cutting(
+    circuit: QuantumCircuit,
+    observable: SparsePauliOp,
+    pools: Mapping[str, PoolInfo],
+    *,
+    max_subcircuit_qubits: int,
+    mode: Mode = "auto",
+    shots: int = 100_000,
+    profile: str | Path | None = None,
+    partitions: Sequence[int] | None = None,
+    memory_limit_gb: float = 8.0,
+) -> PlanResult:
+    """Plan without running: candidate configurations, their predicted makespans, the choice."""
+    model = load_model(profile, {name: info.kind for name, info in pools.items()})
+    return plan_workload(
+        circuit,
+        observable,
+        pools,
+        max_subcircuit_qubits=max_subcircuit_qubits,
+        model=model,
+        mode=mode,
+        shots=shots,
+        parts=partitions,
+        memory_limit=int(memory_limit_gb * 1024**3),
+    )
+
+
+def cut_and_run(
+    circuit: QuantumCircuit,
+    observable: SparsePauliOp,
+    *,
+    pools: Sequence[str] | None = None,
+    max_subcircuit_qubits: int | None = None,
+    mode: Mode = "auto",
+    shots: int = 100_000,
+    seed: int | None = None,
+    reference: str = "auto",
+    profile: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    recorder: TaskRecorder | None = None,
+    plan: PlanResult | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CuttingResult:
+    """Cut ``circuit``, evaluate its subexperiments on the loaded Config's pools, reconstruct
+    the expectation value of ``observable``.
+
+    ``max_subcircuit_qubits`` defaults to the widest pool. Call it inside ``with
+    parsl.load(config):`` with your own Config; pools are executors labelled by name.
+    """
+    timings: dict[str, float] = {}
+    infos = loaded_pools(pools)
+    if plan is None:
+        t0 = time.perf_counter()
+        width = max_subcircuit_qubits or max(i.max_qubits for i in infos.values())
+        plan = plan_cutting(
+            circuit,
+            observable,
+            infos,
+            max_subcircuit_qubits=width,
+            mode=mode,
+            shots=shots,
+            profile=profile,
+        )
+        timings["plan"] = time.perf_counter() - t0
+    else:
+        timings["plan"] = plan.planning_time
+    problem = plan.chosen.problem
+    t0 = time.perf_counter()
+    results = execute_plan(plan, infos, mode, shots, seed, recorder, progress)
+    timings["evaluate"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    value, std_error = reconstruct(problem, plan.chosen.graph, results, seed)
+    timings["reconstruct"] = time.perf_counter() - t0
+    ref = None
+    if reference != "never":
+        t0 = time.perf_counter()
+        ref = reference_value(circuit, observable, force=reference == "always")
+        timings["reference"] = time.perf_counter() - t0
+    configuration = describe_configuration(plan, results)
+    result = CuttingResult(
+        value,
+        std_error,
+        ref,
+        configuration,
+        timings,
+        sum(1 for _, d in plan.chosen.graph.nodes(data=True) if d["kind"] == "evaluate"),
+        str(run_dir) if run_dir is not None else None,
+        plan,
+    )
+    if run_dir is not None:
+        save_plan(Path(run_dir), plan, results)
+    return result
+
+
+def execute_plan(
+    plan: PlanResult,
+    pools: Mapping[str, PoolInfo],
+    mode: Mode,
+    shots: int,
+    seed: int | None,
+    recorder: TaskRecorder | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, BatchResult]:
+    """Submit every evaluate node of the chosen DAG to its pool and wait for all results."""
+    graph = plan.chosen.graph
+    problem = plan.chosen.problem
+    allocation = shot_allocation(problem, shots) if mode != "exact" else None
+    rows_of = [_all_rows(problem, p) for p in range(len(problem.partitions))]
+    nodes = [n for n in graph.nodes if graph.nodes[n]["kind"] == "evaluate"]
+    nodes.sort(key=lambda n: graph.nodes[n]["start"])
+    apps = {name: parsl.python_app(evaluate_subexperiments, executors=[name]) for name in pools}
+    totals = {name: sum(1 for n in nodes if graph.nodes[n]["pool"] == name) for name in pools}
+    done_count = dict.fromkeys(pools, 0)
+    futures = {}
+    for node in nodes:
+        data = graph.nodes[node]
+        pool = pools[data["pool"]]
+        p = data["partition"]
+        lo, hi = data["rows"]
+        exact = pool.exact and mode != "sampled"
+        node_shots = None if exact or allocation is None else allocation[p][lo:hi].tolist()
+        spec = {"backend": pool.backends[0], "qubits": data["qubits"]}
+        if node_shots:
+            spec["shots"] = int(sum(node_shots))
+        fut = apps[pool.label](
+            problem.partitions[p],
+            rows_of[p][lo:hi],
+            backend=pool.backends[0],
+            mode="exact" if exact else "sampled",
+            shots=node_shots,
+            seed=None if seed is None else seed + lo + 7919 * p,
+            parsl_resource_specification=spec,
+        )
+        if recorder is not None:
+            recorder.track(
+                fut,
+                task=node,
+                kind="evaluate",
+                pool=pool.label,
+                backend=pool.backends[0],
+                qubits=data["qubits"],
+                shots=int(sum(node_shots or [])),
+            )
+        if progress is not None:
+
+            def _tick(_: object, name: str = pool.label) -> None:
+                done_count[name] += 1
+                progress(name, done_count[name], totals[name])
+
+            fut.add_done_callback(_tick)
+        futures[node] = fut
+    return {node: fut.result() for node, fut in futures.items()}
+
+
+def _all_rows(problem: CutProblem, p: int) -> np.ndarray:
+    dims = [len(s.options) for s in problem.partitions[p].sites]
+    if not dims:
+        return np.zeros((1, 0), dtype=np.int64)
+    return np.indices(dims).reshape(len(dims), -1).T.astype(np.int64)
+
+
+def _tensors(
+    problem: CutProblem, graph: nx.DiGraph, rows_values: Mapping[str, np.ndarray]
+) -> list[np.ndarray]:
+    flat = [np.zeros((p.num_subexperiments, len(p.observables))) for p in problem.partitions]
+    for node, values in rows_values.items():
+        d = graph.nodes[node]
+        lo, hi = d["rows"]
+        flat[d["partition"]][lo:hi] = values
+    out = []
+    for part, arr in zip(problem.partitions, flat, strict=True):
+        site_dims = [len(s.options) for s in part.sites]
+        out.append(np.moveaxis(arr.reshape(*site_dims, len(part.observables)), -1, 0))
+    return out
+
+
+def reconstruct(
+    problem: CutProblem, graph: nx.DiGraph, results: Mapping[str, BatchResult], seed: int | None
+) -> tuple[float, float]:
+    """The expectation value and its standard error (0 when every subexperiment was exact).
+
+    The error of sampled subexperiments is a parametric bootstrap through the contraction.
+    """
+    values = {node: r.values for node, r in results.items()}
+    value = float(problem.term_coeffs @ contract(problem, _tensors(problem, graph, values)))
+    sampled = {node: r for node, r in results.items() if r.samples is not None}
+    if not sampled:
+        return value, 0.0
+    rng = np.random.default_rng(seed)
+    boot = {
+        node: bootstrap_rows(
+            problem.partitions[graph.nodes[node]["partition"]],
+            r.samples or [],
+            BOOTSTRAP_REPLICATES,
+            rng,
+        )
+        for node, r in sampled.items()
+    }
+    replicas = []
+    for b in range(BOOTSTRAP_REPLICATES):
+        vals = {node: (boot[node][b] if node in boot else v) for node, v in values.items()}
+        replicas.append(
+            float(problem.term_coeffs @ contract(problem, _tensors(problem, graph, vals)))
+        )
+    return value, float(np.std(replicas, ddof=1))
+
+
+def reference_value(
+    circuit: QuantumCircuit, observable: SparsePauliOp, *, force: bool = False
+) -> float | None:
+    """The exact expectation value by direct simulation with Aer, when that is cheap: the
+    statevector method up to :data:`STATEVECTOR_REFERENCE_QUBITS` qubits, MPS beyond when the
+    circuit's interaction graph is narrow (bandwidth along its best order at most
+    :data:`MPS_REFERENCE_BANDWIDTH`); ``force`` runs MPS regardless."""
+    from qiskit_aer.primitives import EstimatorV2
+
+    n = circuit.num_qubits
+    if n <= STATEVECTOR_REFERENCE_QUBITS:
+        method = "statevector"
+    elif force or _bandwidth(circuit) <= MPS_REFERENCE_BANDWIDTH:
+        method = "matrix_product_state"
+    else:
+        return None
+    est = EstimatorV2(options={"backend_options": {"method": method}})
+    return float(est.run([(circuit, observable)]).result()[0].data.evs)
+
+
+def _bandwidth(circuit: QuantumCircuit) -> int:
+    from parsl_quantum.planner.partitioning import interaction_graph, qubit_order
+
+    graph = interaction_graph(circuit)
+    pos = {q: i for i, q in enumerate(qubit_order(graph))}
+    return max((abs(pos[a] - pos[b]) for a, b in graph.edges), default=0)
+
+
+def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult]) -> dict[str, Any]:
+    chosen = plan.chosen
+    graph = chosen.graph
+    problem = chosen.problem
+    partitions = []
+    for p, part in enumerate(problem.partitions):
+        pools = [
+            graph.nodes[n]["pool"] for n in graph.nodes if graph.nodes[n].get("partition") == p
+        ]
+        main = max(set(pools), key=pools.count) if pools else "driver"
+        partitions.append(
+            {
+                "qubits": part.num_qubits,
+                "pool": main,
+                "pools": sorted(set(pools)),
+                "subexperiments": part.num_subexperiments,
+                "original_qubits": list(problem.qubits[p]),
+            }
+        )
+    methods = sorted({r.method for r in results.values()})
+    return {
+        "partitions": partitions,
+        "cuts": [{"kind": c.kind, "gate": c.gate, "between": [c.a, c.b]} for c in problem.cuts],
+        "subexperiments": problem.num_subexperiments,
+        "subexperiments_addon": problem.num_generated_addon,
+        "methods": methods,
+        "reason": plan.reason,
+        "cost_model": plan.model_source,
+        "predicted_makespan": chosen.makespan,
+    }
+
+
+def save_plan(run_dir: Path, plan: PlanResult, results: Mapping[str, BatchResult]) -> None:
+    """Write the plan that ran (task -> pool, predicted and measured times) and the candidates."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    graph = plan.chosen.graph
+    tasks = []
+    for node, data in graph.nodes(data=True):
+        entry = {
+            "task": node,
+            "kind": data["kind"],
+            "pool": data.get("pool"),
+            "predicted_start": data.get("start"),
+            "predicted_finish": data.get("finish"),
+            "predicted_seconds": data.get("pool_costs", {}).get(data.get("pool"), None),
+        }
+        if node in results:
+            r = results[node]
+            entry.update(
+                measured_seconds=r.finished - r.started, method=r.method, host=r.host, pid=r.pid
+            )
+        tasks.append(entry)
+    doc = {
+        "chosen": plan.chosen.summary(),
+        "reason": plan.reason,
+        "cost_model": plan.model_source,
+        "candidates": [c.summary() for c in plan.candidates],
+        "tasks": tasks,
+    }
+    (run_dir / "plan.json").write_text(json.dumps(doc, indent=2, default=float))
+
+
+# -- template kind --------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A validated, planned cutting job, ready to run once the pools are up."""
+
+    circuit: QuantumCircuit
+    observable: SparsePauliOp
+    plan: PlanResult
+    mode: Mode
+    shots: int
+    seed: int | None
+    reference: str
+
+
+def prepare(
+    template: Mapping[str, Any], pools: Mapping[str, PoolInfo], base_dir: Path | None = None
+) -> Prepared:
+    """Everything that can fail on bad input, done before any pool starts or task is submitted."""
+    circuit = circuit_from_spec(template["circuit"], base_dir)
+    observable = parse_observable(template.get("observable", "mean-z"), circuit.num_qubits)
+    planner = template["planner"]
+    execution = template.get("execution", {})
+    mode: Mode = execution.get("mode", "auto")
+    shots = int(execution.get("shots", 100_000))
+    plan = plan_cutting(
+        circuit,
+        observable,
+        pools,
+        max_subcircuit_qubits=planner["max_subcircuit_qubits"],
+        mode=mode,
+        shots=shots,
+        profile=planner.get("profile"),
+        partitions=planner.get("partitions"),
+        memory_limit_gb=planner.get("memory_limit_gb", 8.0),
+    )
+    return Prepared(
+        circuit,
+        observable,
+        plan,
+        mode,
+        shots,
+        execution.get("seed"),
+        execution.get("reference", "auto"),
+    )
+
+
+def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """Run a circuit-cutting template inside a loaded DataFlowKernel."""
+    prepared = ctx.prepared if isinstance(ctx.prepared, Prepared) else prepare(template, ctx.pools)
+    result = cut_and_run(
+        prepared.circuit,
+        prepared.observable,
+        pools=list(ctx.pools),
+        mode=prepared.mode,
+        shots=prepared.shots,
+        seed=prepared.seed,
+        reference=prepared.reference,
+        run_dir=ctx.run_dir,
+        recorder=ctx.recorder,
+        plan=prepared.plan,
+        progress=ctx.progress,
+    )
+    ctx.recorder.write()
+    return result.to_dict()
+
+
+__all__ = [
+    "CostModel",
+    "CuttingResult",
+    "cut_and_run",
+    "plan_cutting",
+    "reference_value",
+    "run_template",
+]
