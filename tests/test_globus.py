@@ -18,6 +18,7 @@ import platform
 import subprocess
 import sys
 import threading
+import types
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -106,7 +107,8 @@ class LoopbackExecutor(Executor):
         python_version: str | None = None,
     ) -> None:
         self.engine = engine
-        self.client = LoopbackClient(python_version or platform.python_version())
+        self.loopback_client = LoopbackClient(python_version or platform.python_version())
+        self.client = self.loopback_client  # type: ignore[assignment]
         self.endpoint_id = endpoint_id
         self._task_group_id = None
         self.resource_specification = None
@@ -118,7 +120,9 @@ class LoopbackExecutor(Executor):
         self._lock = threading.Lock()
         self._stopped = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> ComputeFuture:
+    def submit(  # type: ignore[override]
+        self, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> ComputeFuture:
         if self._stopped:
             raise RuntimeError(f"{self!r} is shutdown; no new functions may be executed")
         if self.endpoint_id is None:
@@ -316,7 +320,9 @@ def test_submit_runs_partitions_and_reconstructs(endpoint: LocalEndpoint, cuttin
     for remote_t, local_t in zip(tensors, local, strict=True):
         np.testing.assert_allclose(remote_t, local_t, rtol=0, atol=1e-12)
     assert expectation_value(cutting.problem, tensors) == pytest.approx(cutting.exact, abs=1e-9)
-    assert executor.client.metadata_requests == 1  # the Python check runs once per endpoint
+    assert (
+        executor.loopback_client.metadata_requests == 1
+    )  # the Python check runs once per endpoint
 
 
 def test_submit_surfaces_remote_errors(endpoint: LocalEndpoint, cutting: Cutting) -> None:
@@ -348,16 +354,16 @@ def test_submit_refuses_unshippable_functions(endpoint: LocalEndpoint) -> None:
     def local_function(x: int) -> int:
         return x
 
-    main_function = type(local_function)(
+    main_function = types.FunctionType(
         compile("def f(x):\n    return x\n", "<script>", "exec").co_consts[0],
         {"__name__": "__main__"},
     )
-    cases = {
-        "lambda": (lambda x: x, "is a lambda"),
-        "local": (local_function, r"defined inside test_submit_refuses_unshippable_functions\(\)"),
-        "main": (main_function, "defined in __main__"),
-    }
-    for fn, message in cases.values():
+    cases: list[tuple[Callable[..., Any], str]] = [
+        (lambda x: x, "is a lambda"),
+        (local_function, r"defined inside test_submit_refuses_unshippable_functions\(\)"),
+        (main_function, "defined in __main__"),
+    ]
+    for fn, message in cases:
         with pytest.raises(RemoteInvocationError, match=message):
             submit(fn, 1, executor=executor)
     assert executor.submissions == []

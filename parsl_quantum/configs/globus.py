@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import jsonschema
 from parsl.config import Config
@@ -59,13 +59,10 @@ logger = logging.getLogger(__name__)
 GLOBUS_RESOURCE_KEYS = frozenset({"user_endpoint_config"})
 
 
-class SDKExecutorFactory(Protocol):
-    """Builds the ``globus_compute_sdk.Executor`` of one pool (a hook for tests and for sites
-    that need their own client, task group or batch size)."""
-
-    def __call__(
-        self, pool: str, endpoint_id: str, user_endpoint_config: dict[str, Any] | None
-    ) -> Executor: ...
+#: Builds the ``globus_compute_sdk.Executor`` of one pool from ``(pool, endpoint_id,
+#: user_endpoint_config)``: a hook for tests and for sites that need their own client, task
+#: group or batch size.
+SDKExecutorFactory: TypeAlias = "Callable[[str, str, dict[str, Any] | None], Executor]"
 
 
 class GlobusComputePool(GlobusComputeExecutor):
