@@ -197,6 +197,7 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         self._specs: dict[str, BackendSpec] | None = None
         self._gates: dict[str, BackendGate] = {}
         self._task_backend: dict[int, str] = {}
+        self._held_blocks: set[str] = set()
         self._spec_lock = threading.Lock()
         self._gate_lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -291,6 +292,20 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
             released = self._gates[backend].finish(task_id)
         for tid, (context, buffer) in released:
             self._send(tid, context, buffer)
+
+    def status(self) -> dict[str, JobStatus]:
+        """HTEX's block status; managers of a block that has ended (an expired QPU session, a
+        finished batch job) are put on hold at once, so no task is sent to a pool that is
+        gone while the interchange waits for its heartbeats to time out."""
+        status = super().status()
+        ended = [b for b, s in status.items() if s.terminal and b not in self._held_blocks]
+        for block_id in ended:
+            self._held_blocks.add(block_id)
+            try:
+                self._hold_block(block_id)
+            except Exception:
+                logger.warning("could not hold managers of ended block %s", block_id)
+        return status
 
     def outstanding(self) -> int:
         """Tasks that could use a worker now: held tasks are left out, so that tasks waiting
