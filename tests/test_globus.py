@@ -11,10 +11,12 @@ HTEX workers, Parsl's ``GlobusComputeExecutor``, the DataFlowKernel, the task fu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import threading
@@ -33,7 +35,7 @@ import parsl
 import pytest
 from globus_compute_common import messagepack
 from globus_compute_common.messagepack.message_types import Result, Task
-from globus_compute_endpoint.endpoint.config.utils import load_config_yaml
+from globus_compute_endpoint.endpoint.config.utils import get_config, load_config_yaml
 from globus_compute_endpoint.engines import GlobusComputeEngine
 from globus_compute_endpoint.engines.base import GCFuture
 from globus_compute_sdk import Executor
@@ -227,14 +229,24 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint
     ).stdout
     engine = load_config_yaml(rendered).engine
     assert isinstance(engine, GlobusComputeEngine)
+    endpoint_id = str(uuid.uuid4())
+    with venv_on_path():
+        engine.start(endpoint_id=uuid.UUID(endpoint_id), run_dir=str(run_dir))
+        try:
+            yield LocalEndpoint(engine, endpoint_id, run_dir)
+        finally:
+            engine.shutdown()
+
+
+@contextlib.contextmanager
+def venv_on_path() -> Iterator[None]:
+    """Engines launch their interchange and workers with the ``globus-compute-endpoint`` CLI
+    found on PATH: put this interpreter's bin directory first while they run."""
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = os.pathsep.join([VENV_BIN, old_path])
-    endpoint_id = str(uuid.uuid4())
-    engine.start(endpoint_id=uuid.UUID(endpoint_id), run_dir=str(run_dir))
     try:
-        yield LocalEndpoint(engine, endpoint_id, run_dir)
+        yield
     finally:
-        engine.shutdown()
         os.environ["PATH"] = old_path
 
 
@@ -511,3 +523,32 @@ def test_mixed_local_and_globus_pools(
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), f"secret written to {path}"
     assert secret not in repr(config)
+
+
+# --- the documented single-user endpoint config -----------------------------------------
+
+
+def test_documented_session_endpoint_config(tmp_path: Path) -> None:
+    """The ``config.py`` of docs/globus.md loads with the endpoint's own loader, and its engine
+    runs tasks inside a QPU session block (simulated for the fake device)."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "globus.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", docs, flags=re.S)
+    source = next(b for b in blocks if "QPUSessionProvider(" in b)
+    endpoint_dir = tmp_path / "qpu-endpoint"
+    endpoint_dir.mkdir()
+    (endpoint_dir / "config.py").write_text(source)
+    config = get_config(endpoint_dir)
+    engine = config.engine
+    assert isinstance(engine, GlobusComputeEngine)
+    with venv_on_path():
+        engine.start(endpoint_id=uuid.uuid4(), run_dir=str(tmp_path / "run"))
+        try:
+            run = LocalEndpoint(engine, str(engine.endpoint_id), tmp_path).run
+            mode, backend = (
+                run(os.getenv, name) for name in ("PQ_SESSION_MODE", "PQ_SESSION_BACKEND")
+            )
+        finally:
+            engine.shutdown()
+    serializer = ComputeSerializer()
+    assert serializer.deserialize(mode.data) == "batch"
+    assert serializer.deserialize(backend.data) == DEFAULT_FAKE_QPU
