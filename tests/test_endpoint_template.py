@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import jsonschema
 import pytest
 from globus_compute_endpoint.endpoint.config import CoreEndpointConfig, UserEndpointConfig
@@ -38,7 +39,7 @@ SCHEMA: dict[str, Any] = load_user_config_schema(SCHEMA_PATH) or {}
 PROVIDERS = {"local": "LocalProvider", "slurm": "SlurmProvider", "pbspro": "PBSProProvider"}
 
 
-def render(options: dict[str, Any]) -> str:
+def render(options: dict[str, Any], schema: dict[str, Any] | None = SCHEMA) -> str:
     """Render the template as a multi-user endpoint does (see the endpoint CLI's
     ``render-user-config``): schema validation, sanitizing, a sandboxed Jinja environment."""
     return render_config_user_template(
@@ -50,7 +51,7 @@ def render(options: dict[str, Any]) -> str:
             matched_identity=uuid.UUID(int=0),
             globus_identity_candidates=[],
         ),
-        user_config_schema=SCHEMA,
+        user_config_schema=schema,
         user_opts=options,
         user_runtime=json.loads(json.dumps(asdict(create_user_runtime()))),
     )
@@ -270,3 +271,24 @@ def test_endpoint_cli_renders_the_template(tmp_path: Path) -> None:
         text=True,
     )
     assert failed.returncode != 0
+
+
+def test_without_the_schema_shell_values_stay_quoted(tmp_path: Path) -> None:
+    """An endpoint installed without the schema still never runs a value as a command."""
+    attack = f"x; touch {tmp_path}/pwned"
+    options = {
+        "pool": "qpu",
+        "venv": attack,
+        "backends": [attack, "$(touch pwned)"],
+        "ibm_instance": "`touch pwned`",
+        "ibm_channel": attack,
+        "session_mode": attack,
+        "partition": "p\nmalicious: true",
+    }
+    config = load_config_yaml(render(options, schema=None))
+    init = config.engine.executor.provider.worker_init
+    subprocess.run(["bash", "-c", init], cwd=tmp_path, capture_output=True)
+    assert list(tmp_path.iterdir()) == []
+    for bad in ({"pool": "x; touch pwned"}, {"provider": "LocalProvider"}):
+        with pytest.raises(jinja2.exceptions.UndefinedError, match="invalid_option"):
+            render(bad, schema=None)
