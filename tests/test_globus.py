@@ -46,6 +46,7 @@ from parsl.app.app import python_app
 from qiskit.circuit.library import efficient_su2
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
+from miniapps import ensemble
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.configs.globus import GlobusComputePool, globus
 from parsl_quantum.cutting import CutProblem, cut_by_labels, expectation_value
@@ -523,6 +524,52 @@ def test_mixed_local_and_globus_pools(
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), f"secret written to {path}"
     assert secret not in repr(config)
+
+
+# --- a mini-app ---------------------------------------------------------------------------
+
+
+def test_submit_runs_an_ensemble_batch(endpoint: LocalEndpoint) -> None:
+    """The ensemble mini-app's task function (Qiskit circuits in, estimates out)."""
+    circuits = ensemble.random_circuits(4, qubits=3, depth=3, seed=21)
+    observables = ensemble.observables_for(["mean-z", "XXI"], 3)
+    future = submit(
+        ensemble.evaluate_batch, circuits, observables, "aer", seed=3, executor=endpoint.loopback()
+    )
+    remote = future.result(timeout=300)
+    local = ensemble.evaluate_batch(circuits, observables, "aer", seed=3)
+    np.testing.assert_allclose(remote.values, local.values, rtol=0, atol=1e-12)
+    exact = ensemble.exact_values(circuits, observables)
+    np.testing.assert_allclose(remote.values, exact, atol=1e-9)
+    assert remote.pid != os.getpid()
+
+
+def test_ensemble_motif_runs_on_globus_pools(endpoint: LocalEndpoint, tmp_path: Path) -> None:
+    """A whole motif run (late-bound batches, metrics, report) with its pools on Globus."""
+    made: dict[str, LoopbackExecutor] = {}
+    config = globus(
+        {"cpu": endpoint.endpoint_id, "qpu": endpoint.endpoint_id},
+        run_dir=tmp_path / "parsl",
+        workers={"cpu": 2, "qpu": 1},
+        executor_factory=endpoint.factory(made),
+        monitoring=False,
+    )
+    with parsl.load(config):
+        result = ensemble.run(
+            count=8,
+            qubits=3,
+            depth=3,
+            batch_size=2,
+            pools=["cpu", "qpu"],
+            warmup=False,
+            run_dir=tmp_path / "ensemble",
+        )
+    assert result.tasks == 4 and all(result.pool_of_circuit)
+    assert sum(result.pool_circuits.values()) == 8
+    if "cpu" in result.max_error:
+        assert result.max_error["cpu"] < 1e-9  # exact Aer on the endpoint
+    assert len(made["cpu"].submissions) + len(made["qpu"].submissions) == 4
+    assert (tmp_path / "ensemble" / "tasks.csv").exists()
 
 
 # --- the documented single-user endpoint config -----------------------------------------
