@@ -233,44 +233,40 @@ def test_reserved_template_variables_are_refused() -> None:
         render({"parent_config": {}})
 
 
-def test_endpoint_cli_renders_the_template(tmp_path: Path) -> None:
-    """``globus-compute-endpoint render-user-config`` (the admin's preview) accepts both files."""
+def test_endpoint_cli_installs_and_renders_the_template(tmp_path: Path) -> None:
+    """The install steps of the README: ``configure`` with both files, then the admin's preview
+    ``render-user-config`` from the configured endpoint (and from the files directly)."""
+    cli = str(Path(sys.executable).with_name("globus-compute-endpoint"))
+    env = {**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(tmp_path / "gc")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([cli, *args], capture_output=True, text=True, env=env)
+
+    configured = run(
+        "configure",
+        "--multi-user",
+        "false",
+        "--template-config",
+        str(TEMPLATE_PATH),
+        "--schema-config",
+        str(SCHEMA_PATH),
+        "parsl-quantum",
+    )
+    assert configured.returncode == 0, configured.stderr
+    installed = tmp_path / "gc" / "parsl-quantum"
+    assert (installed / "user_config_template.yaml.j2").read_text() == TEMPLATE_PATH.read_text()
+    assert (installed / "user_config_schema.json").read_text() == SCHEMA_PATH.read_text()
     options = tmp_path / "options.json"
     options.write_text(json.dumps({"pool": "gpu", "accelerators": ["0", "1"]}))
-    cli = Path(sys.executable).with_name("globus-compute-endpoint")
-    out = subprocess.run(
-        [
-            str(cli),
-            "render-user-config",
-            "-t",
-            str(TEMPLATE_PATH),
-            "-s",
-            str(SCHEMA_PATH),
-            "-o",
-            str(options),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert 'available_accelerators: ["0", "1"]' in out
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"pool": "tpu"}))
-    failed = subprocess.run(
-        [
-            str(cli),
-            "render-user-config",
-            "-t",
-            str(TEMPLATE_PATH),
-            "-s",
-            str(SCHEMA_PATH),
-            "-o",
-            str(bad),
-        ],
-        capture_output=True,
-        text=True,
+    from_endpoint = run("render-user-config", "-e", "parsl-quantum", "-o", str(options))
+    assert from_endpoint.returncode == 0, from_endpoint.stderr
+    assert 'available_accelerators: ["0", "1"]' in from_endpoint.stdout
+    from_files = run(
+        "render-user-config", "-t", str(TEMPLATE_PATH), "-s", str(SCHEMA_PATH), "-o", str(options)
     )
-    assert failed.returncode != 0
+    assert from_files.stdout == from_endpoint.stdout
+    options.write_text(json.dumps({"pool": "tpu"}))
+    assert run("render-user-config", "-e", "parsl-quantum", "-o", str(options)).returncode != 0
 
 
 def test_without_the_schema_shell_values_stay_quoted(tmp_path: Path) -> None:
