@@ -40,7 +40,7 @@ from parsl.executors.errors import InvalidResourceSpecification
 from parsl.monitoring import MonitoringHub
 
 from parsl_quantum.backends import BackendSpec, UnknownBackendError, canonical_name, get_backend
-from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS
+from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS, local
 from parsl_quantum.executors import ACCEPTED_KEYS, select_backends
 from parsl_quantum.remote import (
     ENDPOINT_ENV,
@@ -311,8 +311,6 @@ def globus(
     run_path.mkdir(parents=True, exist_ok=True)
     executors: list[ParslExecutor] = []
     if local_pools:
-        from parsl_quantum.configs.local import local
-
         local_config = local(
             run_path,
             pools=tuple(local_pools),
