@@ -1,0 +1,122 @@
+"""The variational mini-app: the Heisenberg problem and ansatz, the parameter-shift gradient,
+and VQE loops on a local CPU pool converging to the exact ground energy."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import parsl
+import pytest
+from qiskit.quantum_info import Statevector
+
+from miniapps import variational as vqe
+from parsl_quantum import configs
+from parsl_quantum.workflow.context import RunContext, TaskRecorder
+from parsl_quantum.workflow.template import load_template
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    run_dir = tmp_path_factory.mktemp("variational")
+    with parsl.load(configs.local(run_dir, pools=("cpu",), monitoring=False)):
+        yield run_dir
+
+
+def energy(qc, hamiltonian, x) -> float:  # type: ignore[no-untyped-def]
+    return float(Statevector(qc.assign_parameters(x)).expectation_value(hamiltonian).real)
+
+
+# --- problem, ansatz and gradient, no Parsl ------------------------------------------------
+
+
+def test_heisenberg_ring_ground_energy_is_the_known_value() -> None:
+    # 6-site spin-1/2 ring: E0 = -2.80278 J in S.S units, i.e. 4x that in Pauli units
+    assert vqe.ground_energy(vqe.heisenberg_hamiltonian(6)) == pytest.approx(-11.2111026, abs=1e-6)
+    # open 4-site chain: E0 = -(3 + 2 sqrt 3) in Pauli units
+    h4 = vqe.heisenberg_hamiltonian(4, periodic=False)
+    assert vqe.ground_energy(h4) == pytest.approx(-(3 + 2 * np.sqrt(3)), abs=1e-9)
+    # the sparse path (n > 10)
+    h12 = vqe.heisenberg_hamiltonian(12)
+    # 12-site ring: E0 / N = -0.448949 J in S.S units
+    assert vqe.ground_energy(h12) == pytest.approx(4 * 12 * -0.448949, abs=1e-4)
+
+
+def test_ansatz_starts_from_even_bond_singlets() -> None:
+    qc = vqe.hva_ansatz(6, layers=2)
+    assert qc.num_parameters == 2 * 3 * 6
+    h = vqe.heisenberg_hamiltonian(6)
+    # three singlets (each -3) and zero on the odd bonds between them
+    assert energy(qc, h, np.zeros(qc.num_parameters)) == pytest.approx(-9.0, abs=1e-12)
+
+
+def test_parameter_shift_gradient_is_exact() -> None:
+    qc = vqe.hva_ansatz(4, layers=1, periodic=False)
+    h = vqe.heisenberg_hamiltonian(4, periodic=False)
+    x = np.random.default_rng(3).normal(0, 0.7, qc.num_parameters)
+    values = np.array([energy(qc, h, p) for p in vqe.shifted_points(x)])
+    e0, grad = vqe.energy_and_gradient(values)
+    assert e0 == pytest.approx(energy(qc, h, x), abs=1e-12)
+    eps = 1e-5
+    for i in range(qc.num_parameters):
+        d = np.zeros_like(x)
+        d[i] = eps
+        fd = (energy(qc, h, x + d) - energy(qc, h, x - d)) / (2 * eps)
+        assert grad[i] == pytest.approx(fd, abs=1e-7)
+
+
+# --- VQE on the local CPU pool -------------------------------------------------------------
+
+
+def test_lbfgs_reaches_the_ground_energy_of_the_6_site_ring(pools: Path) -> None:
+    run_dir = pools / "ring6"
+    result = vqe.run(qubits=6, layers=2, tolerance=1e-3, tasks_per_step=2, run_dir=run_dir)
+    assert result.converged
+    assert abs(result.energy - (-11.2111026)) < 1e-3
+    assert result.energy >= result.exact_energy - 1e-9  # variational: never below the ground
+    assert result.history[0] > -10.0 and result.history[-1] == result.energy
+    assert result.tasks == 2 * result.evaluations
+    with (run_dir / "tasks.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["kind"] == "vqe-energies"]
+    assert len(rows) == result.tasks and {r["backend"] for r in rows} == {"aer"}
+    assert (run_dir / "convergence.png").stat().st_size > 10_000
+
+
+def test_adam_converges_on_a_small_chain(pools: Path) -> None:
+    result = vqe.run(
+        qubits=4,
+        periodic=False,
+        layers=1,
+        method="adam",
+        max_iterations=80,
+        learning_rate=0.1,
+        tolerance=2e-3,
+        run_dir=pools / "adam",
+    )
+    assert result.converged, result.history[-5:]
+    # the gap to the ground energy shrank by more than an order of magnitude
+    gap = np.asarray(result.history) - result.exact_energy
+    assert gap[-1] < gap[0] / 10
+
+
+def test_template_runs_and_returns_json(pools: Path) -> None:
+    template = load_template(
+        ROOT / "workflows" / "variational.yaml",
+        ["hamiltonian.qubits=4", "hamiltonian.periodic=false", "ansatz.layers=1"],
+    )
+    run_dir = pools / "template"
+    run_dir.mkdir()
+    ctx = RunContext(
+        run_dir=run_dir,
+        pools=configs.pool_infos(parsl.dfk().config),
+        recorder=TaskRecorder(run_dir / "tasks.csv"),
+    )
+    out = template.kind.runner(template.data, ctx)
+    json.dumps(out)
+    assert out["converged"] and abs(out["value"] - (-(3 + 2 * np.sqrt(3)))) < 1e-3
+    assert out["tasks"] > 0 and "optimize" in out["timings"]
