@@ -5,7 +5,17 @@
 launchers. ``globus()`` builds pools of Parsl ``GlobusComputeExecutor``s.
 """
 
-from parsl_quantum.configs.clusters import pbs, slurm
+from parsl_quantum.configs.clusters import ClusterPool, pbs, slurm
+from parsl_quantum.configs.globus import GlobusComputePool, globus
 from parsl_quantum.configs.local import gpu_available, local, pool_infos
 
-__all__ = ["gpu_available", "local", "pbs", "pool_infos", "slurm"]
+__all__ = [
+    "ClusterPool",
+    "GlobusComputePool",
+    "globus",
+    "gpu_available",
+    "local",
+    "pbs",
+    "pool_infos",
+    "slurm",
+]

@@ -13,7 +13,12 @@ from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 from parsl.monitoring import MonitoringHub
 from parsl.providers import LocalProvider
 
-from parsl_quantum.backends import DEFAULT_FAKE_QPU, get_backend
+from parsl_quantum.backends import (
+    DEFAULT_FAKE_QPU,
+    BackendSpec,
+    BackendUnavailableError,
+    get_backend,
+)
 from parsl_quantum.executors import QPUHighThroughputExecutor
 from parsl_quantum.workflow.context import PoolInfo
 
@@ -98,19 +103,45 @@ def local(
     )
 
 
+#: What a pool is assumed to offer when its backends cannot be described on this machine
+#: (a remote GPU, an IBM device without credentials here): kind, width, exactness.
+_UNRESOLVED = {
+    "qpu": ("qpu", 127, False),
+    "gpu-sim": ("gpu-sim", 32, True),
+    "cpu-sim": ("cpu-sim", 30, True),
+}
+
+
+def _backend_kind(name: str) -> str:
+    if name.startswith(("ibm:", "fake:")):
+        return "qpu"
+    return "gpu-sim" if "gpu" in name else "cpu-sim"
+
+
 def pool_infos(config: Config) -> dict[str, PoolInfo]:
-    """Describe the pools of a config: backends, worker slots, width, exactness."""
+    """Describe the pools of a config: backends, worker slots, width, exactness.
+
+    Backends that cannot be described here (a remote GPU, an IBM device whose credentials live
+    on the endpoint) are assumed to be of their kind's documented defaults.
+    """
     infos: dict[str, PoolInfo] = {}
     for ex in config.executors:
         names = tuple(getattr(ex, "backends", ("aer",)))
-        specs = [get_backend(n).spec for n in names]
+        specs: list[BackendSpec] = list(getattr(ex, "backend_specs", {}).values())
+        if not specs:
+            for n in names:
+                try:
+                    specs.append(get_backend(n).spec)
+                except (BackendUnavailableError, RuntimeError, ImportError):
+                    continue
         workers = int(getattr(ex, "max_workers_per_node", 1) or 1)
-        infos[ex.label] = PoolInfo(
-            label=ex.label,
-            backends=names,
-            workers=workers,
-            kind=specs[0].kind,
-            max_qubits=max(s.max_qubits for s in specs),
-            exact=all(s.exact for s in specs),
-        )
+        if specs:
+            kind, width, exact = (
+                specs[0].kind,
+                max(s.max_qubits for s in specs),
+                all(s.exact for s in specs),
+            )
+        else:
+            kind, width, exact = _UNRESOLVED[_backend_kind(names[0])]
+        infos[ex.label] = PoolInfo(ex.label, names, workers, kind, width, exact)
     return infos

@@ -16,7 +16,9 @@ import networkx as nx
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.quantum_info import PauliList, SparsePauliOp
-from qiskit_addon_cutting import cut_wires, expand_observables, partition_problem
+from qiskit_addon_cutting import partition_problem
+from qiskit_addon_cutting.instructions import Move
+from qiskit_addon_cutting.qpd import TwoQubitQPDGate
 
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.program import PartitionProgram, compile_partition
@@ -182,11 +184,41 @@ def cut_with_wires(
     partitions are the connected pieces that remain."""
     _check_widths(original, observable)
     paulis, coeffs = observable_from_terms(observable)
-    moved = cut_wires(cut_circuit)
-    expanded = expand_observables(paulis, original, moved)
+    moved, final_wire = wires_to_moves(cut_circuit)
+    labels = []
+    for label in paulis.to_labels():
+        wide = ["I"] * moved.num_qubits
+        for q, ch in enumerate(reversed(label)):
+            wide[final_wire[q]] = ch
+        labels.append("".join(reversed(wide)))
+    expanded = PauliList(labels)
     problem = _build(moved, _connectivity_labels(moved), expanded, coeffs)
     problem.num_qubits = original.num_qubits
     return problem
+
+
+def wires_to_moves(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[int]]:
+    """Replace each ``CutWire`` on qubit q by a ``Move`` from q's current wire to a fresh one.
+
+    Returns the new circuit and, per original qubit, the wire holding its final state. (This
+    replaces qiskit-addon-cutting's ``cut_wires``, which allocates too few wires when a qubit has
+    non-consecutive wire cuts.)
+    """
+    cuts_per_qubit = [0] * circuit.num_qubits
+    for inst in circuit.data:
+        if inst.operation.name == "cut_wire":
+            cuts_per_qubit[circuit.find_bit(inst.qubits[0]).index] += 1
+    current = list(np.cumsum([0] + [c + 1 for c in cuts_per_qubit[:-1]]))
+    moved = QuantumCircuit(sum(c + 1 for c in cuts_per_qubit))
+    for inst in circuit.data:
+        idx = [circuit.find_bit(q).index for q in inst.qubits]
+        if inst.operation.name == "cut_wire":
+            q = idx[0]
+            moved.append(TwoQubitQPDGate.from_instruction(Move()), [current[q], current[q] + 1])
+            current[q] += 1
+        else:
+            moved.append(inst.operation, [current[i] for i in idx])
+    return moved, [int(c) for c in current]
 
 
 def _connectivity_labels(circuit: QuantumCircuit) -> list[int]:

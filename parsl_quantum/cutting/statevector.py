@@ -162,77 +162,76 @@ def evaluate_exact(
     state = np.zeros((1, 1 << n), dtype=complex)
     state[0, 0] = 1.0
     state = apply_gates(state, n, program.segments[0])
-    walker = _Walker(program, rows, result, memory_bytes)
-    walker.run(0, state, np.ones(1), np.zeros(1, dtype=np.int64), [np.arange(rows.shape[0])])
+    walker = _Walker(program, rows, memory_bytes)
+    walker.run(0, state, np.ones(1), np.zeros(1, dtype=np.int64))
+    result[:] = walker.acc[walker.row_prefix]
     return result
 
 
 class _Walker:
     """Breadth-first walk over the sites, splitting the stack when it would not fit in memory.
 
-    Branches are grouped by prefix: ``gid[b]`` names the group of branch b, and ``groups[g]``
-    holds the rows (subexperiments) that continue from that prefix.
+    Branches are grouped by prefix: the prefixes of length ``l`` of the requested rows are
+    numbered ``0..P_l-1`` and ``gid[b]`` is the prefix of branch b. ``children[l][o]`` maps a
+    prefix of length l to its extension by option o (or -1), so expanding a level is a handful
+    of array operations whatever the number of subexperiments.
     """
 
-    def __init__(
-        self, program: PartitionProgram, rows: np.ndarray, result: np.ndarray, memory_bytes: int
-    ) -> None:
-        self.program, self.rows, self.result = program, rows, result
+    def __init__(self, program: PartitionProgram, rows: np.ndarray, memory_bytes: int) -> None:
+        self.program = program
         self.n = program.num_qubits
         self.max_states = max(1, memory_bytes // ((1 << self.n) * 16 * 3))
+        k = len(program.sites)
+        ids = np.zeros(len(rows), dtype=np.int64)  # prefix id of each row at the current level
+        count = 1
+        self.children: list[list[np.ndarray]] = []
+        for level in range(k):
+            pair = ids * len(program.sites[level].options) + rows[:, level]
+            uniq, inverse = np.unique(pair, return_inverse=True)
+            per_option = []
+            for opt in range(len(program.sites[level].options)):
+                child = np.full(count, -1, dtype=np.int64)
+                mine = (uniq % len(program.sites[level].options)) == opt
+                child[uniq[mine] // len(program.sites[level].options)] = np.nonzero(mine)[0]
+                per_option.append(child)
+            self.children.append(per_option)
+            ids, count = inverse.reshape(-1), len(uniq)
+        self.row_prefix = ids
+        self.acc = np.zeros((count, len(program.observables)))
 
-    def run(
-        self,
-        level: int,
-        states: np.ndarray,
-        signs: np.ndarray,
-        gid: np.ndarray,
-        groups: list[np.ndarray],
-    ) -> None:
-        program, rows = self.program, self.rows
+    def run(self, level: int, states: np.ndarray, signs: np.ndarray, gid: np.ndarray) -> None:
+        program = self.program
         if level == len(program.sites):
-            values = pauli_expectations(states, program.observables)
-            for g, members in enumerate(groups):
-                sel = gid == g
-                if sel.any():
-                    self.result[members] += signs[sel] @ values[sel]
+            values = pauli_expectations(states, program.observables) * signs[:, None]
+            np.add.at(self.acc, gid, values)
             return
         site = program.sites[level]
+        children = self.children[level]
         growth = [1 << sum(op.kind != "unitary" for op in opts) for opts in site.options]
-        group_opts = [np.unique(rows[m, level]) for m in groups]
-        counts = np.bincount(gid, minlength=len(groups))
         expected = sum(
-            int(counts[g]) * sum(growth[o] for o in group_opts[g]) for g in range(len(groups))
+            int((child[gid] >= 0).sum()) * g for child, g in zip(children, growth, strict=True)
         )
-        if expected > self.max_states and len(groups) > 1:
-            half = len(groups) // 2
-            for part in (range(half), range(half, len(groups))):
-                keep = np.isin(gid, list(part))
-                remap = {g: i for i, g in enumerate(part)}
-                part_gid = np.array([remap[g] for g in gid[keep]], dtype=np.int64)
-                self.run(level, states[keep], signs[keep], part_gid, [groups[g] for g in part])
+        prefixes = np.unique(gid)
+        if expected > self.max_states and len(prefixes) > 1:
+            half = prefixes[len(prefixes) // 2]
+            for keep in (gid < half, gid >= half):
+                self.run(level, states[keep], signs[keep], gid[keep])
             return
         new_states: list[np.ndarray] = []
         new_signs: list[np.ndarray] = []
         new_gid: list[np.ndarray] = []
-        new_groups: list[np.ndarray] = []
-        for opt in range(len(site.options)):
-            owners = [g for g in range(len(groups)) if opt in group_opts[g]]
-            if not owners:
+        for opt, child in enumerate(children):
+            target = child[gid]
+            sel = target >= 0
+            if not sel.any():
                 continue
-            sel = np.isin(gid, owners)
             st, sg, parent = _apply_local(
                 states[sel], signs[sel], self.n, site.qubit, site.options[opt]
             )
-            remap = {}
-            for g in owners:
-                remap[g] = len(new_groups)
-                new_groups.append(groups[g][rows[groups[g], level] == opt])
-            old = gid[sel][parent]
-            new_gid.append(np.array([remap[g] for g in old], dtype=np.int64))
             new_states.append(st)
             new_signs.append(sg)
+            new_gid.append(target[sel][parent])
         if not new_states:
             return
         states = apply_gates(np.concatenate(new_states), self.n, program.segments[level + 1])
-        self.run(level + 1, states, np.concatenate(new_signs), np.concatenate(new_gid), new_groups)
+        self.run(level + 1, states, np.concatenate(new_signs), np.concatenate(new_gid))

@@ -35,8 +35,13 @@ CIRCUIT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-#: Gates a circuit is lowered to before cutting (any gate on 3+ qubits is decomposed first).
-BASIS = ["rx", "ry", "rz", "h", "x", "y", "z", "s", "sdg", "sx", "u", "cx", "cz", "rzz", "ecr"]
+#: Gates kept as they are for cutting: standard one-qubit gates and the two-qubit gates that
+#: qiskit-addon-cutting decomposes. Anything else (gates on 3+ qubits first) is lowered to them.
+BASIS = [
+    *("id", "rx", "ry", "rz", "p", "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg", "u"),
+    *("cx", "cy", "cz", "ch", "ecr", "crx", "cry", "crz", "cp", "rxx", "ryy", "rzz"),
+    *("swap", "iswap", "dcx", "cs", "csdg", "csx"),
+]
 
 
 class CircuitError(ValueError):

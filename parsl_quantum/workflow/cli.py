@@ -60,9 +60,11 @@ def _site_config(template: Template, run_dir: Path, monitoring: bool) -> Any:
         }
         factory = configs.slurm if site["name"] == "slurm" else configs.pbs
         return factory(run_dir, pools, monitoring=monitoring, **options)
-    from parsl_quantum.configs.globus import globus
+    from parsl_quantum.configs.globus import globus_from_site_options
 
-    return globus(run_dir=run_dir, monitoring=monitoring, **options)
+    return globus_from_site_options(
+        options, pools=template.pools, run_dir=run_dir, monitoring=monitoring
+    )
 
 
 def _default_run_dir(template: Template) -> Path:
