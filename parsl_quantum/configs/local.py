@@ -137,7 +137,7 @@ def pool_infos(config: Config) -> dict[str, PoolInfo]:
         workers = int(getattr(ex, "max_workers_per_node", 1) or 1)
         if specs:
             kind, width, exact = (
-                specs[0].kind,
+                str(specs[0].kind),
                 max(s.max_qubits for s in specs),
                 all(s.exact for s in specs),
             )
