@@ -293,3 +293,29 @@ def warm_pools(ctx: RunContext, pools: Sequence[str]) -> None:
             )
     for fut in futures:
         fut.result()
+
+
+def read_qasm_files(paths: Sequence[str], base_dir: Path | None = None) -> list[Any]:
+    """QASM files as unitary Qiskit circuits (final measurements dropped); a relative path that
+    does not exist from the working directory is taken relative to ``base_dir`` (the
+    template's directory)."""
+    from parsl_quantum.workflow.circuits import read_qasm
+
+    circuits = []
+    for raw in paths:
+        path = Path(raw)
+        if base_dir is not None and not path.is_absolute() and not path.exists():
+            path = base_dir / path
+        circuits.append(read_qasm(path).remove_final_measurements(inplace=False))
+    return circuits
+
+
+def check_width(pools: Mapping[str, PoolInfo], names: Sequence[str], width: int) -> None:
+    """Refuse, before any task runs, pools whose backends are narrower than ``width``."""
+    for name in names:
+        info = pools.get(name)
+        if info is not None and info.max_qubits < width:
+            raise ValueError(
+                f"pool {name!r} ({info.max_qubits} qubits) is narrower than the {width}-qubit "
+                "circuits"
+            )

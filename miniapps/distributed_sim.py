@@ -42,7 +42,7 @@ import numpy as np
 from qiskit import QuantumCircuit
 
 from miniapps import _common
-from parsl_quantum.workflow.context import RunContext
+from parsl_quantum.workflow.context import PoolInfo, RunContext
 
 Quantity = Literal["amplitude", "expectation"]
 
@@ -192,6 +192,7 @@ class SlicedContraction:
     flops_sliced: float  # summed over all slices
     peak_bytes: int  # estimated peak memory of contracting one slice, inputs included
     input_bytes: int  # the network's input tensors (sent with every task)
+    search_s: float = 0.0  # seconds the contraction search took
 
 
 def build_network(
@@ -244,6 +245,7 @@ def plan_slices(
     """
     import cotengra as ctg
 
+    started = time.perf_counter()
     budget = int(task_memory_mb * 2**20)
     target = max(2, budget // ITEMSIZE // 4)
     optimizer = ctg.HyperOptimizer(
@@ -271,6 +273,7 @@ def plan_slices(
         flops_sliced=float(tree.contraction_cost()),
         peak_bytes=int(float(tree.peak_size()) * ITEMSIZE),
         input_bytes=int(sum(a.nbytes for a in arrays)),
+        search_s=time.perf_counter() - started,
     )
 
 
@@ -300,6 +303,15 @@ def contract_slices(
     for i in indices:
         total += complex(tree.contract_slice(arrays, int(i)))
     return SliceOutcome(total, len(indices), time.perf_counter() - start)
+
+
+def warm_up_contraction() -> int:
+    """Import quimb and cotengra in this worker (a task), so that the timed contraction
+    describes the steady state rather than a worker's first imports."""
+    import cotengra  # noqa: F401
+    import quimb.tensor  # noqa: F401
+
+    return os.getpid()
 
 
 def reference_value(
@@ -488,10 +500,20 @@ class DistributedSimResult:
     figure: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (complex numbers as ``{"real", "imag"}``)."""
+        """JSON-ready summary. ``value`` and ``reference`` are real headline numbers: the
+        probability ``|amplitude|^2`` for an amplitude, the (real) expectation value otherwise;
+        the complex results are under ``complex_value`` and ``complex_reference`` as
+        ``{"real", "imag"}``, and ``abs_error`` compares the complex results."""
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        out["tasks"] = self.tasks
+        out["complex_value"] = out.pop("value")
+        out["complex_reference"] = out.pop("reference")
+        out["value"] = self.headline(self.value)
+        out["reference"] = None if self.reference is None else self.headline(self.reference)
         return _common.jsonable(out)
+
+    def headline(self, z: complex) -> float:
+        """The real number a complex result is summarised by (see :meth:`to_dict`)."""
+        return float(abs(z) ** 2) if self.quantity == "amplitude" else float(z.real)
 
 
 def _figure(partials: Sequence[complex], res: DistributedSimResult, path: Path) -> Path:
@@ -544,15 +566,20 @@ def execute(
     reference: Literal["auto", "statevector", "mps", "none"] = "auto",
     mpi_pool: str | None = None,
     mpi_ranks: int = 2,
+    plan: SlicedContraction | None = None,
 ) -> DistributedSimResult:
-    """Simulate ``circuit`` in slices inside ``ctx`` (the engine of :func:`run`)."""
+    """Simulate ``circuit`` in slices inside ``ctx`` (the engine of :func:`run`); ``plan``
+    skips the contraction search when :func:`prepare` already made it."""
     if not pools:
         raise ValueError("no pools to contract slices on")
     timings = _common.Timings()
     n = circuit.num_qubits
     with timings.stage("plan"):
-        tn = build_network(circuit, quantity, bitstring, pauli, qubits)
-        plan = plan_slices(tn, task_memory_mb, max_repeats=max_repeats, max_time=max_time)
+        if plan is None:
+            tn = build_network(circuit, quantity, bitstring, pauli, qubits)
+            plan = plan_slices(tn, task_memory_mb, max_repeats=max_repeats, max_time=max_time)
+    if timings.seconds["plan"] < plan.search_s:  # searched in prepare(), before the pools
+        timings.seconds["plan"] = plan.search_s
     slots = sum(max(1, ctx.pools[p].workers) if p in ctx.pools else 1 for p in pools)
     per_task = slices_per_task or max(1, math.ceil(plan.nslices / (4 * slots)))
     groups = [
@@ -560,6 +587,14 @@ def execute(
     ]
 
     ref_method = reference_method(circuit, reference)
+    with timings.stage("warmup"):
+        warm = [
+            _common.submit(ctx, warm_up_contraction, p, task=f"warmup-{p}-{i}", kind="warmup")
+            for p in pools
+            for i in range(max(1, ctx.pools[p].workers) if p in ctx.pools else 1)
+        ]
+        for fut in warm:
+            fut.result()
     with timings.stage("contract"):
         ref_future = None
         if ref_method is not None:
@@ -596,7 +631,7 @@ def execute(
         partials = []
         for k, fut in enumerate(futures):
             partials.append(fut.result().value)
-            ctx.progress(pools[k % len(pools)], k + 1, len(futures))
+            ctx.progress("+".join(pools), k + 1, len(futures))
         scale = 10.0**plan.exponent
         value = complex(sum(partials)) * scale
     ref = None
@@ -716,40 +751,69 @@ def run(
     )
 
 
-def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run a validated ``kind: distributed-simulation`` template in a loaded DataFlowKernel."""
+@dataclass
+class PreparedSimulation:
+    """A template's circuit, quantity and contraction plan, made before any pool starts."""
+
+    circuit: QuantumCircuit
+    quantity: Quantity
+    bitstring: str | None
+    pauli: str | None
+    qubits: tuple[int, ...] | None
+    plan: SlicedContraction
+
+
+def prepare(
+    template: Mapping[str, Any], pools: Mapping[str, PoolInfo], base_dir: Path | None = None
+) -> PreparedSimulation:
+    """Load the circuit, check the quantity's inputs and find the sliced contraction tree, on
+    the driver, before any pool starts: bad input and impossible budgets fail here."""
     spec = template["circuit"]
     seed = int(spec.get("seed", 1234))
     if "qasm" in spec:
-        from parsl_quantum.workflow.circuits import read_qasm
-
-        circuit = read_qasm(spec["qasm"]).remove_final_measurements(inplace=False)
+        (circuit,) = _common.read_qasm_files([spec["qasm"]], base_dir)
     else:
         circuit = grid_circuit(
             int(spec.get("rows", 4)), int(spec.get("cols", 5)), int(spec.get("depth", 12)), seed
         )
     n = circuit.num_qubits
-    quantity = template.get("quantity", "amplitude")
-    obs = template.get("observable", {"pauli": "ZZ", "qubits": [n // 2 - 1, n // 2]})
-    mpi = template.get("mpi", {})
+    quantity: Quantity = template.get("quantity", "amplitude")
+    bitstring = template.get("bitstring") or _default_bitstring(n, seed)
+    obs = template.get("observable", {"pauli": "ZZ", "qubits": [max(0, n // 2 - 1), n // 2]})
+    pauli, qubits = str(obs["pauli"]), tuple(int(q) for q in obs["qubits"])
+    tn = build_network(circuit, quantity, bitstring, pauli, qubits)
     search = template.get("search", {})
+    plan = plan_slices(
+        tn,
+        float(template.get("task_memory_mb", 0.25)),
+        max_repeats=int(search.get("max_repeats", 32)),
+        max_time=search.get("max_time"),
+    )
+    return PreparedSimulation(circuit, quantity, bitstring, pauli, qubits, plan)
+
+
+def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """Run a validated ``kind: distributed-simulation`` template in a loaded DataFlowKernel."""
+    prep = ctx.prepared
+    if not isinstance(prep, PreparedSimulation):
+        prep = prepare(template, ctx.pools)
+    mpi = template.get("mpi", {})
     pools = _common.template_pools(template, ctx, ("cpu", "gpu"))
     mpi_pool = mpi.get("pool", "mpi") if mpi.get("enabled") else None
     result = execute(
         ctx,
-        circuit,
-        quantity,
+        prep.circuit,
+        prep.quantity,
         pools=[p for p in pools if p != mpi_pool] or pools,
-        bitstring=template.get("bitstring") or _default_bitstring(n, seed),
-        pauli=obs["pauli"],
-        qubits=obs["qubits"],
+        bitstring=prep.bitstring,
+        pauli=prep.pauli,
+        qubits=prep.qubits,
         task_memory_mb=float(template.get("task_memory_mb", 0.25)),
         slices_per_task=template.get("slices_per_task"),
-        max_repeats=int(search.get("max_repeats", 32)),
-        max_time=search.get("max_time"),
         reference=template.get("reference", "auto"),
         mpi_pool=mpi_pool,
         mpi_ranks=int(mpi.get("ranks", 2)),
+        plan=prep.plan,
     )
     return result.to_dict()
 

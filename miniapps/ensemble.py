@@ -29,7 +29,7 @@ from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from miniapps import _common
-from parsl_quantum.workflow.context import RunContext
+from parsl_quantum.workflow.context import PoolInfo, RunContext
 
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -218,7 +218,7 @@ def _dispatch(
         for fut in finished:
             index, pool, row = in_flight.pop(fut)
             done.append((index, pool, fut.result(), row))
-            ctx.progress(pool, len(done), len(batches))
+            ctx.progress("+".join(pools), len(done), len(batches))
             if pending:
                 launch(pool)
     return done
@@ -289,10 +289,7 @@ def execute(
         raise ValueError("batch_size must be >= 1")
     timings = _common.Timings()
     width = max(c.num_qubits for c in circuits)
-    for pool in pools:
-        info = ctx.pools.get(pool)
-        if info is not None and info.max_qubits < width:
-            raise ValueError(f"pool {pool!r} ({info.max_qubits} qubits) is narrower than {width}")
+    _common.check_width(ctx.pools, pools, width)
     ops = observables_for(list(observables), width)
     batches = [
         list(range(i, min(i + batch_size, len(circuits))))
@@ -424,13 +421,13 @@ def run(
     )
 
 
-def circuits_from_template(spec: Mapping[str, Any]) -> list[QuantumCircuit]:
-    """The circuits a template's ``circuits`` section names."""
+def circuits_from_template(
+    spec: Mapping[str, Any], base_dir: Path | None = None
+) -> list[QuantumCircuit]:
+    """The circuits a template's ``circuits`` section names (QASM paths relative to
+    ``base_dir`` when they are not found from the working directory)."""
     if "qasm" in spec:
-        from parsl_quantum.workflow.circuits import read_qasm
-
-        circuits = [read_qasm(p) for p in spec["qasm"]]
-        return [c.remove_final_measurements(inplace=False) for c in circuits]
+        return _common.read_qasm_files(spec["qasm"], base_dir)
     return random_circuits(
         int(spec.get("count", 32)),
         int(spec.get("qubits", 4)),
@@ -439,12 +436,25 @@ def circuits_from_template(spec: Mapping[str, Any]) -> list[QuantumCircuit]:
     )
 
 
+def prepare(
+    template: Mapping[str, Any], pools: Mapping[str, PoolInfo], base_dir: Path | None = None
+) -> list[QuantumCircuit]:
+    """Build and check the circuits and observables before any pool starts (bad input fails
+    here, with a one-line error, not in a task)."""
+    circuits = circuits_from_template(template["circuits"], base_dir)
+    width = max(c.num_qubits for c in circuits)
+    observables_for(template.get("observables", ["mean-z"]), width)
+    _common.check_width(pools, template.get("pools") or list(pools), width)
+    return circuits
+
+
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Run a validated ``kind: ensemble`` template inside a loaded DataFlowKernel."""
     pools = _common.template_pools(template, ctx, ("cpu", "gpu", "qpu"))
+    circuits = ctx.prepared if isinstance(ctx.prepared, list) else prepare(template, ctx.pools)
     result = execute(
         ctx,
-        circuits_from_template(template["circuits"]),
+        circuits,
         template.get("observables", ["mean-z"]),
         pools=pools,
         batch_size=int(template.get("batch_size", 8)),

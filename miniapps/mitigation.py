@@ -33,7 +33,7 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from miniapps import _common
-from parsl_quantum.workflow.context import RunContext
+from parsl_quantum.workflow.context import PoolInfo, RunContext
 
 Fold = Literal["global", "gates_at_random"]
 Family = Literal["mirror", "random"]
@@ -413,13 +413,15 @@ def run(
     )
 
 
-def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run a validated ``kind: error-mitigation`` template inside a loaded DataFlowKernel."""
+def prepare(
+    template: Mapping[str, Any], pools: Mapping[str, PoolInfo], base_dir: Path | None = None
+) -> list[QuantumCircuit]:
+    """Build and check the circuits and the observable before any pool starts."""
+    from parsl_quantum.workflow.circuits import parse_observable
+
     spec = template.get("circuits", {})
     if "qasm" in spec:
-        from parsl_quantum.workflow.circuits import read_qasm
-
-        circuits = [read_qasm(p).remove_final_measurements(inplace=False) for p in spec["qasm"]]
+        circuits = _common.read_qasm_files(spec["qasm"], base_dir)
     else:
         circuits = make_circuits(
             spec.get("family", "mirror"),
@@ -428,6 +430,15 @@ def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]
             int(spec.get("layers", 4)),
             int(spec.get("seed", 1234)),
         )
+    width = max(c.num_qubits for c in circuits)
+    parse_observable(template.get("observable", "mean-z"), width)
+    _common.check_width(pools, template.get("pools") or list(pools), width)
+    return circuits
+
+
+def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """Run a validated ``kind: error-mitigation`` template inside a loaded DataFlowKernel."""
+    circuits = ctx.prepared if isinstance(ctx.prepared, list) else prepare(template, ctx.pools)
     result = execute(
         ctx,
         circuits,

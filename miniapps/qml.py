@@ -421,7 +421,7 @@ def execute(
             weights = weights - learning_rate * (m / (1 - 0.9**step)) / (
                 np.sqrt(v / (1 - 0.999**step)) + 1e-8
             )
-            ctx.progress(pools[0], step, steps)
+            ctx.progress("+".join(pools), step, steps)
             if step % eval_every == 0 or step == steps:
                 evaluate(step)
     with timings.stage("report"):

@@ -357,7 +357,7 @@ def execute(
 
             def callback(intermediate_result: Any) -> None:
                 history.append(float(intermediate_result.fun))
-                ctx.progress(pools[0], len(history), max_iterations)
+                ctx.progress("+".join(pools), len(history), max_iterations)
                 if float(intermediate_result.fun) - exact <= tolerance / 10:
                     raise StopIteration  # well inside the tolerance: stop spending tasks
 
