@@ -143,5 +143,6 @@ def pool_infos(config: Config) -> dict[str, PoolInfo]:
             )
         else:
             kind, width, exact = _UNRESOLVED[_backend_kind(names[0])]
-        infos[ex.label] = PoolInfo(ex.label, names, workers, kind, width, exact)
+        accepts = hasattr(ex, "backends")  # QPU-aware HTEX and Globus pools declare backends
+        infos[ex.label] = PoolInfo(ex.label, names, workers, kind, width, exact, accepts)
     return infos

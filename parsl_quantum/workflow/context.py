@@ -41,6 +41,9 @@ class PoolInfo:
     kind: str  # "cpu-sim", "gpu-sim" or "qpu": the kind of its first backend
     max_qubits: int
     exact: bool
+    #: Whether its executor takes parsl-quantum's resource specification keys (``backend``,
+    #: ``qubits``, ``shots``...); a plain HTEX accepts only ``priority``.
+    accepts_spec: bool = True
 
 
 @dataclass

@@ -228,7 +228,7 @@ def execute_plan(
             mode="exact" if exact else "sampled",
             shots=node_shots,
             seed=None if seed is None else seed + lo + 7919 * p,
-            parsl_resource_specification=spec,
+            parsl_resource_specification=spec if pool.accepts_spec else {},
         )
         if recorder is not None:
             recorder.track(

@@ -1,0 +1,89 @@
+"""Site configurations: the local default's pools, and the batch scripts cluster configs write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from parsl.providers.errors import SubmitException
+
+from parsl_quantum import configs
+from parsl_quantum.backends import DEFAULT_FAKE_QPU
+from parsl_quantum.configs import ClusterPool, pool_infos
+from parsl_quantum.executors import QPUHighThroughputExecutor
+
+
+def test_local_default_has_named_pools_under_the_run_dir(tmp_path: Path) -> None:
+    config = configs.local(tmp_path / "run", ("cpu", "qpu"))
+    labels = [ex.label for ex in config.executors]
+    assert labels == ["cpu", "qpu"]
+    assert all(isinstance(ex, QPUHighThroughputExecutor) for ex in config.executors)
+    assert config.run_dir == str(tmp_path / "run" / "parsl")
+    assert config.monitoring is not None
+    assert str(tmp_path / "run" / "monitoring.db") in config.monitoring.logging_endpoint
+    infos = pool_infos(config)
+    assert infos["cpu"].backends == ("aer",) and infos["cpu"].exact
+    assert infos["qpu"].backends == (DEFAULT_FAKE_QPU,)
+    assert infos["qpu"].kind == "qpu" and not infos["qpu"].exact
+
+
+def test_gpu_pool_only_when_a_gpu_is_present(tmp_path: Path) -> None:
+    config = configs.local(tmp_path, ("cpu", "gpu"))
+    labels = [ex.label for ex in config.executors]
+    assert ("gpu" in labels) == configs.gpu_available()
+
+
+def test_unknown_local_pool_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown pool 'tpu'"):
+        configs.local(tmp_path, ("cpu", "tpu"))
+
+
+def _batch_script(provider, tmp_path: Path) -> str:
+    provider.script_dir = str(tmp_path)
+    with pytest.raises(SubmitException):  # no batch scheduler here: the script is written first
+        provider.submit("process_worker_pool.py --block_id=0", 1)
+    scripts = [p for p in tmp_path.iterdir() if p.is_file() and p.name.startswith("parsl.")]
+    assert len(scripts) == 1
+    return scripts[0].read_text()
+
+
+def test_slurm_config_writes_a_batch_script(tmp_path: Path) -> None:
+    pools = {"cpu": ClusterPool(nodes_per_block=2, workers_per_node=4, walltime="00:30:00")}
+    config = configs.slurm(
+        tmp_path / "run",
+        pools,
+        partition="debug",
+        account="proj42",
+        worker_init="source /opt/env/bin/activate",
+        monitoring=False,
+    )
+    (ex,) = config.executors
+    assert ex.label == "cpu" and ex.max_workers_per_node == 4
+    script = _batch_script(ex.provider, tmp_path)
+    assert "#SBATCH --partition=debug" in script
+    assert "#SBATCH --account=proj42" in script
+    assert "#SBATCH --nodes=2" in script
+    assert "#SBATCH --time=30" in script
+    assert "source /opt/env/bin/activate" in script
+    assert "srun" in script and "process_worker_pool.py" in script
+
+
+def test_pbs_config_writes_a_batch_script(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pools = {"qpu": ClusterPool(backends=(DEFAULT_FAKE_QPU,), walltime="01:00:00")}
+    config = configs.pbs(
+        tmp_path / "run",
+        pools,
+        queue="debug",
+        account="proj42",
+        cpus_per_node=32,
+        worker_init="module load conda",
+        monitoring=False,
+    )
+    (ex,) = config.executors
+    assert ex.backends == (DEFAULT_FAKE_QPU,)
+    script = _batch_script(ex.provider, tmp_path)
+    assert "-q debug -A proj42" in caplog.text  # PBS Pro passes these to qsub
+    assert "#PBS -l walltime=01:00:00" in script
+    assert "ncpus=32" in script
+    assert "module load conda" in script
+    assert "mpiexec" in script and "process_worker_pool.py" in script

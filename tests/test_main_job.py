@@ -1,0 +1,180 @@
+"""The main job on real local pools: exact values, calibrated shot errors, the fake QPU, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import parsl
+import pytest
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
+from parsl.providers import LocalProvider
+
+from parsl_quantum import configs
+from parsl_quantum.configs.local import INTERCHANGE_CMD, WORKER_CMD
+from parsl_quantum.workflow.circuits import (
+    efficient_su2_circuit,
+    parse_observable,
+    qaoa_circuit,
+    random_2local_circuit,
+)
+from parsl_quantum.workflow.cutting import cut_and_run, reference_value
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory: pytest.TempPathFactory):
+    run_dir = tmp_path_factory.mktemp("pools")
+    with parsl.load(configs.local(run_dir, ("cpu", "qpu"), monitoring=False)):
+        yield run_dir
+    parsl.clear()
+
+
+CASES = {
+    "su2-linear": lambda: efficient_su2_circuit(10, 2, "linear"),
+    "su2-circular": lambda: efficient_su2_circuit(8, 2, "circular"),
+    "qaoa-ring": lambda: qaoa_circuit(10, 1, "ring"),
+    "random-2local": lambda: random_2local_circuit(9, 4, seed=3),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_exact_value_matches_direct_simulation(pools: Path, name: str) -> None:
+    circuit = CASES[name]()
+    obs = parse_observable("mean-z", circuit.num_qubits)
+    obs = obs + parse_observable(
+        "0.25*X" + "I" * (circuit.num_qubits - 2) + "Y", circuit.num_qubits
+    )
+    result = cut_and_run(circuit, obs, pools=["cpu"], max_subcircuit_qubits=5, run_dir=pools / name)
+    assert len(result.configuration["partitions"]) >= 2
+    assert all(p["qubits"] <= 5 and p["pool"] == "cpu" for p in result.configuration["partitions"])
+    assert result.std_error == 0.0
+    assert result.value == pytest.approx(result.reference, abs=1e-8)
+    assert (pools / name / "plan.json").exists()
+
+
+def test_shot_errors_are_calibrated_on_an_ideal_sampler(pools: Path) -> None:
+    circuit = efficient_su2_circuit(6, 2, "linear", seed=11)
+    obs = parse_observable("mean-z", 6)
+    exact = reference_value(circuit, obs)
+    assert exact is not None
+    within = 0
+    for seed in range(20):
+        result = cut_and_run(
+            circuit,
+            obs,
+            pools=["cpu"],
+            max_subcircuit_qubits=3,
+            mode="sampled",
+            shots=20_000,
+            seed=seed,
+            reference="never",
+        )
+        assert result.std_error > 0
+        within += abs(result.value - exact) <= 4 * result.std_error
+    assert within >= 19
+
+
+def test_noisy_fake_qpu_runs_the_same_workflow(pools: Path) -> None:
+    circuit = efficient_su2_circuit(8, 1, "linear")
+    obs = parse_observable("mean-z", 8)
+    result = cut_and_run(
+        circuit,
+        obs,
+        pools=["qpu"],
+        max_subcircuit_qubits=4,
+        shots=8_000,
+        seed=1,
+        run_dir=pools / "qpu",
+    )
+    assert {p["pool"] for p in result.configuration["partitions"]} == {"qpu"}
+    assert result.configuration["methods"] == ["sampled"]
+    assert np.isfinite(result.value) and result.std_error > 0
+    assert abs(result.value - result.reference) < 0.5  # noisy, but the right sign and scale
+
+
+def test_cut_and_run_in_a_users_own_config(tmp_path: Path) -> None:
+    """Any executor label works; plain HTEX pools are taken as Aer pools."""
+    config = Config(
+        executors=[
+            HighThroughputExecutor(
+                label="mysim",
+                max_workers_per_node=1,
+                provider=LocalProvider(init_blocks=1),
+                interchange_launch_cmd=INTERCHANGE_CMD,
+                launch_cmd=WORKER_CMD,
+            )
+        ],
+        run_dir=str(tmp_path),
+    )
+    circuit = efficient_su2_circuit(6, 1, "linear")
+    obs = parse_observable("mean-z", 6)
+    with parsl.load(config):
+        result = cut_and_run(circuit, obs, max_subcircuit_qubits=3)
+    parsl.clear()
+    assert result.configuration["partitions"][0]["pool"] == "mysim"
+    assert result.value == pytest.approx(result.reference, abs=1e-8)
+
+
+def test_cli_runs_the_main_job_and_writes_exactly_the_json_keys(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "parsl_quantum.workflow.cli",
+        "run",
+        str(ROOT / "workflows" / "circuit-cutting.yaml"),
+        "--set",
+        "circuit.qubits=10",
+        "--set",
+        "planner.max_subcircuit_qubits=5",
+        "--set",
+        "pools=cpu",
+        "--json",
+        str(out),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert set(data) == {
+        "value",
+        "std_error",
+        "reference",
+        "configuration",
+        "timings",
+        "tasks",
+        "run_dir",
+    }
+    assert data["value"] == pytest.approx(data["reference"], abs=1e-8)
+    assert {"plan", "evaluate", "reconstruct", "startup", "total"} <= set(data["timings"])
+    assert data["tasks"] >= 2
+    run = tmp_path / "run"
+    assert (run / "result.json").exists() and (run / "tasks.csv").exists()
+    assert (run / "monitoring.db").exists()
+    assert "value" in proc.stdout
+
+
+def test_cli_bad_input_exits_2_before_starting_pools(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "parsl_quantum.workflow.cli",
+        "run",
+        str(ROOT / "workflows" / "circuit-cutting.yaml"),
+        "--set",
+        "observable=ZZ",
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "has 2 qubits but the circuit has 24" in proc.stderr
+    assert not (tmp_path / "run" / "parsl").exists()
