@@ -307,17 +307,21 @@ def reconstruct(
 def reference_value(
     circuit: QuantumCircuit, observable: SparsePauliOp, *, force: bool = False
 ) -> float | None:
-    """The exact expectation value by direct simulation with Aer, when that is cheap: the
-    statevector method up to :data:`STATEVECTOR_REFERENCE_QUBITS` qubits, MPS beyond when the
-    circuit's interaction graph is narrow (bandwidth along its best order at most
-    :data:`MPS_REFERENCE_BANDWIDTH`); ``force`` runs MPS regardless."""
+    """The exact expectation value by direct simulation with Aer, when that is cheap.
+
+    Narrow circuits (interaction-graph bandwidth along the best qubit order at most
+    :data:`MPS_REFERENCE_BANDWIDTH`) use the MPS method, untruncated, at any width; others the
+    statevector method up to :data:`STATEVECTOR_REFERENCE_QUBITS` qubits; ``force`` runs MPS
+    regardless. Returns None when no cheap method applies.
+    """
     from qiskit_aer.primitives import EstimatorV2
 
-    n = circuit.num_qubits
-    if n <= STATEVECTOR_REFERENCE_QUBITS:
-        method = "statevector"
-    elif force or _bandwidth(circuit) <= MPS_REFERENCE_BANDWIDTH:
+    if _bandwidth(circuit) <= MPS_REFERENCE_BANDWIDTH or (
+        force and circuit.num_qubits > STATEVECTOR_REFERENCE_QUBITS
+    ):
         method = "matrix_product_state"
+    elif circuit.num_qubits <= STATEVECTOR_REFERENCE_QUBITS:
+        method = "statevector"
     else:
         return None
     est = EstimatorV2(options={"backend_options": {"method": method}})
