@@ -596,22 +596,6 @@ def execute(
         for fut in warm:
             fut.result()
     with timings.stage("contract"):
-        ref_future = None
-        if ref_method is not None:
-            ref_future = _common.submit(
-                ctx,
-                reference_value,
-                pools[0],
-                circuit,
-                quantity,
-                ref_method,
-                bitstring,
-                pauli,
-                qubits,
-                task="reference",
-                kind="reference",
-                qubits=n,
-            )
         futures = []
         for k, group in enumerate(groups):
             pool = pools[k % len(pools)]
@@ -635,8 +619,22 @@ def execute(
         scale = 10.0**plan.exponent
         value = complex(sum(partials)) * scale
     ref = None
-    if ref_future is not None:
+    if ref_method is not None:  # after the slices, so the two timings do not share workers
         with timings.stage("reference"):
+            ref_future = _common.submit(
+                ctx,
+                reference_value,
+                pools[0],
+                circuit,
+                quantity,
+                ref_method,
+                bitstring,
+                pauli,
+                qubits,
+                task="reference",
+                kind="reference",
+                qubits=n,
+            )
             ref = complex(ref_future.result())
 
     mpi: dict[str, Any] = {"ran": False}

@@ -99,3 +99,23 @@ def test_template_runs_and_returns_json(pools: Path) -> None:
 def test_rejects_pools_the_config_lacks(pools: Path) -> None:
     with pytest.raises(ValueError, match="gpu.*not in the loaded Parsl config"):
         ensemble.run(count=2, pools=["gpu"], run_dir=pools / "bad")
+
+
+def test_prepare_checks_inputs_before_any_pool_starts(tmp_path: Path) -> None:
+    from parsl_quantum.workflow.context import PoolInfo
+
+    qpu = {"qpu": PoolInfo("qpu", ("fake:fake_perth",), 1, "qpu", 7, False)}
+    wide = {"circuits": {"count": 2, "qubits": 9}, "pools": ["qpu"]}
+    with pytest.raises(ValueError, match="narrower than the 9-qubit"):
+        ensemble.prepare(wide, qpu)
+    with pytest.raises(ValueError, match="has 4 qubits but the circuit has 3"):
+        ensemble.prepare({"circuits": {"count": 1, "qubits": 3}, "observables": ["ZZZZ"]}, qpu)
+    # a QASM path is taken relative to the template's directory
+    (tmp_path / "bell.qasm").write_text(
+        'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\n'
+        "measure q -> c;\n"
+    )
+    (circuit,) = ensemble.prepare({"circuits": {"qasm": ["bell.qasm"]}}, qpu, tmp_path)
+    assert circuit.num_qubits == 2 and circuit.count_ops().get("measure", 0) == 0
+    zz = ensemble.exact_values([circuit], ensemble.observables_for(["ZZ", "XX", "mean-z"], 2))
+    np.testing.assert_allclose(zz, [[1.0, 1.0, 0.0]], atol=1e-12)
