@@ -104,7 +104,7 @@ def science(app: str, result: Any) -> str:
         )
     if app == "error-mitigation":
         mit = ", ".join(f"{f} {e:.3f}" for f, e in result.mitigated_error.items())
-        return f"mean |error|: unmitigated {result.unmitigated_error:.3f}, {mit}"
+        return f"mean abs error: unmitigated {result.unmitigated_error:.3f}, {mit}"
     return ""
 
 
