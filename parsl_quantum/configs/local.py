@@ -6,6 +6,7 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from parsl.config import Config
 from parsl.executors.base import ParslExecutor
@@ -17,10 +18,14 @@ from parsl_quantum.backends import (
     DEFAULT_FAKE_QPU,
     BackendSpec,
     BackendUnavailableError,
+    canonical_name,
     get_backend,
 )
 from parsl_quantum.executors import QPUHighThroughputExecutor
 from parsl_quantum.workflow.context import PoolInfo
+
+if TYPE_CHECKING:
+    from parsl_quantum.reliability import Reliability
 
 #: Start the interchange and workers with this interpreter, so pools work without the
 #: environment's ``bin/`` on ``PATH``.
@@ -57,7 +62,9 @@ def local(
     *,
     workers: Mapping[str, int] | None = None,
     backends: Mapping[str, Sequence[str]] | None = None,
+    backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     monitoring: bool = True,
+    reliability: Reliability | None = None,
 ) -> Config:
     """The embedded local default: one HTEX pool per name in ``pools``.
 
@@ -65,11 +72,21 @@ def local(
     one job at a time, like a real QPU), and ``gpu`` Aer on the GPU, which is only added when a
     GPU and qiskit-aer-gpu are present. Parsl's run directory and monitoring database go under
     ``run_dir``.
+
+    ``backend_options`` maps a backend name to its options (e.g. a fake device's
+    ``failure_rate`` or ``queue_delay``) in every pool that serves it. ``reliability`` installs
+    retries, failover and checkpointing (:meth:`Reliability.apply
+    <parsl_quantum.reliability.Reliability.apply>`; the Config's ``retry_handler`` keeps count).
     """
     run_path = Path(run_dir)
     run_path.mkdir(parents=True, exist_ok=True)
     workers = {"cpu": 2, "gpu": 1, "qpu": 1, **(workers or {})}
     chosen = {**DEFAULT_POOL_BACKENDS, **{k: tuple(v) for k, v in (backends or {}).items()}}
+    options = {canonical_name(k): dict(v) for k, v in (backend_options or {}).items()}
+    served = {canonical_name(b) for p in pools if p in chosen for b in chosen[p]}
+    stray = sorted(set(options) - served)
+    if stray:
+        raise ValueError(f"backend_options for {stray[0]!r}, which no pool here serves")
     executors: list[ParslExecutor] = []
     for name in pools:
         if name == "gpu" and not gpu_available() and "gpu" not in (backends or {}):
@@ -80,6 +97,11 @@ def local(
             QPUHighThroughputExecutor(
                 label=name,
                 backends=list(chosen[name]),
+                backend_options={
+                    b: options[canonical_name(b)]
+                    for b in chosen[name]
+                    if canonical_name(b) in options
+                },
                 max_workers_per_node=workers.get(name, 1),
                 cores_per_worker=1e-6,
                 provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1),
@@ -92,8 +114,15 @@ def local(
     hub = None
     if monitoring:
         db = (run_path / "monitoring.db").resolve()
-        hub = MonitoringHub(resource_monitoring_enabled=False, logging_endpoint=f"sqlite:///{db}")
-    return Config(
+        # Resource monitoring with interval 0: each try reports when it starts running on a
+        # worker (queue wait and busy time for ``parsl-quantum report``) but no per-task
+        # resource-sampling process is started.
+        hub = MonitoringHub(
+            resource_monitoring_enabled=True,
+            resource_monitoring_interval=0,
+            logging_endpoint=f"sqlite:///{db}",
+        )
+    config = Config(
         executors=executors,
         run_dir=str(run_path / "parsl"),
         monitoring=hub,
@@ -101,6 +130,9 @@ def local(
         max_idletime=3600,
         initialize_logging=True,
     )
+    if reliability is not None:
+        reliability.apply(config)
+    return config
 
 
 #: What a pool is assumed to offer when its backends cannot be described on this machine

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +29,8 @@ from parsl_quantum.workflow.template import (
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+#: What ``run`` records in the run directory besides the template, for ``run --resume``.
+RUN_INFO = "run.json"
 
 
 class BadInput(Exception):
@@ -43,6 +47,26 @@ def published_templates() -> dict[str, Path]:
     return {p.stem: p for p in sorted(templates_dir().glob("*.yaml"))}
 
 
+#: ``site.options`` the local site takes, passed to :func:`parsl_quantum.configs.local`.
+LOCAL_SITE_OPTIONS = ("backends", "backend_options")
+
+
+def _local_options(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(LOCAL_SITE_OPTIONS))
+    if unknown:
+        raise BadInput(
+            f"site.options.{unknown[0]}: unknown option of the local site "
+            f"(allowed: {', '.join(LOCAL_SITE_OPTIONS)})"
+        )
+    for key, value in options.items():
+        if not isinstance(value, dict) or not all(
+            isinstance(v, dict if key == "backend_options" else list) for v in value.values()
+        ):
+            shape = "backend name -> options" if key == "backend_options" else "pool -> [names]"
+            raise BadInput(f"site.options.{key}: expected a mapping of {shape}")
+    return options
+
+
 def _site_config(template: Template, run_dir: Path, monitoring: bool) -> Any:
     from parsl_quantum import configs
 
@@ -50,7 +74,13 @@ def _site_config(template: Template, run_dir: Path, monitoring: bool) -> Any:
     options = dict(site.get("options", {}))
     workers = template.data.get("run", {}).get("workers")
     if site["name"] == "local":
-        return configs.local(run_dir, template.pools, workers=workers, monitoring=monitoring)
+        return configs.local(
+            run_dir,
+            template.pools,
+            workers=workers,
+            monitoring=monitoring,
+            **_local_options(options),
+        )
     if site["name"] in ("slurm", "pbs"):
         from parsl_quantum.configs.clusters import ClusterPool
         from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS
@@ -95,21 +125,72 @@ def _print_result(result: dict[str, Any], kind: str) -> None:
         table.add_row("tasks", str(result["tasks"]))
     for stage, secs in (result.get("timings") or {}).items():
         table.add_row(f"time: {stage}", f"{secs:.3f} s")
+    if isinstance(config, dict):
+        for pool, n in (config.get("retries") or {}).items():
+            table.add_row(f"retries: {pool}", str(n))
+        moves = Counter((m["from_pool"], m["to_pool"]) for m in config.get("failovers") or [])
+        for (src, dst), n in moves.items():
+            table.add_row("failovers", f"{n} task(s) {src} -> {dst}")
+        if "reused_from_checkpoint" in config:
+            table.add_row("reused from checkpoint", str(config["reused_from_checkpoint"]))
     table.add_row("run_dir", str(result.get("run_dir")))
     console.print(table)
+
+
+def _resume_source(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """The template file, its base directory (for relative paths) and the run directory of a
+    ``run --resume RUN_DIR``, which re-reads the run's own template and nothing else."""
+    if args.template or args.set or args.run_dir:
+        raise BadInput(
+            "--resume re-runs RUN_DIR's own template: give no TEMPLATE, --set or --run-dir"
+        )
+    run_dir = Path(args.resume)
+    source = run_dir / "template.yaml"
+    if not source.is_file():
+        raise BadInput(f"--resume {run_dir}: not a run directory (no template.yaml)")
+    try:
+        base = Path(json.loads((run_dir / RUN_INFO).read_text())["base_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        base = run_dir
+    return source, base, run_dir
+
+
+def _pin_profile(data: dict[str, Any], run_dir: Path) -> None:
+    """Copy the planner's cost profile into the run directory and point the template at the
+    copy, so that a resumed run plans exactly the same tasks even after a new calibration."""
+    from parsl_quantum.planner.cost import default_profile_path
+
+    planner = data.get("planner")
+    if not isinstance(planner, dict):
+        return
+    source = Path(planner["profile"]) if planner.get("profile") else default_profile_path()
+    if not source.is_file():
+        return
+    copy = (run_dir / "profile.json").resolve()
+    if source.resolve() != copy:
+        shutil.copyfile(source, copy)
+    planner["profile"] = str(copy)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import parsl
 
     from parsl_quantum.configs import pool_infos
+    from parsl_quantum.reliability import Reliability
     from parsl_quantum.workflow.context import RunContext, TaskRecorder
     from parsl_quantum.workflow.progress import RunProgress
 
     started = time.perf_counter()
     try:
-        template = load_template(args.template, args.set or [])
-        run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(template)
+        if args.resume:
+            source, base_dir, run_dir = _resume_source(args)
+            template = load_template(source)
+        elif args.template:
+            source, base_dir = Path(args.template), Path(args.template).resolve().parent
+            template = load_template(source, args.set or [])
+            run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(template)
+        else:
+            raise BadInput("run needs a TEMPLATE, or --resume RUN_DIR")
         monitoring = template.data.get("run", {}).get("monitoring", not args.no_monitoring)
         config = _site_config(template, run_dir, monitoring)
         pools = pool_infos(config)
@@ -121,19 +202,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         module = template.kind.load()
         prepared = None
         if hasattr(module, "prepare"):
-            prepared = module.prepare(template.data, pools, Path(args.template).resolve().parent)
+            prepared = module.prepare(template.data, pools, base_dir)
+        failover = bool(template.data.get("execution", {}).get("failover", False))
+        guards = Reliability(failover=failover, resume=bool(args.resume)).apply(config)
     except (BadInput, ValueError, OSError) as exc:
         print(f"parsl-quantum: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "template.yaml").write_text(yaml.safe_dump(template.data, sort_keys=False))
+    if not args.resume:
+        _pin_profile(template.data, run_dir)
+        (run_dir / "template.yaml").write_text(yaml.safe_dump(template.data, sort_keys=False))
+        info = {
+            "template": str(source.resolve()),
+            "base_dir": str(base_dir),
+            "pools": {n: {"kind": p.kind, "workers": p.workers} for n, p in pools.items()},
+        }
+        (run_dir / RUN_INFO).write_text(json.dumps(info, indent=2))
     t0 = time.perf_counter()
     dfk = parsl.load(config)
     startup = time.perf_counter() - t0
     try:
         with RunProgress(live=None if not args.quiet else False) as progress:
             ctx = RunContext(
-                run_dir, pools, TaskRecorder(run_dir / "tasks.csv"), progress, prepared=prepared
+                run_dir,
+                pools,
+                TaskRecorder(run_dir / "tasks.csv"),
+                progress,
+                resume=bool(args.resume),
+                prepared=prepared,
             )
             result = template.kind.runner(template.data, ctx)
     except Exception as exc:
@@ -142,6 +238,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         dfk.cleanup()
         parsl.clear()
+    guards.record(result.setdefault("configuration", {}))
     timings = result.setdefault("timings", {})
     timings["startup"] = startup
     timings["total"] = time.perf_counter() - started
@@ -212,6 +309,39 @@ def cmd_templates(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from parsl_quantum.workflow.report import (
+        TIMELINE,
+        ReportError,
+        draw_timeline,
+        load_report,
+        print_report,
+    )
+
+    try:
+        report = load_report(args.run_dir)
+        picture = Path(args.picture) if args.picture else Path(args.run_dir) / TIMELINE
+        print_report(report)
+        if report.lanes:
+            draw_timeline(report, picture)
+            print(f"timeline: {picture}")
+    except (ReportError, OSError) as exc:
+        print(f"parsl-quantum: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from parsl_quantum.workflow.doctor import diagnose, print_doctor
+
+    report = diagnose()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_doctor(report)
+    return 0
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
@@ -222,7 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a workflow template on its pools")
-    run.add_argument("template", help="template file (YAML)")
+    run.add_argument("template", nargs="?", help="template file (YAML)")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="finish an interrupted run: re-run its template, reusing every finished task",
+    )
     run.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a field (repeatable)"
     )
@@ -239,6 +374,17 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--graphml", metavar="PATH", help="write the chosen DAG as GraphML")
     plan.add_argument("--picture", metavar="PATH", help="draw the chosen DAG (PNG/SVG/PDF)")
     plan.set_defaults(func=cmd_plan)
+
+    rep = sub.add_parser("report", help="per-pool summary and timeline picture of a run")
+    rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep.add_argument(
+        "--picture", metavar="PATH", help="timeline picture (default: RUN_DIR/timeline.png)"
+    )
+    rep.set_defaults(func=cmd_report)
+
+    doc = sub.add_parser("doctor", help="versions, GPUs, backends, profile, optional features")
+    doc.add_argument("--json", action="store_true", help="print the findings as JSON")
+    doc.set_defaults(func=cmd_doctor)
 
     tpl = sub.add_parser("templates", help="list, show, validate or export published templates")
     tpl.add_argument("action", choices=["list", "show", "validate", "schema"])

@@ -26,6 +26,7 @@ from parsl_quantum.cutting.uncertainty import bootstrap_rows
 from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
 from parsl_quantum.planner.cost import CostModel, load_model
 from parsl_quantum.planner.plan import Mode, PlanResult, plan_workload, shot_allocation
+from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
 from parsl_quantum.workflow.circuits import CIRCUIT_SCHEMA, circuit_from_spec, parse_observable
 from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
 
@@ -51,6 +52,7 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
                 "shots": {"type": "integer", "minimum": 1},
                 "seed": {"type": "integer"},
                 "reference": {"enum": ["auto", "always", "never"]},
+                "failover": {"type": "boolean"},
             },
             "additionalProperties": False,
         },
@@ -207,7 +209,10 @@ def execute_plan(
     rows_of = [_all_rows(problem, p) for p in range(len(problem.partitions))]
     nodes = [n for n in graph.nodes if graph.nodes[n]["kind"] == "evaluate"]
     nodes.sort(key=lambda n: graph.nodes[n]["start"])
-    apps = {name: parsl.python_app(evaluate_subexperiments, executors=[name]) for name in pools}
+    apps = {
+        name: parsl.python_app(evaluate_subexperiments, executors=[name], cache=True)
+        for name in pools
+    }
     totals = {name: sum(1 for n in nodes if graph.nodes[n]["pool"] == name) for name in pools}
     done_count = dict.fromkeys(pools, 0)
     futures = {}

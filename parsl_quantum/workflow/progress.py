@@ -13,18 +13,37 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
 )
+from rich.text import Text
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+class _RunElapsedColumn(ProgressColumn):
+    """Time since the run began (rich's own elapsed column starts at each bar's creation,
+    which is a pool's first finished task)."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__()
+        self.start = start
+
+    def render(self, task: object) -> Text:
+        return Text(_clock(time.monotonic() - self.start), style="progress.elapsed")
 
 
 class RunProgress:
     """Tasks done/total per pool. Use as a context manager; call the instance as the
     ``progress(pool, done, total)`` callback of :class:`~parsl_quantum.workflow.context.RunContext`.
 
-    On a terminal it draws one bar per pool with elapsed time; otherwise it prints a line when a
-    pool reaches each quarter of its tasks, so logs stay short.
+    On a terminal it draws one bar per pool with the time since the run began, and leaves the
+    final counts on screen; otherwise it prints a line when a pool reaches each quarter of its
+    tasks, so logs stay short.
     """
 
     def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
@@ -40,9 +59,8 @@ class RunProgress:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TimeElapsedColumn(),
+                _RunElapsedColumn(self._start),
                 console=Console(file=self.stream),
-                transient=True,
             )
 
     def __enter__(self) -> RunProgress:

@@ -1,0 +1,153 @@
+"""Failover: when a pool is down, its work moves to a compatible pool, and every move is recorded.
+
+A pool is *down* when Parsl has put its executor in a bad state. Parsl does so itself when every
+block of the pool has failed; :class:`PoolDownHandler` adds the case of a pool whose blocks have
+all ended without Parsl asking (cancelled, killed, lost) while it still had work - a QPU
+reservation revoked, a session cancelled by the provider. Either way the executor fails its
+outstanding tasks, and each failure reaches the
+:class:`~parsl_quantum.reliability.retry.RetryHandler`, which asks :class:`FailoverPolicy` for a
+target pool and re-points the task there before Parsl launches it again.
+
+Compatible means: wide enough for the task's ``qubits``, not down, and a simulator (a QPU only
+for work that came from a QPU): QPU work may finish on a simulator, never the other way round.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from parsl.executors.base import ParslExecutor
+from parsl.executors.status_handling import BlockProviderExecutor
+from parsl.jobs.error_handlers import simple_error_handler
+from parsl.jobs.states import JobState, JobStatus
+
+from parsl_quantum.workflow.context import PoolInfo
+
+#: Block states that mean the block ended without Parsl scaling it in or it running its course.
+LOST_STATES = frozenset({JobState.CANCELLED, JobState.FAILED, JobState.MISSING})
+
+#: Target kinds in order of preference for each source kind.
+_TARGET_KINDS: Mapping[str, tuple[str, ...]] = {
+    "qpu": ("qpu", "gpu-sim", "cpu-sim"),
+    "gpu-sim": ("gpu-sim", "cpu-sim"),
+    "cpu-sim": ("cpu-sim", "gpu-sim"),
+}
+
+
+class PoolDownError(RuntimeError):
+    """The executor of a pool was marked bad because the pool has no blocks left to run on."""
+
+
+def pool_is_down(executor: ParslExecutor | None) -> bool:
+    """True when the executor exists and Parsl holds it in a bad state (it will not run tasks)."""
+    return bool(getattr(executor, "bad_state_is_set", False))
+
+
+class PoolDownHandler:
+    """A Parsl ``block_error_handler`` that marks a pool down once it cannot run its work.
+
+    It first applies Parsl's own rule (every block failed). It then marks the executor bad when
+    it has outstanding tasks, none of its blocks is pending or running, and its most recent block
+    ended in one of :data:`LOST_STATES` - the scaling strategy is not asked to start another
+    block, because a cancelled reservation is an outage to fail over from, not a hiccup. Blocks
+    that Parsl scaled in (idle) or that completed (an expired session, a finished batch job) are
+    not losses; their replacements come from the scaling strategy as usual.
+    """
+
+    def __call__(self, executor: BlockProviderExecutor, status: dict[str, JobStatus]) -> None:
+        simple_error_handler(executor, status)
+        if executor.bad_state_is_set or not status or not executor.tasks:
+            return
+        if any(not s.terminal for s in status.values()):
+            return
+        block = max(status, key=lambda b: (len(b), b))  # block ids count up from "0"
+        last = status[block]
+        if last.state not in LOST_STATES:
+            return
+        detail = f": {last.message}" if last.message else ""
+        executor.set_bad_state_and_fail_all(
+            PoolDownError(
+                f"pool {executor.label!r} is down: its block {block} ended "
+                f"({last.state.name}{detail}) with {len(executor.tasks)} task(s) outstanding"
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Failover:
+    """One task moved from a down pool (the fields of the dispatcher's record of a move)."""
+
+    task: str
+    from_pool: str
+    to_pool: str
+    reason: str
+
+
+class FailoverPolicy:
+    """Chooses where a down pool's tasks go and re-points them; keeps a record of every move.
+
+    ``pools`` are all pools of the loaded Config (:func:`~parsl_quantum.configs.pool_infos`),
+    including ones the plan does not use: an idle simulator pool is a failover target.
+    """
+
+    def __init__(self, pools: Mapping[str, PoolInfo]) -> None:
+        self.pools = dict(pools)
+        self.moves: list[Failover] = []
+        self._lock = threading.Lock()
+
+    def target(self, source: str, qubits: int | None, executors: Mapping[str, Any]) -> str | None:
+        """The pool that takes work of ``qubits`` qubits from ``source``, or None.
+
+        Candidates are the pools not down (per ``executors``, the DFK's executors by label),
+        of a kind :data:`_TARGET_KINDS` allows for the source, wide enough; same kind first,
+        then in the order listed, then the most worker slots.
+        """
+        origin = self.pools.get(source)
+        kinds = _TARGET_KINDS.get(origin.kind if origin else "cpu-sim", ("cpu-sim",))
+        best: tuple[int, int, str] | None = None
+        for name, info in self.pools.items():
+            if name == source or info.kind not in kinds or pool_is_down(executors.get(name)):
+                continue
+            if name not in executors or (qubits is not None and info.max_qubits < qubits):
+                continue
+            key = (kinds.index(info.kind), -info.workers, name)
+            if best is None or key < best:
+                best = key
+        return None if best is None else best[2]
+
+    def move(self, task_record: Any, reason: str) -> str | None:
+        """Re-point a failed task at a target pool (executor, resource specification and
+        ``backend`` argument) and record the move; None when no pool can take it."""
+        source = str(task_record["executor"])
+        kwargs = task_record["kwargs"]
+        spec = dict(task_record["resource_specification"] or {})
+        qubits = spec.get("qubits")
+        target = self.target(
+            source, qubits if isinstance(qubits, int) else None, task_record["dfk"].executors
+        )
+        if target is None:
+            return None
+        info = self.pools[target]
+        moved = {k: v for k, v in spec.items() if k not in ("backend", "qpu")}
+        if info.accepts_spec:
+            moved["backend"] = info.backends[0]
+        else:
+            moved = {k: v for k, v in moved.items() if k == "priority"}
+        task_record["executor"] = target
+        task_record["resource_specification"] = moved
+        if "parsl_resource_specification" in kwargs:
+            kwargs["parsl_resource_specification"] = moved
+        if "backend" in kwargs:
+            kwargs["backend"] = info.backends[0]
+        task = f"{task_record['func_name']}#{task_record['id']}"
+        with self._lock:
+            self.moves.append(Failover(task, source, target, reason))
+        return target
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every move so far, as plain data."""
+        with self._lock:
+            return [asdict(m) for m in self.moves]

@@ -1,0 +1,172 @@
+"""Telling transient failures from permanent ones, and retrying the transient ones with backoff.
+
+Parsl calls ``Config.retry_handler(exception, task_record)`` after every failed try and tries the
+task again while the summed costs stay within ``Config.retries``. :class:`RetryHandler` returns
+1 for a transient failure (a timeout, a lost worker or manager, a backend job that failed in its
+queue), so a task gets ``retries`` more tries, and more than the whole budget for a permanent one
+(an invalid circuit, bad credentials, bad input), so it fails at once with its own error instead
+of repeating it. A task whose pool is down moves to another pool when a
+:class:`~parsl_quantum.reliability.failover.FailoverPolicy` allows it.
+
+Retries wait before they run again: ``backoff * 2**(n-1)`` seconds before the n-th (capped at
+``max_backoff``, with up to 50% jitter so that failed QPU jobs do not return in lockstep). The
+wait is a timer that Parsl's task waits on like a dependency, so no Parsl thread sleeps.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import threading
+from collections import Counter
+from concurrent.futures import Future
+from typing import Any
+
+from parsl_quantum.reliability.failover import FailoverPolicy, pool_is_down
+
+logger = logging.getLogger(__name__)
+
+
+class Verdict(enum.Enum):
+    """What a failed try means for the task."""
+
+    TRANSIENT = "transient"  # the same work may succeed if tried again
+    PERMANENT = "permanent"  # trying again repeats the failure
+    POOL_DOWN = "pool-down"  # the work is fine, the pool it was sent to is gone
+
+
+#: Exception classes (module and qualified name, matched along the MRO) whose failures may pass.
+#: Matching by name keeps optional packages (qiskit-ibm-runtime, requests) unimported.
+TRANSIENT_CLASSES = frozenset(
+    {
+        "builtins.TimeoutError",  # also socket.timeout and concurrent.futures.TimeoutError
+        "builtins.ConnectionError",
+        "parsl_quantum.backends.base.BackendTransientError",
+        "parsl.executors.high_throughput.errors.ManagerLost",
+        "parsl.executors.high_throughput.errors.WorkerLost",
+        "qiskit.providers.exceptions.JobTimeoutError",
+        "qiskit_ibm_runtime.exceptions.RuntimeJobFailureError",
+        "requests.exceptions.ConnectionError",
+        "requests.exceptions.Timeout",
+    }
+)
+
+#: Failures of the service that say nothing about the request: rate limits and server errors.
+TRANSIENT_HTTP_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Exception classes that mean the pool itself is gone (Parsl's executor bad state).
+POOL_DOWN_CLASSES = frozenset(
+    {
+        "parsl.executors.errors.BadStateException",
+        "parsl.jobs.errors.TooManyJobFailuresError",
+        "parsl_quantum.reliability.failover.PoolDownError",
+    }
+)
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__}
+
+
+def classify(exc: BaseException) -> Verdict:
+    """The verdict on one failed try from its exception alone.
+
+    Transient: :data:`TRANSIENT_CLASSES` and HTTP errors of the IBM service with a status in
+    :data:`TRANSIENT_HTTP_STATUS`. Pool down: Parsl's executor bad state. Everything else is
+    permanent - invalid circuits and input (``ValueError``, ``TypeError``), authentication
+    (``IBMNotAuthorizedError``, HTTP 401/403), and unknown errors, which are bugs that a retry
+    would only repeat.
+    """
+    names = _names(exc)
+    if names & POOL_DOWN_CLASSES:
+        return Verdict.POOL_DOWN
+    if names & TRANSIENT_CLASSES:
+        return Verdict.TRANSIENT
+    status = getattr(exc, "status_code", None)
+    if "qiskit_ibm_runtime.api.exceptions.RequestsApiError" in names and (
+        status in TRANSIENT_HTTP_STATUS
+    ):
+        return Verdict.TRANSIENT
+    return Verdict.PERMANENT
+
+
+class RetryHandler:
+    """A Parsl ``retry_handler``: retries transient failures with backoff, fails permanent ones
+    at once, and moves the work of a down pool when ``failover`` allows it.
+
+    ``budget`` must equal the Config's ``retries`` (:meth:`Reliability.apply
+    <parsl_quantum.reliability.Reliability.apply>` sets both). ``retried`` counts the retried
+    tries of each pool; the CLI reports it in the result.
+    """
+
+    def __init__(
+        self,
+        budget: int = 3,
+        *,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        failover: FailoverPolicy | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if budget < 0:
+            raise ValueError("the retry budget must be >= 0")
+        if backoff < 0 or max_backoff < 0:
+            raise ValueError("backoff times must be >= 0")
+        self.budget = budget
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.failover = failover
+        self.retried: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1 for the first)."""
+        base = min(self.max_backoff, self.backoff * 2 ** max(0, attempt - 1))
+        with self._lock:
+            return base * self._rng.uniform(0.5, 1.0)
+
+    def __call__(self, exc: BaseException, task_record: Any) -> float:
+        pool = str(task_record["executor"])
+        executor = task_record["dfk"].executors.get(pool)
+        verdict = classify(exc)
+        if verdict is not Verdict.POOL_DOWN and pool_is_down(executor):
+            verdict = Verdict.POOL_DOWN
+        if verdict is Verdict.POOL_DOWN and self.failover is not None:
+            target = self.failover.move(task_record, reason=_one_line(exc))
+            if target is not None:
+                logger.warning(
+                    "task %s: pool %s is down, moved to pool %s", task_record["id"], pool, target
+                )
+                return 0.0  # a move is not a retry; the policy never moves back to a down pool
+        if verdict is not Verdict.TRANSIENT:
+            return float(self.budget + 1)
+        with self._lock:
+            self.retried[pool] += 1
+        if task_record["fail_cost"] + 1 <= self.budget:
+            self._wait(task_record, self.delay(int(task_record["fail_count"])))
+        return 1.0
+
+    def _wait(self, task_record: Any, seconds: float) -> None:
+        """Hold the task's relaunch for ``seconds``: Parsl launches a pending task only once all
+        futures in its ``depends`` are done, so a timer-completed future delays it."""
+        if seconds <= 0:
+            return
+        dfk = task_record["dfk"]
+        gate: Future[None] = Future()
+        task_record["depends"].append(gate)
+
+        def relaunch(_: Future[None]) -> None:
+            if not dfk.cleanup_called:
+                dfk.launch_if_ready(task_record)
+
+        gate.add_done_callback(relaunch)
+        timer = threading.Timer(seconds, gate.set_result, args=(None,))
+        timer.daemon = True
+        timer.start()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())[:300]

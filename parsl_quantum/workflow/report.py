@@ -1,0 +1,310 @@
+"""``parsl-quantum report RUN_DIR``: what each pool did, read from Parsl's monitoring database.
+
+Every try of every task is a row of the ``try`` table of ``RUN_DIR/monitoring.db`` (executor,
+launched, running, returned), and the ``status`` table says how each task ended (``exec_done``,
+``memo_done`` for a result reused from a checkpoint, ``failed``). From them, per pool: tasks,
+tries, retries (failed tries tried again on the same pool), failovers (tries whose next try
+ran on another pool: "moved out/in"), tasks reused from checkpoints, busy fraction and queue
+wait; and a timeline picture with one lane per worker of each pool and each try as a bar. A
+resumed run directory holds several Parsl runs; they share one time axis, each start marked.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+#: File names inside a run directory.
+MONITORING_DB = "monitoring.db"
+TIMELINE = "timeline.png"
+
+
+#: States that workers report with their own clocks; they never end a task.
+WORKER_STATES = frozenset({"running", "running_ended"})
+
+
+class ReportError(ValueError):
+    """The run directory has nothing to report from (no monitoring database, or no runs)."""
+
+
+@dataclass(frozen=True)
+class Try:
+    """One try of one task, as the monitoring database recorded it (times in seconds since the
+    first run in the directory began; ``running`` is None when the try never reached a worker)."""
+
+    run: int
+    task: int
+    attempt: int
+    pool: str
+    launched: float
+    running: float | None
+    returned: float | None
+    failed: bool
+
+
+@dataclass
+class PoolSummary:
+    """Per-pool totals over every run in the directory."""
+
+    pool: str
+    workers: int
+    tasks: int = 0
+    tries: int = 0
+    retries: int = 0
+    failovers_out: int = 0
+    failovers_in: int = 0
+    reused: int = 0
+    busy_seconds: float = 0.0
+    span_seconds: float = 0.0
+    queue_waits: list[float] = field(default_factory=list)
+
+    @property
+    def busy_fraction(self) -> float:
+        """Running time over worker time (workers x first start to last end of the pool)."""
+        capacity = self.workers * self.span_seconds
+        return self.busy_seconds / capacity if capacity > 0 else 0.0
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        waits = self.queue_waits
+        return {
+            "pool": self.pool,
+            "workers": self.workers,
+            "tasks": self.tasks,
+            "tries": self.tries,
+            "retries": self.retries,
+            "failovers_out": self.failovers_out,
+            "failovers_in": self.failovers_in,
+            "reused": self.reused,
+            "busy_fraction": self.busy_fraction,
+            "queue_wait_mean": sum(waits) / len(waits) if waits else 0.0,
+            "queue_wait_max": max(waits, default=0.0),
+        }
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One worker slot of a pool in the timeline, and the tries drawn on it."""
+
+    pool: str
+    slot: int
+    tries: tuple[Try, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.pool} / worker {self.slot}"
+
+
+@dataclass
+class RunReport:
+    """Everything ``report`` prints and draws."""
+
+    run_dir: Path
+    run_starts: list[float]
+    tries: list[Try]
+    pools: dict[str, PoolSummary]
+    lanes: list[Lane]
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _declared_workers(run_dir: Path) -> dict[str, int]:
+    """Worker slots per pool as ``parsl-quantum run`` recorded them in ``run.json``."""
+    try:
+        pools = json.loads((run_dir / "run.json").read_text())["pools"]
+        return {str(name): int(info["workers"]) for name, info in pools.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _pack(tries: Sequence[Try], slots: int) -> list[list[Try]]:
+    """Assign tries that reached a worker to worker lanes, earliest start first, each into the
+    first lane free by then (a new lane if none is; at least ``slots`` lanes)."""
+    lanes: list[list[Try]] = [[] for _ in range(max(1, slots))]
+    ends = [float("-inf")] * len(lanes)
+    for t in sorted(tries, key=lambda t: (t.running or 0.0, t.task)):
+        assert t.running is not None and t.returned is not None
+        free = next((i for i, end in enumerate(ends) if end <= t.running + 1e-6), None)
+        if free is None:
+            lanes.append([])
+            ends.append(float("-inf"))
+            free = len(lanes) - 1
+        lanes[free].append(t)
+        ends[free] = t.returned
+    return lanes
+
+
+def load_report(run_dir: str | Path) -> RunReport:
+    """Read ``RUN_DIR/monitoring.db`` into per-pool summaries and timeline lanes."""
+    run_path = Path(run_dir)
+    db = run_path / MONITORING_DB
+    if not db.is_file():
+        raise ReportError(f"{db} does not exist (was the run started with --no-monitoring?)")
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        runs = con.execute("SELECT run_id, time_began FROM workflow ORDER BY time_began").fetchall()
+        rows = con.execute(
+            "SELECT run_id, task_id, try_id, task_executor, task_try_time_launched, "
+            "task_try_time_running, task_try_time_returned FROM try"
+        ).fetchall()
+        states = con.execute(
+            "SELECT run_id, task_id, try_id, task_status_name FROM status ORDER BY timestamp"
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ReportError(f"cannot read {db}: {exc}") from None
+    finally:
+        con.close()
+    if not runs:
+        raise ReportError(f"{db} holds no Parsl run")
+    run_index = {run_id: i for i, (run_id, _) in enumerate(runs)}
+    origin = min(when for _, began in runs if (when := _time(began)) is not None)
+
+    def seconds(text: str | None) -> float | None:
+        t = _time(text)
+        return None if t is None else (t - origin).total_seconds()
+
+    ended: dict[tuple[int, int], str] = {}
+    failed_tries: set[tuple[int, int, int]] = set()
+    for run_id, task, attempt, name in states:
+        if run_id in run_index and name not in WORKER_STATES:
+            ended[(run_index[run_id], int(task))] = name  # rows come in time order
+            if name in ("fail_retryable", "failed"):
+                failed_tries.add((run_index[run_id], int(task), int(attempt)))
+    by_task: dict[tuple[int, int], list[Try]] = defaultdict(list)
+    for run_id, task, attempt, pool, launched, running, returned in rows:
+        if run_id not in run_index:
+            continue
+        run, task_id = run_index[run_id], int(task)
+        by_task[(run, task_id)].append(
+            Try(
+                run,
+                task_id,
+                int(attempt),
+                str(pool),
+                seconds(launched) or 0.0,
+                seconds(running),
+                seconds(returned),
+                (run, task_id, int(attempt)) in failed_tries,
+            )
+        )
+    declared = _declared_workers(run_path)
+    pools: dict[str, PoolSummary] = {}
+    tries: list[Try] = []
+    for key, task_tries in sorted(by_task.items()):
+        task_tries.sort(key=lambda t: t.attempt)
+        last = task_tries[-1]
+        for t in task_tries:
+            pools.setdefault(t.pool, PoolSummary(t.pool, declared.get(t.pool, 0)))
+        pools[last.pool].tasks += 1
+        if ended.get(key) == "memo_done":
+            pools[last.pool].reused += 1
+            continue
+        following_tries: list[Try | None] = [*task_tries[1:], None]
+        for t, following in zip(task_tries, following_tries, strict=True):
+            summary = pools[t.pool]
+            summary.tries += 1
+            if following is not None:
+                summary.retries += t.pool == following.pool
+                if t.pool != following.pool:
+                    summary.failovers_out += 1
+                    pools[following.pool].failovers_in += 1
+            if t.running is not None:
+                summary.queue_waits.append(max(0.0, t.running - t.launched))
+            tries.append(t)
+    lanes: list[Lane] = []
+    for name, summary in sorted(pools.items()):
+        ran = [t for t in tries if t.pool == name and t.running is not None and t.returned]
+        packed = _pack(ran, summary.workers)
+        summary.workers = max(summary.workers, len(packed))
+        if ran:
+            summary.busy_seconds = sum((t.returned or 0.0) - (t.running or 0.0) for t in ran)
+            start = min(t.running or 0.0 for t in ran)
+            summary.span_seconds = max(t.returned or 0.0 for t in ran) - start
+            lanes.extend(Lane(name, i, tuple(lane)) for i, lane in enumerate(packed))
+    starts = [seconds(began) or 0.0 for _, began in runs]
+    return RunReport(run_path, starts, tries, pools, lanes)
+
+
+def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
+    """Draw one lane per worker of each pool that ran tries, each try a bar (failed tries
+    red, hatched), run starts as dashed lines; return the lane labels, top to bottom."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if not report.lanes:
+        raise ReportError(f"no task of {report.run_dir} ran on a worker: nothing to draw")
+    colours = plt.get_cmap("tab10")
+    pool_names = sorted({lane.pool for lane in report.lanes})
+    colour = {name: colours(i % 10) for i, name in enumerate(pool_names)}
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.4 * len(report.lanes)))
+    labels = []
+    for y, lane in enumerate(reversed(report.lanes)):
+        labels.append(lane.label)
+        for t in lane.tries:
+            assert t.running is not None and t.returned is not None
+            ax.broken_barh(
+                [(t.running, max(t.returned - t.running, 1e-3))],
+                (y - 0.4, 0.8),
+                facecolors=colour[lane.pool],
+                edgecolor="red" if t.failed else "black",
+                linewidth=1.5 if t.failed else 0.3,
+                hatch="//" if t.failed else None,
+            )
+    for start in report.run_starts[1:]:
+        ax.axvline(start, color="grey", linestyle="--", linewidth=1)
+    end = max(t.returned or 0.0 for lane in report.lanes for t in lane.tries)
+    ax.set_xlim(0, end * 1.02)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("seconds since the run began")
+    ax.set_title(f"{report.run_dir.name}: tries per worker")
+    handles = [Patch(facecolor=colour[n], label=f"pool {n}") for n in pool_names]
+    handles.append(Patch(facecolor="white", edgecolor="red", hatch="//", label="failed try"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return list(reversed(labels))
+
+
+def print_report(report: RunReport, stream: TextIO | None = None) -> None:
+    """The per-pool table, with one line per Parsl run above it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = stream or sys.stdout
+    # wide enough for the whole table in logs and pipes; a terminal keeps its own width
+    console = Console(file=out, highlight=False, markup=False, width=None if out.isatty() else 120)
+    runs = len(report.run_starts)
+    if runs > 1:
+        console.print(f"{runs} Parsl runs in {report.run_dir} (resumed {runs - 1} time(s))")
+    table = Table(title=f"parsl-quantum report: {report.run_dir}")
+    for col in ("pool", "workers", "tasks", "tries", "retries", "moved\nout/in", "reused", "busy"):
+        table.add_column(col, justify="left" if col == "pool" else "right")
+    table.add_column("queue\nwait (s)", justify="right")
+    table.add_column("max\nwait (s)", justify="right")
+    for summary in report.pools.values():
+        d = summary.to_dict()
+        table.add_row(
+            summary.pool,
+            str(d["workers"]),
+            str(d["tasks"]),
+            str(d["tries"]),
+            str(d["retries"]),
+            f"{d['failovers_out']}/{d['failovers_in']}",
+            str(d["reused"]),
+            f"{summary.busy_fraction:.0%}",
+            f"{d['queue_wait_mean']:.2f}",
+            f"{d['queue_wait_max']:.2f}",
+        )
+    console.print(table)
