@@ -2,7 +2,7 @@
 
 ``local()`` is the embedded default: everything on this machine, no account, no cluster.
 ``slurm()`` and ``pbs()`` build the same pools on clusters with Parsl's own providers and
-launchers. ``globus()`` builds pools of Parsl ``GlobusComputeExecutor``s.
+launchers. ``globus()`` builds pools of Parsl ``GlobusComputeExecutor`` instances.
 """
 
 from parsl_quantum.configs.clusters import ClusterPool, pbs, slurm
