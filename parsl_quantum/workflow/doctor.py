@@ -234,8 +234,8 @@ def print_doctor(report: dict[str, Any], stream: TextIO | None = None) -> None:
     )
     console.print(f"local pools: {pools}")
     prof = report["profile"]
-    status = "ok" if prof["ok"] else "not ok"
-    console.print(f"planner profile {prof['path']}: {status}, {prof['detail']}")
+    fix = f" (to fix: {prof['fix']})" if prof["fix"] else ""
+    console.print(f"planner profile {prof['path']}: {prof['detail']}{fix}")
     table = Table(title="optional features")
     for col in ("feature", "status", "detail", "to enable"):
         table.add_column(col)

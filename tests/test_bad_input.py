@@ -1,0 +1,315 @@
+"""Bad input: each kind is one line on stderr, exit code 2, no traceback, and nothing submitted.
+
+The CLI is called in-process (``cli.main``), so a traceback would fail the test as an exception;
+"nothing submitted" means no Parsl run directory, no monitoring database and no task table in
+the run directory. Property-based tests fuzz template loading and resource-specification
+validation: only the documented error types may come out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from parsl.executors.errors import InvalidResourceSpecification
+
+from parsl_quantum.backends import DEFAULT_FAKE_QPU, BackendSpec
+from parsl_quantum.executors import ACCEPTED_KEYS, QPUHighThroughputExecutor, select_backends
+from parsl_quantum.workflow import cli
+from parsl_quantum.workflow.template import (
+    API_VERSION,
+    TemplateError,
+    apply_overrides,
+    parse_yaml,
+    validate,
+)
+
+BASE: dict[str, Any] = {
+    "apiVersion": API_VERSION,
+    "kind": "circuit-cutting",
+    "name": "bad-input",
+    "circuit": {"generator": "efficient_su2", "qubits": 8, "reps": 1, "seed": 1},
+    "observable": "mean-z",
+    "pools": ["cpu", "qpu"],
+    "planner": {"max_subcircuit_qubits": 4},
+    "execution": {"mode": "exact", "seed": 7},
+}
+
+MALFORMED_QASM = """OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[2];
+h q[0];
+cx q[0] q[1];
+"""
+
+UNBOUND_QASM = """OPENQASM 3.0;
+include "stdgates.inc";
+input float[64] theta;
+qubit[2] q;
+rx(theta) q[0];
+cx q[0], q[1];
+"""
+
+OPAQUE_QASM = """OPENQASM 2.0;
+include "qelib1.inc";
+opaque mystery a,b,c;
+qreg q[3];
+h q[0];
+mystery q[0],q[1],q[2];
+"""
+
+
+def run_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *overrides: str, **changes: Any
+) -> tuple[int, str, Path]:
+    """Write BASE updated with ``changes`` to a template, run it with ``--set overrides``."""
+    template = tmp_path / "template.yaml"
+    template.write_text(yaml.safe_dump({**BASE, **changes}))
+    run_dir = tmp_path / "run"
+    argv = ["run", str(template), "--run-dir", str(run_dir), "--quiet"]
+    for item in overrides:
+        argv += ["--set", item]
+    code = cli.main(argv)
+    return code, capsys.readouterr().err, run_dir
+
+
+def assert_rejected(code: int, err: str, run_dir: Path, *fragments: str) -> None:
+    assert code == 2
+    assert err.startswith("parsl-quantum: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert not (run_dir / "parsl").exists(), "a Parsl run started"
+    assert not (run_dir / "monitoring.db").exists()
+    assert not (run_dir / "tasks.csv").exists()
+
+
+def qasm_circuit(tmp_path: Path, text: str) -> dict[str, Any]:
+    path = tmp_path / "circuit.qasm"
+    path.write_text(text)
+    return {"qasm": str(path)}
+
+
+def test_malformed_qasm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, circuit=qasm_circuit(tmp_path, MALFORMED_QASM))
+    assert_rejected(code, err, run, "malformed QASM", "circuit.qasm")
+
+
+def test_unbound_circuit_parameters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, circuit=qasm_circuit(tmp_path, UNBOUND_QASM))
+    assert_rejected(code, err, run, "unbound parameters: theta")
+
+
+def test_unsupported_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, circuit=qasm_circuit(tmp_path, OPAQUE_QASM))
+    assert_rejected(code, err, run, "unsupported gate", "mystery")
+
+
+def test_unknown_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = {"name": "local", "options": {"backends": {"qpu": ["fake:fake_nowhere"]}}}
+    code, err, run = run_cli(tmp_path, capsys, site=site)
+    assert_rejected(code, err, run, "unknown backend 'fake:fake_nowhere'")
+
+
+def test_unknown_pool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, "pools=cpu,warp")
+    assert_rejected(code, err, run, "unknown pool 'warp'")
+
+
+def test_unknown_template_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, "planner.max_qubits=3")
+    assert_rejected(code, err, run, "planner.max_qubits: unknown field", "template.yaml:")
+
+
+def test_invalid_template_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, "execution.mode=quantum")
+    assert_rejected(code, err, run, "execution.mode: 'quantum' is not one of")
+
+
+def test_wrong_value_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, "execution.shots=many")
+    assert_rejected(code, err, run, "execution.shots: 'many' is not of type 'integer'")
+
+
+def test_non_positive_shots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, "execution.shots=0")
+    assert_rejected(code, err, run, "execution.shots: 0 is less than the minimum of 1")
+
+
+def test_observable_width_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, "observable=ZZ")
+    assert_rejected(code, err, run, "has 2 qubits but the circuit has 8")
+
+
+def test_invalid_pool_resource_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    options = {"backend_options": {DEFAULT_FAKE_QPU: {"max_concurrent_jobs": 0}}}
+    code, err, run = run_cli(tmp_path, capsys, site={"name": "local", "options": options})
+    assert_rejected(code, err, run, "max_concurrent_jobs must be a positive int")
+
+
+def test_unknown_local_site_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, site={"name": "local", "options": {"cores": 4}})
+    assert_rejected(code, err, run, "site.options.cores: unknown option of the local site")
+
+
+def test_invalid_task_resource_specification() -> None:
+    """A task asking for more than the pool has fails at submission, naming the key, and
+    the executor holds no task."""
+    pool = QPUHighThroughputExecutor(label="qpu", backends=("aer", DEFAULT_FAKE_QPU))
+    with pytest.raises(InvalidResourceSpecification, match="'qubits' must be a positive int"):
+        pool.submit(print, {"qubits": -3})
+    with pytest.raises(InvalidResourceSpecification, match="unknown resource specification"):
+        pool.submit(print, {"qbits": 3})
+    assert not pool.tasks
+
+
+def test_no_cut_fits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dense = {"generator": "clustered", "qubits": 12, "clusters": 1, "depth": 3, "seed": 1}
+    code, err, run = run_cli(tmp_path, capsys, circuit=dense)
+    assert_rejected(code, err, run, "no cut of the 12-qubit circuit", "at most 4 qubits")
+
+
+def test_missing_qasm_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run = run_cli(tmp_path, capsys, circuit={"qasm": str(tmp_path / "gone.qasm")})
+    assert_rejected(code, err, run, "QASM file not found", "gone.qasm")
+
+
+@pytest.mark.parametrize("content", [None, "{not json", '{"version": 999, "pools": {}}'])
+def test_unreadable_profile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None
+) -> None:
+    profile = tmp_path / "profile.json"
+    if content is not None:
+        profile.write_text(content)
+    code, err, run = run_cli(tmp_path, capsys, f"planner.profile={profile}")
+    assert_rejected(code, err, run, "profile", str(profile))
+
+
+def test_missing_template_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", str(tmp_path / "nowhere.yaml"), "--run-dir", str(tmp_path / "run")])
+    assert_rejected(code, capsys.readouterr().err, tmp_path / "run", "cannot read template")
+
+
+def test_resume_of_a_directory_that_is_not_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["run", "--resume", str(tmp_path)])
+    assert_rejected(code, capsys.readouterr().err, tmp_path, "not a run directory")
+
+
+# -- property-based: only documented errors ----------------------------------------------------
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20)
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = [
+    ("circuit", "generator"),
+    ("circuit", "qubits"),
+    ("circuit", "qasm"),
+    ("circuit", "reps"),
+    ("observable",),
+    ("pools",),
+    ("planner", "max_subcircuit_qubits"),
+    ("planner", "partitions"),
+    ("planner", "profile"),
+    ("execution", "shots"),
+    ("execution", "mode"),
+    ("execution", "failover"),
+    ("site",),
+    ("run", "workers"),
+    ("apiVersion",),
+    ("name",),
+    ("extra",),
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=300))
+def test_any_text_parses_or_raises_template_error(text: str) -> None:
+    try:
+        parse_yaml(text, "fuzz.yaml")
+    except TemplateError as exc:
+        assert str(exc).startswith("fuzz.yaml")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(FIELDS), VALUES), max_size=4))
+def test_mutated_templates_validate_or_raise_template_error(
+    changes: list[tuple[tuple[str, ...], Any]],
+) -> None:
+    data: dict[str, Any] = yaml.safe_load(yaml.safe_dump(BASE))
+    for path, value in changes:
+        node = data
+        for key in path[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[path[-1]] = value
+    try:
+        validate(data, "fuzz.yaml")
+    except TemplateError as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=30), max_size=4))
+def test_any_overrides_apply_or_raise_template_error(overrides: list[str]) -> None:
+    with contextlib.suppress(TemplateError):
+        validate(apply_overrides(BASE, overrides), "fuzz.yaml")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="template.validate looks a non-string kind up in KINDS and raises TypeError",
+)
+def test_non_string_kind_is_a_template_error() -> None:
+    """Regression: ``kind: [1]`` must be a TemplateError like any other bad field."""
+    for kind in ([1], {"a": 1}):
+        with pytest.raises(TemplateError, match="kind"):
+            validate({**BASE, "kind": kind})
+
+
+@pytest.fixture(scope="module")
+def fuzz_pool() -> QPUHighThroughputExecutor:
+    """An unstarted pool: validation needs only its backends' specs."""
+    return QPUHighThroughputExecutor(label="fuzz", backends=("aer", DEFAULT_FAKE_QPU))
+
+
+SPEC_KEYS = st.sampled_from([*ACCEPTED_KEYS, "qbits", "memory", ""]) | st.text(max_size=6)
+SPEC_VALUES = SCALARS | st.sampled_from(["aer", DEFAULT_FAKE_QPU, "fake:perth", "ibm:x", "aer:mps"])
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(spec=st.dictionaries(SPEC_KEYS, SPEC_VALUES, max_size=5))
+def test_resource_specs_select_or_raise(
+    fuzz_pool: QPUHighThroughputExecutor, spec: dict[str, Any]
+) -> None:
+    specs: dict[str, BackendSpec] = fuzz_pool.backend_specs
+    try:
+        chosen = select_backends(spec, specs, "pool 'fuzz'")
+    except InvalidResourceSpecification as exc:
+        assert str(exc)
+        with pytest.raises(InvalidResourceSpecification):
+            fuzz_pool.validate_resource_spec(spec)
+        return
+    fuzz_pool.validate_resource_spec(spec)
+    assert chosen and set(chosen) <= set(specs)
+    assert set(spec) <= set(ACCEPTED_KEYS)

@@ -1,0 +1,224 @@
+"""Reliability building blocks without running pools: which failures are retried, backoff,
+content hashes for the memoizer, checkpoint repair, failover targets and pool-down detection,
+and what ``Reliability.apply`` installs on a Config."""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pytest
+from parsl.dataflow.memoization import BasicMemoizer, id_for_memo, make_hash
+from parsl.executors.errors import BadStateException, InvalidResourceSpecification
+from parsl.executors.high_throughput.errors import ManagerLost, WorkerLost
+from parsl.jobs.errors import TooManyJobFailuresError
+from parsl.jobs.states import JobState, JobStatus
+from qiskit.providers.exceptions import JobTimeoutError
+from qiskit_ibm_runtime.api.exceptions import RequestsApiError
+from qiskit_ibm_runtime.exceptions import IBMNotAuthorizedError, RuntimeJobFailureError
+
+from parsl_quantum.backends import DEFAULT_FAKE_QPU, BackendTransientError, BackendUnavailableError
+from parsl_quantum.configs import local
+from parsl_quantum.cutting.errors import CuttingError
+from parsl_quantum.cutting.problem import cut_by_labels
+from parsl_quantum.executors import QPUHighThroughputExecutor
+from parsl_quantum.executors.apps import evaluate_subexperiments
+from parsl_quantum.reliability import (
+    CheckpointMemoizer,
+    FailoverPolicy,
+    PoolDownError,
+    PoolDownHandler,
+    Reliability,
+    RetryHandler,
+    Verdict,
+    classify,
+    resumable_checkpoints,
+)
+from parsl_quantum.reliability.checkpoint import repair
+from parsl_quantum.workflow.circuits import CircuitError, efficient_su2_circuit, parse_observable
+from parsl_quantum.workflow.context import PoolInfo
+
+UNSTARTED = QPUHighThroughputExecutor(label="qpu", backends=(DEFAULT_FAKE_QPU,))
+
+
+@pytest.mark.parametrize(
+    ("exc", "verdict"),
+    [
+        (BackendTransientError("queue hiccup"), Verdict.TRANSIENT),
+        (TimeoutError("took too long"), Verdict.TRANSIENT),
+        (ConnectionResetError("reset by peer"), Verdict.TRANSIENT),
+        (WorkerLost(3, "host"), Verdict.TRANSIENT),
+        (ManagerLost(b"m1", "host"), Verdict.TRANSIENT),
+        (JobTimeoutError("job timed out"), Verdict.TRANSIENT),
+        (RuntimeJobFailureError("job failed in the queue"), Verdict.TRANSIENT),
+        (RequestsApiError("service unavailable", status_code=503), Verdict.TRANSIENT),
+        (RequestsApiError("unauthorized", status_code=401), Verdict.PERMANENT),
+        (IBMNotAuthorizedError("bad token"), Verdict.PERMANENT),
+        (CircuitError("unsupported gate"), Verdict.PERMANENT),
+        (CuttingError("circuit has unbound parameters"), Verdict.PERMANENT),
+        (ValueError("bad input"), Verdict.PERMANENT),
+        (InvalidResourceSpecification({"qubits"}, "too wide"), Verdict.PERMANENT),
+        (BackendUnavailableError("aer-gpu is unavailable"), Verdict.PERMANENT),
+        (ZeroDivisionError("a bug"), Verdict.PERMANENT),
+        (BadStateException(UNSTARTED, RuntimeError("gone")), Verdict.POOL_DOWN),
+        (TooManyJobFailuresError("all blocks failed"), Verdict.POOL_DOWN),
+        (PoolDownError("pool 'qpu' is down"), Verdict.POOL_DOWN),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_classify(exc: BaseException, verdict: Verdict) -> None:
+    assert classify(exc) is verdict
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    handler = RetryHandler(5, backoff=0.5, max_backoff=3.0, seed=1)
+    for attempt, base in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (9, 3.0)]:
+        for _ in range(20):
+            assert 0.5 * base <= handler.delay(attempt) <= base
+
+
+def test_negative_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="budget"):
+        RetryHandler(-1)
+
+
+def _programs(seed: int) -> list:
+    circuit = efficient_su2_circuit(6, 1, "linear", seed=seed)
+    problem = cut_by_labels(circuit, parse_observable("mean-z", 6), [0, 0, 0, 1, 1, 1])
+    return list(problem.partitions)
+
+
+def test_program_ids_follow_content_not_identity() -> None:
+    first, again, other = _programs(1), _programs(1), _programs(2)
+    assert first[0] is not again[0]
+    assert id_for_memo(first[0]) == id_for_memo(again[0])
+    assert id_for_memo(first[0]) != id_for_memo(first[1])
+    assert id_for_memo(first[0]) != id_for_memo(other[0])
+
+
+def test_array_ids_follow_dtype_shape_and_values() -> None:
+    rows = np.arange(12, dtype=np.int64).reshape(6, 2)
+    assert id_for_memo(rows) == id_for_memo(rows.copy())
+    assert id_for_memo(rows) != id_for_memo(rows.reshape(2, 6))
+    assert id_for_memo(rows) != id_for_memo(rows.astype(np.int32))
+    assert id_for_memo(rows[::2]) == id_for_memo(np.ascontiguousarray(rows[::2]))
+    with pytest.raises(ValueError, match="unknown type for memoization"):
+        id_for_memo(np.array([object()]))
+
+
+def test_task_hash_is_stable_for_equal_arguments() -> None:
+    """Parsl's task hash over the cutting app's real arguments: equal content, equal hash."""
+
+    def record(programs: list, seed: int) -> dict:
+        return {
+            "func": evaluate_subexperiments,
+            "args": (programs[0], np.zeros((3, 1), dtype=np.int64)),
+            "kwargs": {"backend": "aer", "seed": seed, "parsl_resource_specification": {}},
+            "ignore_for_cache": [],
+        }
+
+    assert make_hash(record(_programs(1), 7)) == make_hash(record(_programs(1), 7))
+    assert make_hash(record(_programs(1), 7)) != make_hash(record(_programs(1), 8))
+
+
+def test_a_torn_checkpoint_is_repaired_and_loads(tmp_path: Path) -> None:
+    run = tmp_path / "parsl"
+    checkpoint = run / "000" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    (run / "001").mkdir()  # a later run that checkpointed nothing
+    with (checkpoint / "tasks.pkl").open("wb") as fh:
+        for i in range(3):
+            pickle.dump({"hash": f"h{i}", "exception": None, "result": i}, fh)
+        torn = pickle.dumps({"hash": "h3", "exception": None, "result": list(range(100))})
+        fh.write(torn[: len(torn) // 2])
+    dirs = resumable_checkpoints(run)
+    assert dirs == [str(checkpoint.resolve())]
+    assert repair(checkpoint) == 3
+    table = BasicMemoizer().load_checkpoints(dirs)
+    assert {k: f.result() for k, f in table.items()} == {"h0": 0, "h1": 1, "h2": 2}
+
+
+def _info(label: str, kind: str, width: int, workers: int = 1) -> PoolInfo:
+    backend = {"qpu": DEFAULT_FAKE_QPU, "gpu-sim": "aer-gpu", "cpu-sim": "aer"}[kind]
+    return PoolInfo(label, (backend,), workers, kind, width, kind != "qpu")
+
+
+def test_failover_targets() -> None:
+    pools = {
+        "qpu": _info("qpu", "qpu", 7),
+        "qpu2": _info("qpu2", "qpu", 127),
+        "gpu": _info("gpu", "gpu-sim", 30),
+        "cpu": _info("cpu", "cpu-sim", 30, workers=2),
+        "small": _info("small", "cpu-sim", 4, workers=8),
+    }
+    executors = {n: QPUHighThroughputExecutor(label=n, backends=("aer",)) for n in pools}
+    policy = FailoverPolicy(pools)
+    assert policy.target("qpu", 5, executors) == "qpu2"  # another device first
+    executors["qpu2"].set_bad_state_and_fail_all(PoolDownError("qpu2 is down"))
+    assert policy.target("qpu", 5, executors) == "gpu"  # then a simulator, GPU before CPU
+    assert policy.target("qpu", 5, {k: v for k, v in executors.items() if k != "gpu"}) == "cpu"
+    assert policy.target("qpu", 40, executors) is None  # nothing wide enough
+    assert policy.target("cpu", 3, executors) == "small"  # same kind first
+    assert policy.target("cpu", 20, executors) == "gpu"  # a simulator never fails over to a QPU
+    assert policy.target("gpu", 20, {"qpu": executors["qpu"]}) is None
+
+
+def test_pool_down_handler_marks_a_pool_whose_blocks_were_lost() -> None:
+    handler = PoolDownHandler()
+    pool = QPUHighThroughputExecutor(label="qpu", backends=("aer",))
+    handler(pool, {"0": JobStatus(JobState.CANCELLED)})
+    assert not pool.bad_state_is_set, "no work outstanding: nothing to fail over"
+    outstanding: Future[None] = Future()
+    pool.tasks[1] = outstanding
+    for benign in (
+        {"0": JobStatus(JobState.SCALED_IN)},
+        {"0": JobStatus(JobState.COMPLETED)},
+        {"0": JobStatus(JobState.CANCELLED), "1": JobStatus(JobState.PENDING)},
+        {"0": JobStatus(JobState.CANCELLED), "1": JobStatus(JobState.COMPLETED)},
+    ):
+        handler(pool, benign)
+        assert not pool.bad_state_is_set, benign
+    handler(pool, {"9": JobStatus(JobState.SCALED_IN), "10": JobStatus(JobState.CANCELLED)})
+    assert pool.bad_state_is_set
+    assert isinstance(pool.executor_exception, PoolDownError)
+    assert "block 10 ended (CANCELLED)" in str(pool.executor_exception)
+    assert isinstance(outstanding.exception(), BadStateException)
+
+
+def test_apply_installs_retries_failover_and_checkpoints(tmp_path: Path) -> None:
+    config = local(tmp_path, ("cpu", "qpu"), monitoring=False)
+    guards = Reliability(retries=4, failover=True).apply(config)
+    assert config.retries == 4 and config.retry_handler is guards.handler
+    assert guards.handler.failover is not None
+    assert set(guards.handler.failover.pools) == {"cpu", "qpu"}
+    assert all(isinstance(ex.block_error_handler, PoolDownHandler) for ex in config.executors)
+    assert isinstance(config.memoizer, CheckpointMemoizer)
+    assert config.memoizer.checkpoint_mode == "task_exit"
+    assert config.memoizer.checkpoint_files == []  # a fresh run never loads others' results
+    configuration: dict = {"failovers": [{"task": "t", "from_pool": "a", "to_pool": "b"}]}
+    guards.record(configuration)
+    assert configuration["retries"] == {} and len(configuration["failovers"]) == 1
+    assert "reused_from_checkpoint" not in configuration
+
+
+def test_apply_without_failover_keeps_parsl_block_handling(tmp_path: Path) -> None:
+    config = local(tmp_path, ("cpu",), monitoring=False, reliability=Reliability(retries=1))
+    assert isinstance(config.retry_handler, RetryHandler)
+    assert config.retry_handler.failover is None
+    assert not any(isinstance(ex.block_error_handler, PoolDownHandler) for ex in config.executors)
+
+
+def test_resume_loads_the_run_directorys_checkpoints(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "parsl" / "000" / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    with (checkpoint / "tasks.pkl").open("wb") as fh:
+        pickle.dump({"hash": "h", "exception": None, "result": 1}, fh)
+    config = local(tmp_path, ("cpu",), monitoring=False)
+    guards = Reliability(resume=True).apply(config)
+    assert guards.memoizer is not None
+    assert guards.memoizer.checkpoint_files == [str(checkpoint.resolve())]
+    configuration: dict = {}
+    guards.record(configuration)
+    assert configuration["reused_from_checkpoint"] == 0

@@ -1,0 +1,203 @@
+"""``parsl-quantum run`` as users run it: a flaky QPU (20% of its jobs fail) on a terminal, and a
+driver killed mid-run then resumed with ``--resume``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import pty
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import yaml
+
+from parsl_quantum.backends import DEFAULT_FAKE_QPU
+from parsl_quantum.workflow.report import load_report
+
+CLI = [sys.executable, "-m", "parsl_quantum.workflow.cli"]
+
+
+def template(tmp_path: Path, name: str, backend_options: dict[str, Any]) -> Path:
+    """An 8-qubit job cut into three partitions, sampled on the fake QPU only."""
+    data = {
+        "apiVersion": "parsl-quantum/v1",
+        "kind": "circuit-cutting",
+        "name": name,
+        "circuit": {"generator": "efficient_su2", "qubits": 8, "reps": 1, "seed": 1},
+        "observable": "mean-z",
+        "pools": ["qpu"],
+        "site": {
+            "name": "local",
+            "options": {"backend_options": {DEFAULT_FAKE_QPU: backend_options}},
+        },
+        "planner": {"max_subcircuit_qubits": 3, "partitions": [3]},
+        "execution": {"mode": "sampled", "shots": 4000, "seed": 5},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 240.0) -> None:
+    """Poll until ``predicate`` holds; the timeout only guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for: {what}")
+        time.sleep(0.1)
+
+
+def run_on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; return its code and output."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO once the child side is closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    code = proc.wait(timeout=600)
+    reader.join(timeout=30)
+    os.close(master)
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def test_flaky_qpu_is_retried_counted_and_reported(tmp_path: Path) -> None:
+    path = template(tmp_path, "flaky", {"failure_rate": 0.2, "failure_seed": 3})
+    run_dir, out = tmp_path / "run", tmp_path / "result.json"
+    code, screen = run_on_a_terminal(
+        [*CLI, "run", str(path), "--run-dir", str(run_dir), "--json", str(out)]
+    )
+    assert code == 0, screen
+    result = json.loads(out.read_text())
+    assert abs(result["value"] - result["reference"]) < 5 * result["std_error"] + 0.1
+    retries = result["configuration"]["retries"]
+    assert retries.get("qpu", 0) >= 1, "failure_seed 3 fails the worker's first job"
+    assert result["configuration"]["failovers"] == []
+    # the live display: a bar for the pool with its final count, and the time since the start
+    assert "\x1b[" in screen and "pool qpu" in screen
+    assert f"{result['tasks']}/{result['tasks']}" in screen and "0:00:" in screen
+    assert "retries: qpu" in screen
+
+    report = subprocess.run(
+        [*CLI, "report", str(run_dir)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert report.returncode == 0, report.stderr
+    assert "qpu" in report.stdout and (run_dir / "timeline.png").stat().st_size > 0
+    summary = load_report(run_dir).pools["qpu"]
+    assert summary.retries == retries["qpu"]
+    assert summary.tasks == result["tasks"] and summary.tries == result["tasks"] + retries["qpu"]
+
+
+def checkpointed(run_dir: Path) -> set[str]:
+    """Hashes of the tasks the first Parsl run in ``run_dir`` checkpointed (a torn last record
+    of a running writer is ignored)."""
+    path = run_dir / "parsl" / "000" / "checkpoint" / "tasks.pkl"
+    hashes: set[str] = set()
+    if not path.exists():
+        return hashes
+    with path.open("rb") as fh:
+        while True:
+            try:
+                hashes.add(pickle.load(fh)["hash"])
+            except Exception:
+                return hashes
+
+
+def kill_run(proc: subprocess.Popen[bytes], run_dir: Path) -> None:
+    """SIGKILL the driver and every process it started: its children, and the worker pools
+    its provider detached (found by the run directory in their command line)."""
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    marker = str(run_dir)
+    for p in psutil.process_iter(["cmdline"]):
+        if any(marker in arg for arg in p.info["cmdline"] or []):
+            tree.append(p)
+    for p in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+
+
+def final_states(run_dir: Path) -> list[dict[str, int]]:
+    """Per Parsl run (in order): how many tasks ended in each state."""
+    con = sqlite3.connect(run_dir / "monitoring.db")
+    try:
+        runs = [r for (r,) in con.execute("SELECT run_id FROM workflow ORDER BY time_began")]
+        counts = []
+        for run in runs:
+            rows = con.execute(
+                "SELECT task_id, task_status_name FROM status WHERE run_id = ? "
+                "AND task_status_name NOT IN ('running', 'running_ended') ORDER BY timestamp",
+                (run,),
+            ).fetchall()
+            last = dict(rows)
+            counts.append({s: list(last.values()).count(s) for s in set(last.values())})
+        return counts
+    finally:
+        con.close()
+
+
+def test_driver_killed_mid_run_resumes_without_recomputing(tmp_path: Path) -> None:
+    slow = template(tmp_path, "resume", {"queue_delay": 0.7})
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, "run", str(slow), "--run-dir", str(run_dir), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: len(checkpointed(run_dir)) >= 2, "two finished tasks")
+    finally:
+        kill_run(proc, run_dir)
+    assert not (run_dir / "result.json").exists(), "the run finished before it was killed"
+    finished = checkpointed(run_dir)
+
+    resumed = subprocess.run(
+        [*CLI, "run", "--resume", str(run_dir), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["configuration"]["reused_from_checkpoint"] == len(finished)
+    first, second = final_states(run_dir)
+    assert second == {"memo_done": len(finished), "exec_done": result["tasks"] - len(finished)}
+    assert first.get("exec_done", 0) >= len(finished)
+
+    # the same job uninterrupted (and without the queue delay) gives the same value
+    fast = template(tmp_path, "uninterrupted", {})
+    whole = subprocess.run(
+        [*CLI, "run", str(fast), "--run-dir", str(tmp_path / "whole"), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert whole.returncode == 0, whole.stderr
+    expected = json.loads((tmp_path / "whole" / "result.json").read_text())
+    assert result["value"] == pytest.approx(expected["value"], rel=1e-12, abs=1e-15)
+    assert result["std_error"] == pytest.approx(expected["std_error"], rel=1e-12)

@@ -1,0 +1,106 @@
+"""Observability: the progress display (live on a terminal, plain lines otherwise) and
+``parsl-quantum report`` on the monitoring database of a real run on two pools."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import select
+from pathlib import Path
+
+import matplotlib.image
+import parsl
+import pytest
+
+from parsl_quantum.configs import local
+from parsl_quantum.workflow import cli
+from parsl_quantum.workflow.progress import RunProgress
+from parsl_quantum.workflow.report import draw_timeline, load_report
+
+
+def test_plain_progress_prints_each_quarter_once() -> None:
+    stream = io.StringIO()
+    with RunProgress(stream) as progress:
+        for done in range(1, 11):
+            progress("cpu", done, 10)
+        progress("qpu", 1, 1)
+    lines = stream.getvalue().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == [
+        "pool cpu: 3/10 tasks done",
+        "pool cpu: 5/10 tasks done",
+        "pool cpu: 8/10 tasks done",
+        "pool cpu: 10/10 tasks done",
+        "pool qpu: 1/1 tasks done",
+    ]
+    assert all(line.startswith("[") and "s] pool" in line for line in lines)
+
+
+def test_live_progress_on_a_terminal_shows_bars_counts_and_elapsed_time() -> None:
+    master, slave = pty.openpty()
+    terminal = os.fdopen(slave, "w")
+    progress = RunProgress(terminal)
+    assert progress.live, "a pseudo-terminal is a terminal"
+    with progress:
+        progress("cpu", 1, 4)
+        progress("qpu", 2, 2)
+        progress("cpu", 4, 4)
+    terminal.flush()
+    screen = b""
+    while select.select([master], [], [], 0.5)[0]:
+        chunk = os.read(master, 65536)
+        if not chunk:
+            break
+        screen += chunk
+    terminal.close()
+    os.close(master)
+    text = screen.decode(errors="replace")
+    assert "\x1b[" in text, "drawn with terminal control sequences"
+    assert "pool cpu" in text and "4/4" in text
+    assert "pool qpu" in text and "2/2" in text
+    assert "0:00:0" in text, "time since the run began"
+
+
+@pytest.fixture(scope="module")
+def two_pool_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run with monitoring: a few tasks on each of the cpu and qpu pools."""
+    run_dir = tmp_path_factory.mktemp("report")
+    with parsl.load(local(run_dir, ("cpu", "qpu"))):
+        futures = [
+            parsl.python_app(os.getpid, executors=[pool])() for pool in ("cpu", "qpu", "cpu")
+        ]
+        assert all(f.result() > 0 for f in futures)
+    parsl.clear()
+    return run_dir
+
+
+def test_report_lanes_match_the_pools_used(two_pool_run: Path) -> None:
+    report = load_report(two_pool_run)
+    assert set(report.pools) == {"cpu", "qpu"}
+    assert report.pools["cpu"].tasks == 2 and report.pools["qpu"].tasks == 1
+    assert all(s.retries == 0 and s.failovers_out == 0 for s in report.pools.values())
+    assert all(0 < s.busy_fraction <= 1 for s in report.pools.values())
+    assert all(s.queue_waits and min(s.queue_waits) >= 0 for s in report.pools.values())
+    picture = two_pool_run / "lanes.png"
+    labels = draw_timeline(report, picture)
+    # one lane per worker of each pool (local(): cpu has 2 workers, qpu 1)
+    assert labels == ["cpu / worker 0", "cpu / worker 1", "qpu / worker 0"]
+    image = matplotlib.image.imread(picture)
+    assert image.ndim == 3 and image.shape[0] > 50 and image.std() > 0
+
+
+def test_report_command_prints_the_table_and_writes_the_timeline(
+    two_pool_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", str(two_pool_run)]) == 0
+    out = capsys.readouterr().out
+    assert "pool" in out and "cpu" in out and "qpu" in out and "busy" in out
+    assert (two_pool_run / "timeline.png").stat().st_size > 0
+
+
+def test_report_without_a_monitoring_database_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "monitoring.db does not exist" in err
