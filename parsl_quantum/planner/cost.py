@@ -1,57 +1,132 @@
 """The performance model: a small explicit formula per pool and task kind.
 
-Exact evaluation (batched statevector)::
+An evaluate task on pool ``a`` costs the driver ``submit`` seconds (serialising and sending
+it, serial on the driver) and occupies one of the pool's worker slots for
+``overhead + compute`` seconds, where compute is, for exact evaluation with the batched
+branching statevector engine::
 
-    t = overhead + sum over segments of gates * (per_call + per_amp * branches * 2**qubits)
+    per_call * calls + per_amp * amps + per_big_amp * big_amps + per_split * splits
+        + per_obs * obs + per_book * book
 
-where ``branches`` is the number of stacked states at that segment (shared prefixes counted
-once). Sampled evaluation::
+(the work features of :func:`exact_work`: numpy calls weighted by kind; amplitude passes of
+gates, weighted by gate kind, and of the stack's copies; the part of those passes over stacks
+larger than the cache, which cost more each; amplitudes created by mid-circuit measurements
+and resets; amplitude-observables of the final Pauli expectations; index bookkeeping per row
+and per branch), and for sampled evaluation (one SamplerV2 job holding all the task's
+circuits)::
 
-    t = overhead + queue + circuits * per_circuit + shots * per_shot
+    queue + per_circuit * circuits + per_shot * shots + per_mid_shot * mid_shots
 
-Reconstruction::
+where ``mid_shots`` are the shots of circuits with mid-circuit measurements, which simulators
+cannot draw from one final state. Submission is ``submit + submit_per_gate * gates``.
+Reconstruction on the driver is::
 
-    t = per_entry * (entries of all partition tensors)
+    per_partition * partitions + per_entry * entries
+        (times 1 + replicates, plus per_boot_row * replicates * rows, when any row was sampled)
 
-The coefficients of each pool live in a profile file written by ``parsl-quantum calibrate``;
-without one, :data:`DEFAULT_COEFFICIENTS` are used and the plan says so.
+The coefficients of each pool live in a versioned profile file written by ``parsl-quantum
+calibrate`` (:mod:`parsl_quantum.planner.calibrate`); without one, :data:`DEFAULT_COEFFICIENTS`
+are used and the plan says so.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
-from parsl_quantum.cutting.program import PartitionProgram
+from parsl_quantum.cutting.program import GateOp, PartitionProgram
 from parsl_quantum.cutting.sampled import commuting_groups
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
+
+#: The pseudo-pool that submits tasks and reconstructs: the process running the workflow.
+DRIVER = "driver"
+
+#: Names of the exact work features, in the order of :func:`exact_work`'s vector.
+EXACT_FEATURES = ("calls", "amps", "big_amps", "splits", "obs", "book")
+#: Names of the sampled work features, in the order of :meth:`RowCosting.sampled`.
+SAMPLED_FEATURES = ("circuits", "shots", "mid_shots")
+
+#: Relative cost of one amplitude pass of each gate kind in the engine (a dense one-qubit gate
+#: is 1): diagonal gates are an elementwise multiply, dense two-qubit gates a 4x4 contraction.
+GATE_WEIGHTS = {"1q": 1.0, "1q-diag": 0.5, "2q": 2.0, "2q-diag": 0.5}
+#: Relative fixed cost of applying one gate of each kind (a dense one-qubit gate is 1): the
+#: two-qubit path reshapes, checks for a diagonal and calls einsum.
+CALL_WEIGHTS = {"1q": 1.0, "1q-diag": 2.0, "2q": 9.0, "2q-diag": 8.0}
+#: Relative fixed cost of applying one option at a cut site (select, apply, norms, keep).
+CALLS_PER_OPTION = 6.0
+#: Relative fixed cost of one Pauli label in the final expectations.
+CALLS_PER_LABEL = 6.0
+#: Stacks of states larger than this (bytes) no longer fit in cache: their passes cost more.
+CACHE_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)
 class PoolCoefficients:
-    """Fitted coefficients of one pool (seconds)."""
+    """Fitted coefficients of one pool (seconds per unit of each feature)."""
 
-    overhead: float = 0.004
-    per_call: float = 4e-6
-    per_amp: float = 1.5e-9
+    submit: float = 0.01
+    submit_per_gate: float = 1.5e-4
+    overhead: float = 0.01
+    per_call: float = 2e-6
+    per_amp: float = 5e-9
+    per_big_amp: float = 4e-9
+    per_split: float = 2.5e-8
+    per_obs: float = 5e-10
+    per_book: float = 5e-8
     queue: float = 0.0
-    per_circuit: float = 0.004
+    per_circuit: float = 0.02
     per_shot: float = 2e-6
-    per_entry: float = 2e-8
+    per_mid_shot: float = 5e-5
+
+    def exact_seconds(self, work: np.ndarray) -> np.ndarray:
+        """Compute seconds of exact work vectors (..., 6) as returned by :func:`exact_work`."""
+        coef = np.array(
+            [
+                self.per_call,
+                self.per_amp,
+                self.per_big_amp,
+                self.per_split,
+                self.per_obs,
+                self.per_book,
+            ]
+        )
+        return np.asarray(work, dtype=float) @ coef
+
+    def sampled_seconds(self, work: np.ndarray) -> np.ndarray:
+        """Compute seconds of sampled work vectors (..., 3): circuits, shots, mid-circuit shots."""
+        coef = np.array([self.per_circuit, self.per_shot, self.per_mid_shot])
+        return self.queue + np.asarray(work, dtype=float) @ coef
 
 
-#: Documented defaults, measured once on a 2-core x86-64 machine with numpy 2 and Aer 0.18.
+@dataclass(frozen=True)
+class DriverCoefficients:
+    """Fitted coefficients of the driver's reconstruction (seconds)."""
+
+    per_partition: float = 1e-4
+    per_entry: float = 3e-9
+    per_boot_row: float = 1e-6
+
+
+#: Documented defaults, fitted by ``parsl-quantum calibrate`` on the 2-core x86-64 development
+#: machine (numpy 2, Aer 0.17, the fake QPU ``fake_perth``) with 2 cpu workers and 1 qpu worker.
 DEFAULT_COEFFICIENTS: Mapping[str, PoolCoefficients] = {
     "cpu-sim": PoolCoefficients(),
-    "gpu-sim": PoolCoefficients(per_amp=1e-10, overhead=0.01),
-    "qpu": PoolCoefficients(overhead=0.01, queue=0.0, per_circuit=0.02, per_shot=5e-6),
+    "gpu-sim": PoolCoefficients(),
+    "qpu": PoolCoefficients(overhead=0.02, per_circuit=0.04, per_shot=2e-6, per_mid_shot=6e-5),
 }
+DEFAULT_DRIVER = DriverCoefficients()
+
+
+_C = TypeVar("_C", PoolCoefficients, DriverCoefficients)
 
 
 class ProfileError(ValueError):
@@ -60,57 +135,90 @@ class ProfileError(ValueError):
 
 @dataclass
 class CostModel:
-    """Predicts task times per pool from a profile (pool name -> coefficients)."""
+    """Predicts task times per pool from a profile (pool name -> coefficients).
+
+    A pool missing from the profile takes the coefficients of a calibrated pool of the same
+    kind, else the documented defaults of its kind.
+    """
 
     pools: dict[str, PoolCoefficients] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     source: str = "defaults"
+    driver: DriverCoefficients = field(default_factory=DriverCoefficients)
 
     def coefficients(self, pool: str) -> PoolCoefficients:
-        """The pool's fitted coefficients, else the defaults of its kind."""
+        """The pool's fitted coefficients, else those of its kind."""
         if pool in self.pools:
             return self.pools[pool]
-        return DEFAULT_COEFFICIENTS.get(self.kinds.get(pool, "cpu-sim"), PoolCoefficients())
+        kind = self.kinds.get(pool, "cpu-sim")
+        for name, coef in self.pools.items():
+            if self.kinds.get(name) == kind:
+                return coef
+        return DEFAULT_COEFFICIENTS.get(kind, PoolCoefficients())
 
     def exact_time(self, pool: str, program: PartitionProgram, rows: np.ndarray) -> float:
+        """Seconds a task evaluating ``rows`` of ``program`` exactly occupies a slot of ``pool``."""
         c = self.coefficients(pool)
-        calls, amp_ops = exact_work(program, rows)
-        return c.overhead + c.per_call * calls + c.per_amp * amp_ops
+        return float(c.overhead + c.exact_seconds(exact_work(program, rows)))
 
-    def sampled_time(self, pool: str, program: PartitionProgram, shots: int, rows: int) -> float:
+    def submit_time(self, pool: str, program: PartitionProgram) -> float:
+        """Driver seconds to serialise and send one task of ``program`` to ``pool``."""
         c = self.coefficients(pool)
-        circuits = rows * max(1, len(commuting_groups(program.observables)))
-        return c.overhead + c.queue + c.per_circuit * circuits + c.per_shot * shots
+        return c.submit + c.submit_per_gate * program.num_gates
 
-    def reconstruction_time(self, entries: int) -> float:
-        c = self.coefficients("__driver__")
-        return c.per_entry * entries
+    def reconstruction_time(
+        self, partitions: int, entries: int, sampled_rows: int = 0, replicates: int = 0
+    ) -> float:
+        """Driver seconds to contract the partition tensors (and bootstrap sampled rows)."""
+        d = self.driver
+        contract = d.per_partition * partitions + d.per_entry * entries
+        if sampled_rows == 0:
+            return contract
+        return contract * (1 + replicates) + d.per_boot_row * replicates * sampled_rows
 
     # -- profile files -------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write the versioned profile (``extra``: fit diagnostics kept alongside)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "version": PROFILE_VERSION,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "host": platform.node(),
             "pools": {k: asdict(v) for k, v in self.pools.items()},
             "kinds": self.kinds,
+            "driver": asdict(self.driver),
+            **dict(extra or {}),
         }
-        p.write_text(json.dumps(data, indent=2))
+        p.write_text(json.dumps(data, indent=2, default=float))
         return p
 
     @classmethod
     def load(cls, path: str | Path) -> CostModel:
+        """Read a profile; :class:`ProfileError` names the file and what is wrong."""
         p = Path(path)
         try:
             data = json.loads(p.read_text())
             if data.get("version") != PROFILE_VERSION:
-                raise ProfileError(f"profile {p} has version {data.get('version')!r}, expected 1")
-            pools = {k: replace(PoolCoefficients(), **v) for k, v in data["pools"].items()}
-            return cls(pools, dict(data.get("kinds", {})), str(p))
+                raise ProfileError(
+                    f"profile {p} has version {data.get('version')!r}, expected "
+                    f"{PROFILE_VERSION}: run `parsl-quantum calibrate` again"
+                )
+            pools = {k: _coefficients(PoolCoefficients, v) for k, v in data["pools"].items()}
+            driver = _coefficients(DriverCoefficients, data.get("driver", {}))
+            return cls(pools, dict(data.get("kinds", {})), str(p), driver)
         except ProfileError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ProfileError(f"cannot read profile {p}: {exc}") from None
+
+
+def _coefficients(cls: type[_C], values: Mapping[str, Any]) -> _C:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ProfileError(f"unknown coefficient(s) {', '.join(unknown)}")
+    return cls(**{k: float(v) for k, v in values.items()})
 
 
 def default_profile_path() -> Path:
@@ -130,27 +238,165 @@ def load_model(path: str | Path | None, kinds: Mapping[str, str]) -> CostModel:
     return model
 
 
-def exact_work(program: PartitionProgram, rows: np.ndarray) -> tuple[int, float]:
-    """Numpy calls and amplitude-operations of evaluating ``rows`` with shared prefixes."""
-    dim = float(1 << program.num_qubits)
+# -- work features ---------------------------------------------------------------------------
+
+
+def _is_diagonal(matrix: np.ndarray) -> bool:
+    return bool(np.allclose(matrix, np.diag(np.diagonal(matrix))))
+
+
+def gate_kind(gate: GateOp) -> str:
+    """``1q``, ``1q-diag``, ``2q`` or ``2q-diag``: which path of the engine applies it."""
+    kind = "1q" if len(gate.qubits) == 1 else "2q"
+    return f"{kind}-diag" if _is_diagonal(gate.matrix) else kind
+
+
+def _bit_lengths(labels: list[str]) -> int:
+    """Sum over Pauli labels of the highest Z/Y bit + 1: the engine's parity-sign loop length."""
+    total = 0
+    for label in labels:
+        mask = sum(1 << q for q, ch in enumerate(reversed(label)) if ch in "ZY")
+        total += mask.bit_length()
+    return total
+
+
+class RowCosting:
+    """Work of contiguous ranges of a partition's subexperiments, in O(sites) per range.
+
+    Rows are the subexperiments in C order (the order of ``np.indices`` over the site options),
+    and a task evaluates a contiguous range ``[lo, hi)``. In that order the prefixes of length
+    ``l`` of a range are a contiguous range of prefix numbers, so every feature of the engine's
+    walk (stack sizes per level, branches created, options applied) is a difference of prefix
+    sums precomputed once per partition.
+    """
+
+    def __init__(self, program: PartitionProgram) -> None:
+        self.program = program
+        sites = program.sites
+        self.dims = np.array([len(s.options) for s in sites], dtype=np.int64)
+        self.rows = int(np.prod(self.dims)) if len(sites) else 1
+        self.dim = float(1 << program.num_qubits)
+        self.strides = [int(np.prod(self.dims[level:])) for level in range(len(sites) + 1)]
+        kinds = [[gate_kind(g) for g in seg] for seg in program.segments]
+        self.seg_weight = [sum(GATE_WEIGHTS[k] for k in seg) for seg in kinds]
+        self.seg_calls = [sum(CALL_WEIGHTS[k] for k in seg) for seg in kinds]
+        labels = list(program.observables)
+        self.labels = len(labels)
+        self.groups = max(1, len(commuting_groups(labels)))
+        self.obs_passes = self.groups + len(labels)
+        self.sign_work = float(_bit_lengths(labels))
+        self.obs_calls = CALLS_PER_LABEL * len(labels) + self.sign_work
+        # per level l = 1..k: cumulative branches of the l-prefixes, of their parents, and of
+        # the parents times the unitary local ops of the option taken
+        self._branches: list[np.ndarray] = []
+        self._parents: list[np.ndarray] = []
+        self._unitary: list[np.ndarray] = []
+        branches = np.ones(1)
+        plain = np.ones(1)
+        for site in sites:
+            growth = np.array([1 << sum(o.kind != "unitary" for o in opt) for opt in site.options])
+            unitary_ops = np.array([sum(o.kind == "unitary" for o in opt) for opt in site.options])
+            parents = np.repeat(branches, len(growth))
+            branches = np.outer(branches, growth).ravel()
+            plain = np.outer(plain, (growth == 1).astype(float)).ravel()
+            self._branches.append(_cumsum0(branches))
+            self._parents.append(_cumsum0(parents))
+            self._unitary.append(
+                _cumsum0(parents * np.tile(unitary_ops, len(parents) // len(growth)))
+            )
+        #: 1 for rows whose options are all unitary (no mid-circuit measurement or reset)
+        self.plain = plain
+
+    def _pass(self, states: np.ndarray) -> np.ndarray:
+        """1 where a stack of ``states`` states no longer fits in the cache."""
+        return (states * self.dim * 16 > CACHE_BYTES).astype(float)
+
+    def exact(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Exact work features (m x 6, :data:`EXACT_FEATURES`) of the ranges ``[lo, hi)``."""
+        lo = np.asarray(lo, dtype=np.int64)
+        hi = np.asarray(hi, dtype=np.int64)
+        calls = np.full(lo.shape, self.seg_calls[0])
+        amps = np.full(lo.shape, self.seg_weight[0])
+        big = amps * self._pass(np.ones(lo.shape))
+        splits = np.zeros(lo.shape)
+        book = (hi - lo) * float(len(self.dims))
+        stack = np.ones(lo.shape)
+        for level in range(1, len(self.dims) + 1):
+            a = lo // self.strides[level]
+            b = (hi - 1) // self.strides[level] + 1
+            book += stack * self.dims[level - 1]
+            stack = self._branches[level - 1][b] - self._branches[level - 1][a]
+            parents = self._parents[level - 1][b] - self._parents[level - 1][a]
+            unitary = self._unitary[level - 1][b] - self._unitary[level - 1][a]
+            options = np.minimum(self.dims[level - 1], b - a)
+            calls += self.seg_calls[level] + CALLS_PER_OPTION * options
+            # gates on the stack, selection copies, local unitaries, norms/keep/concatenate
+            passes = (self.seg_weight[level] + 1.0) * stack + parents + unitary
+            amps += passes
+            big += passes * self._pass(stack)
+            splits += stack - parents
+        calls += self.obs_calls
+        amps += self.sign_work
+        book += stack * self.labels
+        obs = stack * self.obs_passes
+        d = self.dim
+        return np.stack([calls, amps * d, big * d, splits * d, obs * d, book], axis=-1)
+
+    def sampled(self, lo: np.ndarray, hi: np.ndarray, shots: np.ndarray) -> np.ndarray:
+        """Sampled work features (m x 3: circuits, shots, mid-circuit shots) of the ranges,
+        given the shots of every row."""
+        lo = np.asarray(lo, dtype=np.int64)
+        hi = np.asarray(hi, dtype=np.int64)
+        shots = np.asarray(shots, dtype=float)
+        total = _cumsum0(shots)
+        mid = _cumsum0(shots * (1.0 - self.plain))
+        circuits = (hi - lo) * self.groups
+        return np.stack(
+            [circuits, (total[hi] - total[lo]) * self.groups, (mid[hi] - mid[lo]) * self.groups],
+            axis=-1,
+        ).astype(float)
+
+
+def _cumsum0(values: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(values) + 1)
+    np.cumsum(values, out=out[1:])
+    return out
+
+
+def exact_work(program: PartitionProgram, rows: np.ndarray) -> np.ndarray:
+    """Exact work features (:data:`EXACT_FEATURES`) of evaluating any set of ``rows`` (one
+    row of option indices per subexperiment) in one task, shared prefixes counted once.
+
+    The direct count behind :class:`RowCosting`, which gives the same numbers for contiguous
+    ranges in O(sites) each.
+    """
+    costing = RowCosting(program)
     k = len(program.sites)
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1, k)
-    growth = [
-        np.array([1 << sum(o.kind != "unitary" for o in opts) for opts in s.options])
-        for s in program.sites
-    ]
-    calls = len(program.segments[0])
-    amp_ops = len(program.segments[0]) * dim
+    rows = np.asarray(rows, dtype=np.int64).reshape(len(rows), k)
+    calls, amps, splits = costing.seg_calls[0], costing.seg_weight[0], 0.0
+    big = amps * float(costing._pass(np.ones(1))[0])
+    book = float(len(rows) * k)
+    stack = 1.0
     for level in range(1, k + 1):
         prefixes = np.unique(rows[:, :level], axis=0)
         branches = np.ones(len(prefixes))
-        for i in range(level):
-            branches *= growth[i][prefixes[:, i]]
-        total = float(branches.sum())
-        gates = len(program.segments[level]) + 1
-        # one call per gate on the whole stack, plus one per option applied at the site
-        calls += gates + len(np.unique(prefixes[:, -1]))
-        amp_ops += gates * total * dim
-    final = float(np.prod([g.mean() for g in growth])) * len(rows) if k else 1.0
-    amp_ops += final * dim * max(1, len(program.observables))
-    return calls, amp_ops
+        for i, site in enumerate(program.sites[:level]):
+            growth = np.array([1 << sum(o.kind != "unitary" for o in opt) for opt in site.options])
+            branches *= growth[prefixes[:, i]]
+        last = program.sites[level - 1].options
+        growth = np.array([1 << sum(o.kind != "unitary" for o in opt) for opt in last])
+        unitary_ops = np.array([sum(o.kind == "unitary" for o in opt) for opt in last])
+        parents = branches / growth[prefixes[:, -1]]
+        book += stack * len(last)
+        stack = float(branches.sum())
+        calls += costing.seg_calls[level] + CALLS_PER_OPTION * len(np.unique(prefixes[:, -1]))
+        passes = (costing.seg_weight[level] + 1.0) * stack + float(parents.sum())
+        passes += float((parents * unitary_ops[prefixes[:, -1]]).sum())
+        amps += passes
+        big += passes * float(costing._pass(np.array([stack]))[0])
+        splits += stack - float(parents.sum())
+    calls += costing.obs_calls
+    amps += costing.sign_work
+    book += stack * costing.labels
+    d = costing.dim
+    return np.array([calls, amps * d, big * d, splits * d, stack * costing.obs_passes * d, book])

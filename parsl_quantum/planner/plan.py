@@ -1,15 +1,21 @@
 """Candidate cut configurations as task DAGs, scheduled on heterogeneous pools (HEFT).
 
 For a workload the planner enumerates configurations - no cut when a pool can hold the circuit,
-and cuts into 2..P partitions - builds each one's networkx DiGraph (``cut`` -> batched
+balanced cuts into 2..P partitions, and uneven cuts with one partition as narrow as a narrower
+pool (a QPU beside wider simulators) - builds each one's networkx DiGraph (``cut`` -> batched
 ``evaluate`` tasks with resource requests -> ``reconstruct``), predicts per-node time and memory
 with the :class:`~parsl_quantum.planner.cost.CostModel`, schedules it with a list scheduler
-(upward ranks, earliest finish time over every worker slot of every allowed pool) and keeps the
-lowest predicted makespan that fits in memory.
+(upward ranks, earliest finish time over the worker slots of every allowed pool, submissions
+serialised on the driver) and keeps the lowest predicted makespan that fits in memory.
+
+Costs: building a DAG is O(tasks * sites) after an O(subexperiments) precomputation per
+partition, and :func:`heft` is O(tasks * (pools + log slots)); enumerating is O(candidates)
+cuts of the circuit, each O(qubits * (qubits + gates)) to place plus the cutting itself.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -23,16 +29,25 @@ from qiskit.quantum_info import SparsePauliOp
 
 from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
 from parsl_quantum.cutting.problem import CutProblem, cut_by_labels
-from parsl_quantum.planner.cost import CostModel
+from parsl_quantum.planner.cost import DRIVER, CostModel, RowCosting
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels, interaction_graph
 from parsl_quantum.workflow.context import PoolInfo
 
 Mode = Literal["auto", "exact", "sampled"]
 
-#: Candidates whose partitions would need more distinct subexperiments than this are skipped.
-MAX_SUBEXPERIMENTS = 2_000_000
+#: Candidates with a partition that would need more distinct subexperiments are skipped.
+MAX_SUBEXPERIMENTS = 1_000_000
+#: Distinct local options per cut site assumed when screening candidates before cutting.
+OPTIONS_PER_SITE = 5
 #: Bytes per amplitude of the batched statevector engine, counting its working copies.
 BYTES_PER_AMPLITUDE = 16 * 3
+#: Upper bound of one stacked state array in the engine (it splits larger stacks).
+ENGINE_STACK_BYTES = 2 * 1024**3
+#: Batchings tried per candidate: evaluate tasks per worker slot (more tasks balance the load
+#: across pools, fewer share more work between subexperiments and pay less per-task overhead).
+TASKS_PER_SLOT = (1.0, 2.0, 4.0)
+#: Bootstrap replicates of the standard error of sampled runs (as the workflow draws them).
+BOOTSTRAP_REPLICATES = 200
 
 
 @dataclass
@@ -51,7 +66,11 @@ class Candidate:
 
     @property
     def pools_used(self) -> list[str]:
-        return sorted(set(self.assignment.values()) - {"driver"})
+        return sorted(set(self.assignment.values()) - {DRIVER})
+
+    @property
+    def tasks(self) -> int:
+        return sum(1 for _, d in self.graph.nodes(data=True) if d["kind"] == "evaluate")
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -59,28 +78,34 @@ class Candidate:
             "widths": self.widths,
             "cuts": len(self.problem.cuts),
             "subexperiments": self.problem.num_subexperiments,
-            "tasks": sum(1 for _, d in self.graph.nodes(data=True) if d["kind"] == "evaluate"),
+            "tasks": self.tasks,
             "pools": self.pools_used,
             "makespan": self.makespan,
             "peak_memory": self.peak_memory,
             "fits": self.fits,
+            "note": self.note,
         }
 
 
 @dataclass
 class PlanResult:
-    """All candidates considered, the chosen one, and why."""
+    """All candidates considered, the chosen one, and why.
+
+    ``execution`` is filled in by the workflow once the chosen DAG has run: the late-binding
+    dispatcher's record (:class:`~parsl_quantum.planner.dispatch.DispatchReport`).
+    """
 
     candidates: list[Candidate]
     chosen: Candidate
     reason: str
     model_source: str
     planning_time: float
+    execution: Any = None
 
 
-def _rows_of(problem: CutProblem, p: int) -> np.ndarray:
-    part = problem.partitions[p]
-    dims = [len(s.options) for s in part.sites]
+def all_rows(problem: CutProblem, p: int) -> np.ndarray:
+    """Every subexperiment of partition ``p`` as option-index rows, in C order."""
+    dims = [len(s.options) for s in problem.partitions[p].sites]
     if not dims:
         return np.zeros((1, 0), dtype=np.int64)
     return np.indices(dims).reshape(len(dims), -1).T.astype(np.int64)
@@ -92,13 +117,12 @@ def shot_allocation(problem: CutProblem, total_shots: int, min_shots: int = 32) 
     attached to the option it takes."""
     masses: list[np.ndarray] = []
     for p, part in enumerate(problem.partitions):
-        rows = _rows_of(problem, p)
-        mass = np.ones(len(rows))
-        for axis, cut_index in enumerate(part.cuts):
+        mass = np.ones(1)
+        for cut_index in part.cuts:
             cut = problem.cuts[cut_index]
             w = np.abs(cut.weights)
             per_option = w.sum(axis=1) if cut.a == p else w.sum(axis=0)
-            mass *= per_option[rows[:, axis]]
+            mass = np.outer(mass, per_option).ravel()
         masses.append(mass)
     total_mass = sum(float(m.sum()) for m in masses)
     return [
@@ -107,15 +131,36 @@ def shot_allocation(problem: CutProblem, total_shots: int, min_shots: int = 32) 
     ]
 
 
-def _allowed_pools(width: int, pools: Mapping[str, PoolInfo], mode: Mode) -> list[str]:
-    out = []
-    for name, info in pools.items():
-        if info.max_qubits < width:
-            continue
-        if mode == "exact" and not info.exact:
-            continue
-        out.append(name)
-    return out
+def runs_exact(pool: PoolInfo, mode: Mode) -> bool:
+    """Whether a task on ``pool`` is evaluated exactly under ``mode`` (else by shots)."""
+    return pool.exact and mode != "sampled"
+
+
+def allowed_pools(width: int, pools: Mapping[str, PoolInfo], mode: Mode) -> list[str]:
+    """Pools that may evaluate a partition of ``width`` qubits under ``mode``: wide enough,
+    and exact when the run must be exact (a sampled-only pool never gets exact-only work)."""
+    return [
+        name
+        for name, info in pools.items()
+        if info.max_qubits >= width and (mode != "exact" or info.exact)
+    ]
+
+
+def aligned_bounds(dims: Sequence[int] | np.ndarray, batches: int) -> np.ndarray:
+    """``batches`` contiguous row ranges (start, stop) over the C-order product of ``dims``,
+    with boundaries on whole prefixes of the shallowest level that has enough of them, so
+    tasks split the work where the fewest shared prefixes are lost."""
+    rows = int(np.prod(dims)) if len(dims) else 1
+    batches = max(1, min(batches, rows))
+    prefixes, stride, level = 1, rows, 0
+    while prefixes < batches and level < len(dims):
+        prefixes *= int(dims[level])
+        stride //= int(dims[level])
+        level += 1
+    groups = np.array_split(np.arange(prefixes), batches)
+    starts = np.array([g[0] for g in groups if len(g)], dtype=np.int64) * stride
+    stops = np.append(starts[1:], rows)
+    return np.stack([starts, stops], axis=1)
 
 
 def build_graph(
@@ -124,117 +169,165 @@ def build_graph(
     model: CostModel,
     mode: Mode,
     shots: int,
+    *,
+    tasks_per_slot: float = 2.0,
+    task_rows: int | None = None,
+    replicates: int = BOOTSTRAP_REPLICATES,
 ) -> nx.DiGraph:
-    """The task DAG of a configuration, with per-pool predicted times on each evaluate node."""
+    """The task DAG of a configuration, with per-pool predicted times on each evaluate node.
+
+    Each partition's subexperiments are split into contiguous batches, one evaluate task each:
+    ``task_rows`` rows per task when given, else about ``tasks_per_slot`` tasks per worker slot
+    shared out in proportion to each partition's work, no task much shorter than the per-task
+    overhead. Evaluate nodes carry ``partition``, ``rows`` (start, stop), ``qubits``, ``shots``,
+    ``pool_costs`` (pool -> seconds on a worker slot), ``modes`` (pool -> exact/sampled),
+    ``submit`` (driver seconds) and ``memory`` (bytes).
+    """
     graph = nx.DiGraph()
-    graph.add_node("cut", kind="cut", pool_costs={"driver": 0.0}, memory=0)
+    graph.add_node("cut", kind="cut", pool_costs={DRIVER: 0.0}, memory=0)
     graph.add_node("reconstruct", kind="reconstruct", memory=0)
-    total_slots = sum(info.workers for info in pools.values())
+    total_slots = sum(max(1, info.workers) for info in pools.values())
     allocation = shot_allocation(problem, shots) if mode != "exact" else None
-    works = []
+    parts = []
     for p, part in enumerate(problem.partitions):
-        allowed = _allowed_pools(part.num_qubits, pools, mode)
+        allowed = allowed_pools(part.num_qubits, pools, mode)
         if not allowed:
             widest = max((i.max_qubits for i in pools.values()), default=0)
             raise NoCutFoundError(
-                f"partition of {part.num_qubits} qubits fits no pool (widest: {widest} qubits)"
+                f"partition of {part.num_qubits} qubits fits no pool"
+                f"{' that evaluates exactly' if mode == 'exact' else ''} (widest: {widest} qubits)"
             )
-        rows = _rows_of(problem, p)
-        works.append((p, allowed, rows))
-    costs_full = []
-    for p, allowed, rows in works:
+        costing = RowCosting(part)
+        whole = np.array([[0, costing.rows]])
+        full = min(_costs(model, pools, a, mode, costing, whole, allocation, p)[0] for a in allowed)
+        parts.append((p, allowed, costing, full))
+    total_work = sum(full for *_, full in parts) or 1.0
+    for p, allowed, costing, full in parts:
         part = problem.partitions[p]
-        costs_full.append(
-            min(_node_cost(model, pools[a], part, rows, allocation, p) for a in allowed)
+        if task_rows is not None:
+            batches = math.ceil(costing.rows / max(1, task_rows))
+        else:
+            overhead = min(
+                model.coefficients(a).overhead + model.submit_time(a, part) for a in allowed
+            )
+            batches = round(tasks_per_slot * total_slots * full / total_work)
+            batches = int(min(max(1, batches), max(1, full // (2 * overhead))))
+        bounds = aligned_bounds(costing.dims, batches)
+        costs = {a: _costs(model, pools, a, mode, costing, bounds, allocation, p) for a in allowed}
+        modes = {a: "exact" if runs_exact(pools[a], mode) else "sampled" for a in allowed}
+        submit = {a: model.submit_time(a, part) for a in allowed}
+        memory = _memory(costing, bounds)
+        node_shots = (
+            np.add.reduceat(allocation[p], bounds[:, 0]) if allocation is not None else None
         )
-    total_cost = sum(costs_full) or 1.0
-    for (p, allowed, rows), full in zip(works, costs_full, strict=True):
-        part = problem.partitions[p]
-        overhead = min(model.coefficients(a).overhead for a in allowed)
-        share = full / total_cost
-        batches = max(1, round(2 * total_slots * share))
-        batches = int(min(batches, len(rows), max(1, full // (4 * overhead))))
-        for b, chunk in enumerate(np.array_split(np.arange(len(rows)), batches)):
-            if len(chunk) == 0:
-                continue
+        for b, (lo, hi) in enumerate(bounds):
             node = f"evaluate:{p}:{b}"
-            sub = rows[chunk]
-            pool_costs = {
-                a: _node_cost(model, pools[a], part, sub, allocation, p, chunk) for a in allowed
-            }
-            shots_node = int(allocation[p][chunk].sum()) if allocation is not None else 0
             graph.add_node(
                 node,
                 kind="evaluate",
                 partition=p,
-                rows=(int(chunk[0]), int(chunk[-1]) + 1),
+                rows=(int(lo), int(hi)),
                 qubits=part.num_qubits,
-                shots=shots_node,
-                pool_costs=pool_costs,
-                memory=_node_memory(part.num_qubits, sub, part),
+                shots=int(node_shots[b]) if node_shots is not None else 0,
+                pool_costs={a: float(costs[a][b]) for a in allowed},
+                modes=modes,
+                submit=min(submit.values()),
+                memory=int(memory[b]),
             )
             graph.add_edge("cut", node)
             graph.add_edge(node, "reconstruct")
-    entries = sum(int(np.prod(p.shape)) for p in problem.partitions) * len(problem.term_coeffs)
-    graph.nodes["reconstruct"]["pool_costs"] = {"driver": model.reconstruction_time(entries)}
+    terms = len(problem.term_coeffs)
+    entries = terms * sum(int(np.prod(p.shape[1:])) for p in problem.partitions)
+    parts_n = len(problem.partitions)
+    base = model.reconstruction_time(parts_n, entries)
+    graph.nodes["reconstruct"].update(
+        pool_costs={DRIVER: base},
+        sampled_cost=base * (1 + replicates),
+        boot_row_cost=model.driver.per_boot_row * replicates,
+    )
     return graph
 
 
-def _node_cost(
+def _costs(
     model: CostModel,
-    pool: PoolInfo,
-    part: Any,
-    rows: np.ndarray,
+    pools: Mapping[str, PoolInfo],
+    pool: str,
+    mode: Mode,
+    costing: RowCosting,
+    bounds: np.ndarray,
     allocation: list[np.ndarray] | None,
     p: int,
-    chunk: np.ndarray | None = None,
-) -> float:
-    if pool.exact:
-        return model.exact_time(pool.label, part, rows)
+) -> np.ndarray:
+    """Seconds each row range occupies a worker slot of ``pool``."""
+    c = model.coefficients(pool)
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    if runs_exact(pools[pool], mode):
+        return c.overhead + c.exact_seconds(costing.exact(lo, hi))
     assert allocation is not None
-    shots = allocation[p] if chunk is None else allocation[p][chunk]
-    return model.sampled_time(pool.label, part, int(shots.sum()), len(rows))
+    return c.overhead + c.sampled_seconds(costing.sampled(lo, hi, allocation[p]))
 
 
-def _node_memory(width: int, rows: np.ndarray, part: Any) -> int:
-    growth = 1
-    for s in part.sites:
-        growth = max(growth, max(1 << sum(o.kind != "unitary" for o in opts) for opts in s.options))
-    branches = min(len(rows) * growth, 1 << 20)
-    return int(min(branches * (1 << width) * BYTES_PER_AMPLITUDE, 2 * 1024**3 + (1 << width) * 48))
+def _memory(costing: RowCosting, bounds: np.ndarray) -> np.ndarray:
+    """Peak bytes of each task: its largest stack of states (the engine caps one stack)."""
+    work = costing.exact(bounds[:, 0], bounds[:, 1])
+    final_stack = work[:, 3] / (costing.obs_passes * costing.dim)
+    per_state = costing.dim * BYTES_PER_AMPLITUDE
+    return np.minimum(final_stack * per_state, ENGINE_STACK_BYTES + per_state)
 
 
-def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[str, str], int]:
-    """Schedule the DAG: upward ranks, then earliest finish time over all worker slots.
-
-    Sets ``pool``, ``start`` and ``finish`` on every node and returns the makespan, the
-    node -> pool assignment and the peak memory of tasks running at once.
-    """
+def upward_ranks(graph: nx.DiGraph) -> dict[str, float]:
+    """HEFT's upward rank: a node's mean cost over its pools plus its heaviest path below."""
     rank: dict[str, float] = {}
     for node in reversed(list(nx.topological_sort(graph))):
         costs = graph.nodes[node]["pool_costs"]
         mean = sum(costs.values()) / len(costs)
         rank[node] = mean + max((rank[s] for s in graph.successors(node)), default=0.0)
+    return rank
+
+
+def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[str, str], int]:
+    """Schedule the DAG: upward ranks, then earliest finish time over all worker slots.
+
+    Evaluate tasks are submitted one after another by the driver (their ``submit`` seconds) in
+    rank order; the reconstruction costs more when any of its inputs was sampled (bootstrap).
+    Sets ``pool``, ``rank``, ``start`` and ``finish`` on every node and returns the makespan,
+    the node -> pool assignment and the peak memory of tasks running at once.
+    """
+    rank = upward_ranks(graph)
+    topo = {n: i for i, n in enumerate(nx.topological_sort(graph))}
     slots: dict[str, list[float]] = {
         name: [0.0] * max(1, info.workers) for name, info in pools.items()
     }
-    slots["driver"] = [0.0]
+    slots[DRIVER] = [0.0]
     finish: dict[str, float] = {}
     assignment: dict[str, str] = {}
-    for node in sorted(graph.nodes, key=lambda v: -rank[v]):
+    driver_clock = 0.0
+    for node in sorted(graph.nodes, key=lambda v: (-rank[v], topo[v])):
+        data = graph.nodes[node]
         ready = max((finish[p] for p in graph.predecessors(node)), default=0.0)
-        best: tuple[float, str, int, float] | None = None
-        for pool, cost in graph.nodes[node]["pool_costs"].items():
-            for i, free in enumerate(slots[pool]):
-                start = max(free, ready)
-                if best is None or start + cost < best[0]:
-                    best = (start + cost, pool, i, start)
+        if data["kind"] == "evaluate":
+            driver_clock = max(driver_clock, ready) + data.get("submit", 0.0)
+            ready = driver_clock
+        costs = dict(data["pool_costs"])
+        if data["kind"] == "reconstruct":
+            sampled_rows = sum(
+                graph.nodes[p]["rows"][1] - graph.nodes[p]["rows"][0]
+                for p in graph.predecessors(node)
+                if graph.nodes[p].get("modes", {}).get(assignment[p]) == "sampled"
+            )
+            if sampled_rows:
+                costs[DRIVER] = data["sampled_cost"] + data["boot_row_cost"] * sampled_rows
+        best: tuple[float, str, float] | None = None
+        for pool, cost in costs.items():
+            start = max(slots[pool][0], ready)
+            if best is None or start + cost < best[0]:
+                best = (start + cost, pool, start)
         assert best is not None
-        end, pool, i, start = best
-        slots[pool][i] = end
+        end, pool, start = best
+        heapq.heapreplace(slots[pool], end)
         finish[node] = end
         assignment[node] = pool
-        graph.nodes[node].update(pool=pool, start=start, finish=end)
+        data.update(pool=pool, rank=rank[node], start=start, finish=end)
     peak = _peak_memory(graph)
     return max(finish.values(), default=0.0), assignment, peak
 
@@ -252,6 +345,54 @@ def _peak_memory(graph: nx.DiGraph) -> int:
     return peak
 
 
+def candidate_widths(
+    n: int,
+    pools: Mapping[str, PoolInfo],
+    mode: Mode,
+    limit: int,
+    max_parts: int | None = None,
+    parts: Sequence[int] | None = None,
+) -> list[list[int]]:
+    """Width vectors to try: balanced cuts into ``ceil(n / limit)`` up to about five times
+    that many partitions (at least four more), and, for each usable pool narrower than
+    ``limit``, cuts with one partition of exactly that pool's width and the rest balanced."""
+    low = max(1, math.ceil(n / max(1, limit)))
+    high = max_parts or min(n, max(low + 4, 5 * low))
+    wanted = set(parts) if parts else set(range(low, high + 1))
+    out: list[list[int]] = []
+    for k in sorted(wanted):
+        widths = balanced_widths(n, k) if k <= n else []
+        if widths and max(widths) <= limit:
+            out.append(widths)
+    usable = {p.max_qubits for p in pools.values() if mode != "exact" or p.exact}
+    for narrow in sorted(w for w in usable if w < limit):
+        rest = n - narrow
+        if rest < 1:
+            continue
+        first = max(1, math.ceil(rest / limit))
+        for k_rest in range(first, first + 3):
+            widths = [*balanced_widths(rest, k_rest), narrow]
+            if (
+                k_rest + 1 in wanted
+                and k_rest <= rest
+                and max(widths) <= limit
+                and min(widths[:-1]) > narrow
+                and widths not in out
+            ):
+                out.append(widths)
+    return out
+
+
+def _estimated_subexperiments(graph_q: nx.Graph, labels: Sequence[int], parts: int) -> int:
+    """Upper estimate of the largest partition's subexperiments, before cutting."""
+    sites = [0] * parts
+    for a, b, d in graph_q.edges(data=True):
+        if labels[a] != labels[b]:
+            sites[labels[a]] += d["weight"]
+            sites[labels[b]] += d["weight"]
+    return OPTIONS_PER_SITE ** max(sites, default=0)
+
+
 def plan_workload(
     circuit: QuantumCircuit,
     observable: SparsePauliOp,
@@ -264,46 +405,83 @@ def plan_workload(
     memory_limit: int = 8 * 1024**3,
     max_parts: int | None = None,
     parts: Sequence[int] | None = None,
+    widths: Sequence[Sequence[int]] | None = None,
+    task_rows: int | None = None,
 ) -> PlanResult:
-    """Enumerate, schedule and choose a cut configuration for the workload."""
+    """Enumerate, schedule and choose a cut configuration for the workload.
+
+    ``parts`` keeps only candidates with those partition counts, ``widths`` tries exactly the
+    given width vectors (forcing a configuration), ``task_rows`` fixes the rows per task.
+    """
     started = time.perf_counter()
     n = circuit.num_qubits
     if max_subcircuit_qubits < 1:
         raise CuttingError("planner.max_subcircuit_qubits must be at least 1")
-    graph_q = interaction_graph(circuit)
-    widest = max((i.max_qubits for i in pools.values()), default=0)
+    usable = [i for i in pools.values() if mode != "exact" or i.exact]
+    widest = max((i.max_qubits for i in usable), default=0)
+    if widest == 0:
+        raise NoCutFoundError(f"no pool can evaluate {mode} subexperiments")
     limit = min(max_subcircuit_qubits, widest)
-    low = max(1, math.ceil(n / max(1, limit)))
-    high = max_parts or min(n, max(low + 4, 2 * low))
-    choices = sorted(set(parts)) if parts else list(range(low, high + 1))
+    graph_q = interaction_graph(circuit)
+    if widths is not None:
+        choices = [list(w) for w in widths]
+        for w in choices:
+            if sum(w) != n or min(w) < 1 or max(w) > limit:
+                raise CuttingError(
+                    f"widths {w} must be positive, add up to {n} and be at most {limit}"
+                )
+    else:
+        choices = candidate_widths(n, pools, mode, limit, max_parts, parts)
     candidates: list[Candidate] = []
     skipped: list[str] = []
-    for k in choices:
-        widths = balanced_widths(n, k)
-        if max(widths) > limit:
+    for w in choices:
+        labels, _ = block_labels(circuit, w, graph_q)
+        if _estimated_subexperiments(graph_q, labels, len(w)) > MAX_SUBEXPERIMENTS:
+            skipped.append(f"widths {w}")
             continue
-        labels, _ = block_labels(circuit, widths, graph_q)
         problem = cut_by_labels(circuit, observable, labels)
         if max(p.num_subexperiments for p in problem.partitions) > MAX_SUBEXPERIMENTS:
-            skipped.append(f"{k} partitions ({problem.num_subexperiments} subexperiments)")
+            skipped.append(f"widths {w} ({problem.num_subexperiments} subexperiments)")
             continue
-        graph = build_graph(problem, pools, model, mode, shots)
-        makespan, assignment, peak = heft(graph, pools)
-        cand = Candidate(k, widths, problem, graph, makespan, peak, assignment)
-        cand.fits = peak <= memory_limit
-        candidates.append(cand)
+        best: Candidate | None = None
+        for tps in TASKS_PER_SLOT if task_rows is None else (1.0,):
+            graph = build_graph(
+                problem, pools, model, mode, shots, tasks_per_slot=tps, task_rows=task_rows
+            )
+            if best is not None and graph.number_of_nodes() == best.graph.number_of_nodes():
+                continue
+            makespan, assignment, peak = heft(graph, pools)
+            cand = Candidate(len(w), list(w), problem, graph, makespan, peak, assignment)
+            if best is None or cand.makespan < best.makespan:
+                best = cand
+        assert best is not None
+        best.fits = best.peak_memory <= memory_limit
+        if len(set(w)) > 1 and w[-1] < min(w[:-1]):
+            narrow = [p for p in best.pools_used if pools[p].max_qubits == w[-1]]
+            best.note = f"uneven: a {w[-1]}-qubit partition" + (
+                f" for {', '.join(narrow)}" if narrow else ""
+            )
+        candidates.append(best)
     if not candidates:
         detail = f"; skipped {', '.join(skipped)}" if skipped else ""
         raise NoCutFoundError(
             f"no cut of the {n}-qubit circuit into pieces of at most {limit} qubits is "
             f"feasible{detail}"
         )
+    return _choose(candidates, model, started)
+
+
+def _choose(candidates: list[Candidate], model: CostModel, started: float) -> PlanResult:
     fitting = [c for c in candidates if c.fits] or candidates
     chosen = min(fitting, key=lambda c: c.makespan)
     others = sorted((c for c in fitting if c is not chosen), key=lambda c: c.makespan)
-    reason = f"lowest predicted makespan {chosen.makespan:.3g}s"
+    what = "no cut" if chosen.parts == 1 else f"widths {chosen.widths}"
+    reason = f"lowest predicted makespan {chosen.makespan:.3g}s ({what}"
+    reason += f", {chosen.tasks} tasks on {', '.join(chosen.pools_used) or 'no pool'})"
+    if chosen.note:
+        reason += f"; {chosen.note}"
     if others:
-        reason += f" (next: {others[0].parts} partitions at {others[0].makespan:.3g}s)"
+        reason += f"; next: widths {others[0].widths} at {others[0].makespan:.3g}s"
     if len(fitting) < len(candidates):
         reason += f"; {len(candidates) - len(fitting)} candidate(s) exceed the memory limit"
     return PlanResult(candidates, chosen, reason, model.source, time.perf_counter() - started)

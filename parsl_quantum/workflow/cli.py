@@ -342,6 +342,48 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Calibrate the local pools and write the cost-model profile."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from parsl_quantum.planner.calibrate import run_calibration
+
+    pools = [p.strip() for p in args.pools.split(",") if p.strip()]
+    try:
+        workers = {k: int(v) for k, v in (w.split("=", 1) for w in args.workers or [])}
+    except ValueError:
+        print("parsl-quantum: error: --workers takes POOL=N", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        path, calibration = run_calibration(
+            pools,
+            profile=args.profile,
+            workers=workers,
+            run_dir=args.run_dir,
+            repeats=args.repeats,
+            quick=args.quick,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    except (ValueError, OSError) as exc:
+        print(f"parsl-quantum: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    table = Table(title=f"cost-model profile {path}")
+    for col in ("pool", "coefficient", "value", ""):
+        table.add_column(col)
+    model = calibration.model
+    for name, coef in model.pools.items():
+        for key, value in vars(coef).items():
+            table.add_row(name, key, f"{value:.4g}", "")
+        for kind, fit in calibration.fits[name].items():
+            table.add_row(name, f"{kind} fit", f"{fit.median_error:.1%}", f"{fit.samples} probes")
+    for key, value in vars(model.driver).items():
+        table.add_row("driver", key, f"{value:.4g}", "")
+    Console(file=sys.stdout, highlight=False).print(table)
+    print(f"calibrated in {calibration.seconds:.0f} s; profile written to {path}")
+    return 0
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
@@ -385,6 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="versions, GPUs, backends, profile, optional features")
     doc.add_argument("--json", action="store_true", help="print the findings as JSON")
     doc.set_defaults(func=cmd_doctor)
+
+    cal = sub.add_parser("calibrate", help="measure the local pools and fit the cost model")
+    cal.add_argument("--pools", default="cpu,qpu", help="pools to calibrate (default: cpu,qpu)")
+    cal.add_argument("--profile", metavar="PATH", help="profile to write (default: user config)")
+    cal.add_argument("--workers", action="append", metavar="POOL=N", help="workers of a pool")
+    cal.add_argument("--repeats", type=int, default=3, help="runs of each probe (median)")
+    cal.add_argument("--quick", action="store_true", help="fewer, smaller probes")
+    cal.add_argument("--run-dir", default="runs/calibrate", help=argparse.SUPPRESS)
+    cal.set_defaults(func=cmd_calibrate)
 
     tpl = sub.add_parser("templates", help="list, show, validate or export published templates")
     tpl.add_argument("action", choices=["list", "show", "validate", "schema"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,15 @@ from parsl_quantum.cutting.reconstruct import contract
 from parsl_quantum.cutting.uncertainty import bootstrap_rows
 from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
 from parsl_quantum.planner.cost import CostModel, load_model
-from parsl_quantum.planner.plan import Mode, PlanResult, plan_workload, shot_allocation
+from parsl_quantum.planner.dispatch import Dispatcher
+from parsl_quantum.planner.plan import (
+    Mode,
+    PlanResult,
+    all_rows,
+    plan_workload,
+    runs_exact,
+    shot_allocation,
+)
 from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
 from parsl_quantum.workflow.circuits import CIRCUIT_SCHEMA, circuit_from_spec, parse_observable
 from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
@@ -201,32 +210,43 @@ def execute_plan(
     seed: int | None,
     recorder: TaskRecorder | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    *,
+    prefetch: int = 1,
+    lost_after: float = 60.0,
+    max_failures: int = 3,
+    poll_period: float = 0.2,
 ) -> dict[str, BatchResult]:
-    """Submit every evaluate node of the chosen DAG to its pool and wait for all results."""
+    """Run the evaluate tasks of the chosen DAG and wait for all results.
+
+    Tasks are bound to pools late, at submission, by the
+    :class:`~parsl_quantum.planner.dispatch.Dispatcher`: in the plan's rank order, each to the
+    allowed pool where it is predicted to finish first given live capacity, at most
+    ``prefetch`` tasks beyond a pool's connected worker slots. A pool with no connected workers
+    for ``lost_after`` seconds, or ``max_failures`` failures in a row, loses its work to the
+    others. What happened (pool per task, predicted and measured seconds, failovers) is kept in
+    ``plan.execution`` and each evaluate node's ``pool`` becomes the pool that ran it (the
+    plan's choice stays in ``planned_pool``).
+    """
     graph = plan.chosen.graph
     problem = plan.chosen.problem
     allocation = shot_allocation(problem, shots) if mode != "exact" else None
-    rows_of = [_all_rows(problem, p) for p in range(len(problem.partitions))]
-    nodes = [n for n in graph.nodes if graph.nodes[n]["kind"] == "evaluate"]
-    nodes.sort(key=lambda n: graph.nodes[n]["start"])
+    rows_of = [all_rows(problem, p) for p in range(len(problem.partitions))]
     apps = {
         name: parsl.python_app(evaluate_subexperiments, executors=[name], cache=True)
         for name in pools
     }
-    totals = {name: sum(1 for n in nodes if graph.nodes[n]["pool"] == name) for name in pools}
-    done_count = dict.fromkeys(pools, 0)
-    futures = {}
-    for node in nodes:
+
+    def submit(node: str, pool_name: str) -> Future:
         data = graph.nodes[node]
-        pool = pools[data["pool"]]
+        pool = pools[pool_name]
         p = data["partition"]
         lo, hi = data["rows"]
-        exact = pool.exact and mode != "sampled"
+        exact = runs_exact(pool, mode)
         node_shots = None if exact or allocation is None else allocation[p][lo:hi].tolist()
         spec = {"backend": pool.backends[0], "qubits": data["qubits"]}
         if node_shots:
             spec["shots"] = int(sum(node_shots))
-        fut = apps[pool.label](
+        fut = apps[pool_name](
             problem.partitions[p],
             rows_of[p][lo:hi],
             backend=pool.backends[0],
@@ -240,27 +260,31 @@ def execute_plan(
                 fut,
                 task=node,
                 kind="evaluate",
-                pool=pool.label,
+                pool=pool_name,
                 backend=pool.backends[0],
                 qubits=data["qubits"],
                 shots=int(sum(node_shots or [])),
             )
-        if progress is not None:
+        return fut
 
-            def _tick(_: object, name: str = pool.label) -> None:
-                done_count[name] += 1
-                progress(name, done_count[name], totals[name])
-
-            fut.add_done_callback(_tick)
-        futures[node] = fut
-    return {node: fut.result() for node, fut in futures.items()}
-
-
-def _all_rows(problem: CutProblem, p: int) -> np.ndarray:
-    dims = [len(s.options) for s in problem.partitions[p].sites]
-    if not dims:
-        return np.zeros((1, 0), dtype=np.int64)
-    return np.indices(dims).reshape(len(dims), -1).T.astype(np.int64)
+    dispatcher = Dispatcher(
+        graph,
+        pools,
+        submit,
+        executors=parsl.dfk().executors,
+        measured=lambda r: float(r.finished - r.started),
+        prefetch=prefetch,
+        poll_period=poll_period,
+        lost_after=lost_after,
+        max_failures=max_failures,
+        on_done=progress,
+    )
+    results = dispatcher.run()
+    plan.execution = dispatcher.report
+    for node, record in dispatcher.report.tasks.items():
+        graph.nodes[node].setdefault("planned_pool", graph.nodes[node].get("pool"))
+        graph.nodes[node]["pool"] = record.pool
+    return results
 
 
 def _tensors(
@@ -374,32 +398,42 @@ def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult])
 
 
 def save_plan(run_dir: Path, plan: PlanResult, results: Mapping[str, BatchResult]) -> None:
-    """Write the plan that ran (task -> pool, predicted and measured times) and the candidates."""
+    """Write ``plan.json``: the candidates, the chosen DAG's tasks with the pool the plan chose
+    and the pool that ran each one, predicted and measured seconds, and the dispatcher's
+    failovers and pool events."""
     run_dir.mkdir(parents=True, exist_ok=True)
     graph = plan.chosen.graph
+    records = plan.execution.tasks if plan.execution is not None else {}
     tasks = []
     for node, data in graph.nodes(data=True):
-        entry = {
+        pool = data.get("pool")
+        entry: dict[str, Any] = {
             "task": node,
             "kind": data["kind"],
-            "pool": data.get("pool"),
+            "pool": pool,
+            "planned_pool": data.get("planned_pool", pool),
             "predicted_start": data.get("start"),
             "predicted_finish": data.get("finish"),
-            "predicted_seconds": data.get("pool_costs", {}).get(data.get("pool"), None),
+            "predicted_seconds": data.get("pool_costs", {}).get(pool),
         }
         if node in results:
             r = results[node]
             entry.update(
                 measured_seconds=r.finished - r.started, method=r.method, host=r.host, pid=r.pid
             )
+        if node in records:
+            entry["attempts"] = [asdict(a) for a in records[node].attempts]
         tasks.append(entry)
-    doc = {
+    doc: dict[str, Any] = {
         "chosen": plan.chosen.summary(),
         "reason": plan.reason,
         "cost_model": plan.model_source,
         "candidates": [c.summary() for c in plan.candidates],
         "tasks": tasks,
     }
+    if plan.execution is not None:
+        report = plan.execution.to_dict()
+        doc["dispatch"] = {k: v for k, v in report.items() if k != "tasks"}
     (run_dir / "plan.json").write_text(json.dumps(doc, indent=2, default=float))
 
 

@@ -1,0 +1,417 @@
+"""Late binding: submit ready tasks in rank order and choose each one's pool at submission.
+
+The plan (:func:`~parsl_quantum.planner.plan.heft`) predicts where every task should run, but
+pools change while a workflow runs: blocks arrive late, are cancelled or expire, workers fail,
+other workflows share a pool. The :class:`Dispatcher` therefore keeps the plan's task order
+(upward rank) and its per-pool predicted costs, and binds each task only when it submits it, to
+the pool with the earliest predicted finish given live capacity:
+
+* ``QPUHighThroughputExecutor.capacity()`` gives connected worker slots and outstanding tasks
+  (other workflows' tasks included); other executors are assumed to have the plan's workers;
+* a pool never holds more of our tasks than its slots plus ``prefetch``, so work is not bound
+  early to a pool that turns out slow, and a pool that gains blocks gets more work at once;
+* a pool that has had no connected workers for ``lost_after`` seconds while holding our tasks
+  is lost: those tasks are submitted again elsewhere (the first result to arrive wins); a pool
+  whose tasks fail ``max_failures`` times in a row is unhealthy and gets no more work; failed
+  tasks are resubmitted to another pool that may run them.
+
+Which pools may run a task is the plan's decision (the task's ``pool_costs``): wide enough,
+and exact when the run must be exact, so exact-only work never fails over to a sampled-only
+pool. Parsl still executes, retries and scales; this only decides where each task goes.
+
+Everything that happened is kept in a :class:`DispatchReport`: the pool that ran each task,
+its predicted and measured seconds, every attempt, failovers and pool events.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from parsl_quantum.planner.plan import upward_ranks
+from parsl_quantum.workflow.context import PoolInfo
+
+#: Submits one task to one pool and returns its future (``submit(node, pool)``).
+SubmitFn = Callable[[str, str], Future]
+
+
+class DispatchError(RuntimeError):
+    """A task that no pool could run: every pool allowed for it failed it or is unhealthy."""
+
+
+@dataclass
+class Attempt:
+    """One submission of a task to a pool; times are seconds since dispatch began."""
+
+    pool: str
+    submitted: float
+    outcome: str = "running"  # done, failed: <error>, abandoned: <why>, superseded
+    ended: float | None = None
+
+
+@dataclass
+class TaskRecord:
+    """What happened to one task: where it ran, predicted vs measured seconds, attempts."""
+
+    task: str
+    planned_pool: str | None
+    pool: str | None = None
+    predicted_seconds: float | None = None
+    measured_seconds: float | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Failover:
+    """A task moved from one pool to another, and why."""
+
+    task: str
+    from_pool: str
+    to_pool: str
+    reason: str
+    time: float
+
+
+@dataclass(frozen=True)
+class PoolEvent:
+    """A change of a pool seen by the dispatcher (workers, lost, back, unhealthy)."""
+
+    pool: str
+    event: str
+    time: float
+
+
+@dataclass
+class DispatchReport:
+    """The record of one dispatch, written into ``plan.json`` by the workflow."""
+
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    failovers: list[Failover] = field(default_factory=list)
+    events: list[PoolEvent] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wall_seconds": self.wall_seconds,
+            "tasks": [asdict(t) for t in self.tasks.values()],
+            "failovers": [asdict(f) for f in self.failovers],
+            "events": [asdict(e) for e in self.events],
+        }
+
+
+@dataclass
+class _Pool:
+    """The dispatcher's live view of one pool."""
+
+    info: PoolInfo
+    executor: Any
+    slots: int
+    in_flight: dict[str, tuple[float, float]] = field(default_factory=dict)  # node: (t0, cost)
+    external: int = 0
+    seen: int | None = None
+    ever_up: bool = False
+    zero_since: float | None = None
+    lost: bool = False
+    failures: int = 0
+    unhealthy: bool = False
+    last_error: str = ""
+    done: int = 0
+
+    def room(self, prefetch: int) -> int:
+        return self.slots + prefetch - len(self.in_flight) - self.external
+
+
+class Dispatcher:
+    """Runs the evaluate tasks of a planned DAG with late binding (see the module docstring).
+
+    ``submit(node, pool)`` must submit the task to that pool and return its future; the
+    result is passed to ``measured(result)`` to read its compute seconds (``None``: not
+    recorded). ``executors`` (label -> executor) give live capacity where they have
+    ``capacity()``; ``on_done(pool, done, bound)`` reports progress.
+    """
+
+    def __init__(
+        self,
+        graph: nx.DiGraph,
+        pools: Mapping[str, PoolInfo],
+        submit: SubmitFn,
+        *,
+        executors: Mapping[str, Any] | None = None,
+        measured: Callable[[Any], float | None] = lambda result: None,
+        prefetch: int = 1,
+        poll_period: float = 0.2,
+        lost_after: float = 60.0,
+        max_failures: int = 3,
+        max_attempts: int = 4,
+        on_done: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.submit = submit
+        self.measured = measured
+        self.prefetch = max(0, prefetch)
+        self.poll_period = poll_period
+        self.lost_after = lost_after
+        self.max_failures = max_failures
+        self.max_attempts = max_attempts
+        self.on_done = on_done
+        executors = executors or {}
+        self.pools = {
+            name: _Pool(info, executors.get(name), max(1, info.workers))
+            for name, info in pools.items()
+        }
+        self.nodes = [n for n, d in graph.nodes(data=True) if d["kind"] == "evaluate"]
+        ranks = {n: graph.nodes[n].get("rank") for n in self.nodes}
+        if any(r is None for r in ranks.values()):
+            ranks = {n: r for n, r in upward_ranks(graph).items() if n in ranks}
+        self.order = {n: i for i, n in enumerate(sorted(self.nodes, key=lambda n: -ranks[n]))}
+        self.report = DispatchReport(
+            tasks={n: TaskRecord(n, graph.nodes[n].get("pool")) for n in self.nodes}
+        )
+        self.results: dict[str, Any] = {}
+        self._pending: list[tuple[int, str]] = []
+        self._queued: set[str] = set()
+        self._avoid: dict[str, set[str]] = {n: set() for n in self.nodes}
+        self._events: queue.Queue[tuple[str, int, Future]] = queue.Queue()
+        self._t0 = 0.0
+        self._last_poll = -1e9
+
+    # -- public ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Dispatch until every evaluate task has a result; returns node -> result."""
+        self._t0 = time.monotonic()
+        for node in self.nodes:
+            if self._is_ready(node):
+                self._queue(node)
+        while len(self.results) < len(self.nodes):
+            self._poll()
+            self._bind()
+            self._drain(self.poll_period)
+        self.report.wall_seconds = round(self._now(), 3)
+        return self.results
+
+    # -- internals ---------------------------------------------------------------------
+    def _now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _is_ready(self, node: str) -> bool:
+        """Not done, queued or running, and every evaluate predecessor done."""
+        if node in self.results or node in self._queued or self._live_attempts(node):
+            return False
+        return all(
+            self.graph.nodes[p]["kind"] != "evaluate" or p in self.results
+            for p in self.graph.predecessors(node)
+        )
+
+    def _queue(self, node: str) -> None:
+        self._queued.add(node)
+        heapq.heappush(self._pending, (self.order[node], node))
+
+    def _live_attempts(self, node: str) -> list[Attempt]:
+        return [a for a in self.report.tasks[node].attempts if a.outcome == "running"]
+
+    def _poll(self) -> None:
+        """Refresh live capacity (at most once per poll period) and detect lost pools.
+
+        A pool that never had connected workers is assumed to be starting with the plan's
+        workers; one that had some and has none gets no new tasks, and is lost once it has had
+        none for ``lost_after`` seconds while holding our tasks.
+        """
+        now = self._now()
+        if now - self._last_poll < self.poll_period:
+            return
+        self._last_poll = now
+        for name, pool in self.pools.items():
+            if getattr(pool.executor, "bad_state_is_set", False):
+                if not pool.lost:
+                    pool.lost, pool.slots = True, 0
+                    self._event(name, "lost (executor in a bad state)")
+                    for node in list(pool.in_flight):
+                        self._abandon(node, name, "pool lost")
+                continue
+            capacity = getattr(pool.executor, "capacity", None)
+            if capacity is None:
+                continue  # no live view: the plan's worker count stands
+            try:
+                cap = capacity()
+            except Exception:  # the interchange may be busy or gone; keep the last view
+                continue
+            workers = int(cap.connected_workers)
+            pool.external = max(0, int(cap.outstanding) - len(pool.in_flight))
+            if pool.seen is None:
+                self._event(name, f"{workers} connected workers")
+            elif workers != pool.seen:
+                self._event(name, f"workers {pool.seen} -> {workers}")
+            pool.seen = workers
+            if workers > 0:
+                if pool.lost:
+                    self._event(name, "back")
+                pool.slots, pool.zero_since, pool.lost, pool.ever_up = workers, None, False, True
+                continue
+            if pool.zero_since is None:
+                pool.zero_since = now
+            if pool.ever_up:
+                pool.slots = 0
+            if not pool.lost and pool.in_flight and now - pool.zero_since >= self.lost_after:
+                pool.lost = True
+                pool.slots = 0
+                self._event(name, f"lost (no connected workers for {self.lost_after:g}s)")
+                for node in list(pool.in_flight):
+                    self._abandon(node, name, "pool lost")
+
+    def _abandon(self, node: str, pool_name: str, why: str) -> None:
+        pool = self.pools[pool_name]
+        pool.in_flight.pop(node, None)
+        for attempt in self._live_attempts(node):
+            if attempt.pool == pool_name:
+                attempt.outcome, attempt.ended = f"abandoned: {why}", self._now()
+        self._avoid[node].add(pool_name)
+        if self._is_ready(node):
+            self._queue(node)
+
+    def _usable(self, node: str) -> list[str]:
+        """Pools that may run ``node`` now, preferring ones it has not failed on."""
+        allowed = [p for p in self.graph.nodes[node]["pool_costs"] if p in self.pools]
+        healthy = [p for p in allowed if not self.pools[p].unhealthy]
+        if not healthy:
+            errors = "; ".join(f"{p}: {self.pools[p].last_error}" for p in allowed)
+            raise DispatchError(f"no healthy pool can run {node} ({errors or 'none allowed'})")
+        fresh = [p for p in healthy if p not in self._avoid[node]]
+        return [p for p in fresh or healthy if not self.pools[p].lost]
+
+    def _finish_estimate(self, pool: _Pool, cost: float, now: float) -> float:
+        """Predicted finish of a new task of ``cost`` on ``pool``: the earliest of its slots to
+        free up once our in-flight tasks (and other workflows' queued ones) are done."""
+        if pool.slots <= 0:
+            return float("inf")
+        free = [now] * pool.slots
+        load = sorted(pool.in_flight.values())
+        mean = sum(c for _, c in load) / len(load) if load else cost
+        remaining = [max(0.0, c - (now - t0)) for t0, c in load] + [mean] * pool.external
+        for rem in remaining:
+            heapq.heapreplace(free, free[0] + rem)
+        return free[0] + cost
+
+    def _bind(self) -> None:
+        """Submit pending tasks in rank order, each to the pool where it would finish first,
+        as long as that pool has room; a task whose best pool is full waits for it. Only the
+        first few pending tasks (a window of a few per slot) are looked at per call."""
+        now = self._now()
+        window = 4 * sum(p.slots + self.prefetch for p in self.pools.values()) + 16
+        waiting: list[tuple[int, str]] = []
+        while self._pending and len(waiting) < window:
+            if all(p.room(self.prefetch) <= 0 or p.lost for p in self.pools.values()):
+                break
+            item = heapq.heappop(self._pending)
+            node = item[1]
+            costs = self.graph.nodes[node]["pool_costs"]
+            options = [
+                (self._finish_estimate(self.pools[p], costs[p], now), p) for p in self._usable(node)
+            ]
+            options = [o for o in options if o[0] < float("inf")]
+            if not options or self.pools[min(options)[1]].room(self.prefetch) <= 0:
+                waiting.append(item)
+                continue
+            self._queued.discard(node)
+            self._submit(node, min(options)[1], now)
+        for item in waiting:
+            heapq.heappush(self._pending, item)
+
+    def _submit(self, node: str, pool_name: str, now: float) -> None:
+        pool = self.pools[pool_name]
+        record = self.report.tasks[node]
+        previous = record.attempts[-1] if record.attempts else None
+        if previous is not None and previous.pool != pool_name:
+            reason = previous.outcome if previous.outcome != "running" else "rebound"
+            self.report.failovers.append(
+                Failover(node, previous.pool, pool_name, reason, round(now, 3))
+            )
+        try:
+            future = self.submit(node, pool_name)
+        except Exception as exc:  # the executor refuses work (bad state, shut down)
+            self._failed(pool_name, f"submit: {exc}")
+            self._avoid[node].add(pool_name)
+            self._queue(node)
+            return
+        record.attempts.append(Attempt(pool_name, round(now, 3)))
+        index = len(record.attempts) - 1
+        pool.in_flight[node] = (now, float(self.graph.nodes[node]["pool_costs"][pool_name]))
+        future.add_done_callback(self._notifier(node, index))
+
+    def _notifier(self, node: str, index: int) -> Callable[[Future], None]:
+        def notify(future: Future) -> None:
+            self._events.put((node, index, future))
+
+        return notify
+
+    def _failed(self, pool_name: str, error: str) -> None:
+        pool = self.pools[pool_name]
+        pool.failures += 1
+        pool.last_error = error
+        if pool.failures >= self.max_failures and not pool.unhealthy:
+            pool.unhealthy = True
+            self._event(pool_name, f"unhealthy after {pool.failures} failures in a row")
+
+    def _drain(self, timeout: float) -> None:
+        """Handle finished attempts: wait up to ``timeout`` for the first, then take all."""
+        try:
+            events = [self._events.get(timeout=timeout)]
+        except queue.Empty:
+            return
+        while True:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                break
+        for node, index, future in events:
+            self._complete(node, index, future)
+            for succ in self.graph.successors(node):
+                if self.graph.nodes[succ]["kind"] == "evaluate" and self._is_ready(succ):
+                    self._queue(succ)
+
+    def _complete(self, node: str, index: int, future: Future) -> None:
+        record = self.report.tasks[node]
+        attempt = record.attempts[index]
+        pool = self.pools[attempt.pool]
+        if attempt.outcome == "running":
+            pool.in_flight.pop(node, None)
+        attempt.ended = round(self._now(), 3)
+        exc = future.exception()
+        if exc is not None:
+            if attempt.outcome != "running":
+                return  # an abandoned attempt failing later changes nothing
+            attempt.outcome = f"failed: {type(exc).__name__}: {exc}"[:300]
+            self._failed(attempt.pool, attempt.outcome)
+            self._avoid[node].add(attempt.pool)
+            if self._is_ready(node):
+                if len(record.attempts) >= self.max_attempts:
+                    raise DispatchError(
+                        f"{node} failed {len(record.attempts)} times; last: {attempt.outcome}"
+                    )
+                self._queue(node)
+            return
+        pool.failures = 0
+        if node in self.results:
+            attempt.outcome = "superseded"
+            return
+        attempt.outcome = "done"
+        result = future.result()
+        self.results[node] = result
+        record.pool = attempt.pool
+        record.predicted_seconds = float(self.graph.nodes[node]["pool_costs"][attempt.pool])
+        record.measured_seconds = self.measured(result)
+        pool.done += 1
+        for other in self._live_attempts(node):
+            other.outcome = "superseded"
+            self.pools[other.pool].in_flight.pop(node, None)
+        if self.on_done is not None:
+            self.on_done(attempt.pool, pool.done, pool.done + len(pool.in_flight))
+
+    def _event(self, pool: str, what: str) -> None:
+        self.report.events.append(PoolEvent(pool, what, round(self._now(), 3)))
