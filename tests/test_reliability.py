@@ -187,6 +187,17 @@ def test_pool_down_handler_marks_a_pool_whose_blocks_were_lost() -> None:
     assert isinstance(outstanding.exception(), BadStateException)
 
 
+def test_pool_down_handler_applies_the_previous_handler_first() -> None:
+    failed = {"0": JobStatus(JobState.FAILED)}
+    default = QPUHighThroughputExecutor(label="a", backends=("aer",))
+    PoolDownHandler()(default, failed)
+    assert default.bad_state_is_set, "Parsl's own rule: every block failed"
+    seen: list[dict[str, JobStatus]] = []
+    lenient = QPUHighThroughputExecutor(label="b", backends=("aer",))
+    PoolDownHandler(lambda executor, status: seen.append(status))(lenient, failed)
+    assert seen == [failed] and not lenient.bad_state_is_set
+
+
 def test_apply_installs_retries_failover_and_checkpoints(tmp_path: Path) -> None:
     config = local(tmp_path, ("cpu", "qpu"), monitoring=False)
     guards = Reliability(retries=4, failover=True).apply(config)

@@ -184,9 +184,9 @@ def test_driver_killed_mid_run_resumes_without_recomputing(tmp_path: Path) -> No
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads((run_dir / "result.json").read_text())
     assert result["configuration"]["reused_from_checkpoint"] == len(finished)
-    first, second = final_states(run_dir)
+    # the killed run's monitoring may have lost its last messages; the resumed run's has all
+    second = final_states(run_dir)[-1]
     assert second == {"memo_done": len(finished), "exec_done": result["tasks"] - len(finished)}
-    assert first.get("exec_done", 0) >= len(finished)
 
     # the same job uninterrupted (and without the queue delay) gives the same value
     fast = template(tmp_path, "uninterrupted", {})

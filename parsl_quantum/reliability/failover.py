@@ -15,7 +15,7 @@ for work that came from a QPU): QPU work may finish on a simulator, never the ot
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,10 +46,15 @@ def pool_is_down(executor: ParslExecutor | None) -> bool:
     return bool(getattr(executor, "bad_state_is_set", False))
 
 
+#: Parsl's signature of a block error handler.
+BlockErrorHandler = Callable[[BlockProviderExecutor, dict[str, JobStatus]], None]
+
+
 class PoolDownHandler:
     """A Parsl ``block_error_handler`` that marks a pool down once it cannot run its work.
 
-    It first applies Parsl's own rule (every block failed). It then marks the executor bad when
+    It first applies the executor's previous handler (by default Parsl's own rule: every block
+    failed). It then marks the executor bad when
     it has outstanding tasks, none of its blocks is pending or running, and its most recent block
     ended in one of :data:`LOST_STATES` - the scaling strategy is not asked to start another
     block, because a cancelled reservation is an outage to fail over from, not a hiccup. Blocks
@@ -57,8 +62,11 @@ class PoolDownHandler:
     not losses; their replacements come from the scaling strategy as usual.
     """
 
+    def __init__(self, previous: BlockErrorHandler = simple_error_handler) -> None:
+        self.previous = previous
+
     def __call__(self, executor: BlockProviderExecutor, status: dict[str, JobStatus]) -> None:
-        simple_error_handler(executor, status)
+        self.previous(executor, status)
         if executor.bad_state_is_set or not status or not executor.tasks:
             return
         if any(not s.terminal for s in status.values()):

@@ -45,7 +45,7 @@ class Reliability:
         if policy is not None:
             for executor in config.executors:
                 if isinstance(executor, BlockProviderExecutor) and executor.provider is not None:
-                    executor.block_error_handler = PoolDownHandler()
+                    executor.block_error_handler = PoolDownHandler(executor.block_error_handler)
         memoizer = None
         if self.checkpoint:
             previous = resumable_checkpoints(config.run_dir) if self.resume else []

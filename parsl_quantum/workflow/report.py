@@ -221,7 +221,9 @@ def load_report(run_dir: str | Path) -> RunReport:
             tries.append(t)
     lanes: list[Lane] = []
     for name, summary in sorted(pools.items()):
-        ran = [t for t in tries if t.pool == name and t.running is not None and t.returned]
+        ran = [
+            t for t in tries if t.pool == name and t.running is not None and t.returned is not None
+        ]
         packed = _pack(ran, summary.workers)
         summary.workers = max(summary.workers, len(packed))
         if ran:
