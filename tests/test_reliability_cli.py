@@ -1,5 +1,6 @@
-"""``parsl-quantum run`` as users run it: a flaky QPU (20% of its jobs fail) on a terminal, and a
-driver killed mid-run then resumed with ``--resume``."""
+"""``parsl-quantum run`` as users run it: a flaky QPU (20% of its jobs fail) on a terminal, a
+QPU pool whose block is killed mid-run with failover allowed by the template, and a driver
+killed mid-run then resumed with ``--resume``."""
 
 from __future__ import annotations
 
@@ -23,13 +24,15 @@ import pytest
 import yaml
 
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
+from parsl_quantum.planner.cost import CostModel, PoolCoefficients
 from parsl_quantum.workflow.report import load_report
 
 CLI = [sys.executable, "-m", "parsl_quantum.workflow.cli"]
 
 
-def template(tmp_path: Path, name: str, backend_options: dict[str, Any]) -> Path:
-    """An 8-qubit job cut into three partitions, sampled on the fake QPU only."""
+def template(tmp_path: Path, name: str, backend_options: dict[str, Any], **changes: Any) -> Path:
+    """An 8-qubit job cut into three partitions, sampled on the fake QPU only (unless
+    ``changes`` replace top-level fields)."""
     data = {
         "apiVersion": "parsl-quantum/v1",
         "kind": "circuit-cutting",
@@ -45,7 +48,7 @@ def template(tmp_path: Path, name: str, backend_options: dict[str, Any]) -> Path
         "execution": {"mode": "sampled", "shots": 4000, "seed": 5},
     }
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump({**data, **changes}))
     return path
 
 
@@ -108,6 +111,56 @@ def test_flaky_qpu_is_retried_counted_and_reported(tmp_path: Path) -> None:
     summary = load_report(run_dir).pools["qpu"]
     assert summary.retries == retries["qpu"]
     assert summary.tasks == result["tasks"] and summary.tries == result["tasks"] + retries["qpu"]
+
+
+def test_qpu_block_killed_mid_run_fails_over_when_the_template_allows_it(tmp_path: Path) -> None:
+    # a calibrated profile in which the CPU pool is slow, so that all work goes to the QPU
+    profile = CostModel(pools={"cpu": PoolCoefficients(overhead=100.0)}).save(
+        tmp_path / "profile.json"
+    )
+    path = template(
+        tmp_path,
+        "failover",
+        {"queue_delay": 1.0},
+        pools=["cpu", "qpu"],
+        planner={"max_subcircuit_qubits": 3, "partitions": [3], "profile": str(profile)},
+        execution={"mode": "sampled", "shots": 4000, "seed": 5, "failover": True},
+    )
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, "run", str(path), "--run-dir", str(run_dir), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: len(checkpointed(run_dir)) >= 1, "a first QPU task to finish")
+        block = [p for p in psutil.process_iter(["cmdline"]) if is_qpu_block(p, run_dir)]
+        assert block, "the QPU pool's block"
+        for p in block:  # the block's launcher and worker pool, then their workers
+            for q in [p, *p.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    q.kill()
+        _, err = proc.communicate(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    result = json.loads((run_dir / "result.json").read_text())
+    moves = result["configuration"]["failovers"]
+    assert moves and all((m["from_pool"], m["to_pool"]) == ("qpu", "cpu") for m in moves)
+    assert b"pool qpu is down, moved to pool cpu" in err
+    assert abs(result["value"] - result["reference"]) < 5 * result["std_error"] + 0.1
+    report = load_report(run_dir)
+    assert report.pools["qpu"].failovers_out >= len(moves)
+    assert {lane.pool for lane in report.lanes} == {"cpu", "qpu"}
+
+
+def is_qpu_block(proc: psutil.Process, run_dir: Path) -> bool:
+    """The QPU pool's block of the run in ``run_dir``: its launcher script and worker pool."""
+    cmdline = " ".join(proc.info["cmdline"] or [])
+    return str(run_dir) in cmdline and (
+        "parsl.qpu.block-" in cmdline or f"{run_dir}/parsl/000/qpu" in cmdline
+    )
 
 
 def checkpointed(run_dir: Path) -> set[str]:
