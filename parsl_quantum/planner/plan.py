@@ -37,6 +37,8 @@ Mode = Literal["auto", "exact", "sampled"]
 
 #: Candidates with a partition that would need more distinct subexperiments are skipped.
 MAX_SUBEXPERIMENTS = 1_000_000
+#: Narrowest partition the default enumeration goes down to.
+MIN_WIDTH = 3
 #: Distinct local options per cut site assumed when screening candidates before cutting.
 OPTIONS_PER_SITE = 5
 #: Bytes per amplitude of the batched statevector engine, counting its working copies.
@@ -354,10 +356,11 @@ def candidate_widths(
     parts: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Width vectors to try: balanced cuts into ``ceil(n / limit)`` up to about five times
-    that many partitions (at least four more), and, for each usable pool narrower than
-    ``limit``, cuts with one partition of exactly that pool's width and the rest balanced."""
+    that many partitions (at least four more, none narrower than :data:`MIN_WIDTH` qubits),
+    and, for each usable pool narrower than ``limit``, cuts with one partition of exactly that
+    pool's width and the rest balanced."""
     low = max(1, math.ceil(n / max(1, limit)))
-    high = max_parts or min(n, max(low + 4, 5 * low))
+    high = max_parts or max(low, min(max(low + 4, 5 * low), n // MIN_WIDTH))
     wanted = set(parts) if parts else set(range(low, high + 1))
     out: list[list[int]] = []
     for k in sorted(wanted):

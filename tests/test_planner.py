@@ -1,0 +1,309 @@
+"""The planner without Parsl: candidates on hand-checkable workloads, the cost model's work
+features, HEFT on a hand-made DAG, profiles, and the ``plan`` report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsl_quantum.planner.cost import (
+    DEFAULT_COEFFICIENTS,
+    DRIVER,
+    PROFILE_VERSION,
+    DriverCoefficients,
+    CostModel,
+    PoolCoefficients,
+    ProfileError,
+    RowCosting,
+    exact_work,
+    load_model,
+)
+from parsl_quantum.planner.plan import (
+    aligned_bounds,
+    allowed_pools,
+    candidate_widths,
+    heft,
+    plan_workload,
+)
+from parsl_quantum.planner.report import print_plan, write_graph
+from parsl_quantum.workflow.circuits import (
+    clustered_circuit,
+    efficient_su2_circuit,
+    parse_observable,
+    qaoa_circuit,
+)
+from parsl_quantum.workflow.context import PoolInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CPU = PoolInfo("cpu", ("aer",), 2, "cpu-sim", 30, True)
+GPU = PoolInfo("gpu", ("aer-gpu",), 1, "gpu-sim", 30, True)
+QPU = PoolInfo("qpu", ("fake:fake_perth",), 1, "qpu", 7, False)
+DEFAULTS = CostModel(kinds={"cpu": "cpu-sim", "gpu": "gpu-sim", "qpu": "qpu"})
+
+
+def su2(n: int, reps: int = 2):
+    return efficient_su2_circuit(n, reps, "linear", seed=3), parse_observable("mean-z", n)
+
+
+def test_a_circuit_that_fits_is_not_cut() -> None:
+    circuit, obs = su2(8)
+    plan = plan_workload(
+        circuit, obs, {"cpu": CPU}, max_subcircuit_qubits=10, model=DEFAULTS, mode="exact"
+    )
+    assert plan.candidates[0].widths == [8]
+    assert plan.chosen.parts == 1 and plan.chosen.problem.cuts == []
+    assert "no cut" in plan.reason
+    # the single task needs no subexperiments beyond the circuit itself
+    assert plan.chosen.tasks == 1
+
+
+def test_a_circuit_wider_than_every_pool_is_cut_to_fit() -> None:
+    circuit, obs = su2(12)
+    narrow = {"cpu": PoolInfo("cpu", ("aer",), 2, "cpu-sim", 5, True)}
+    plan = plan_workload(
+        circuit, obs, narrow, max_subcircuit_qubits=20, model=DEFAULTS, mode="exact"
+    )
+    assert all(max(c.widths) <= 5 for c in plan.candidates)
+    assert plan.chosen.parts >= 3
+    assert sum(plan.chosen.widths) == 12
+    assert {c.parts for c in plan.candidates} == {3, 4}
+
+
+def test_a_qpu_narrower_than_the_gpu_gets_an_uneven_partition() -> None:
+    pools = {"gpu": GPU, "qpu": QPU}
+    widths = candidate_widths(16, pools, "auto", 12)
+    assert [8, 8] in widths and [6, 5, 5] in widths  # balanced
+    assert [9, 7] in widths  # one partition exactly as wide as the QPU, the rest balanced
+    assert candidate_widths(30, pools, "auto", 16)[-1] == [12, 11, 7]
+    # with a QPU that is quick for 7 qubits (and a quick bootstrap of its shots), the GPU
+    # evaluates one 9-qubit partition while the QPU takes the 7-qubit one, instead of the GPU's
+    # one worker evaluating two 8-qubit ones
+    fast = CostModel(
+        {
+            "gpu": PoolCoefficients(overhead=0.01),
+            "qpu": PoolCoefficients(
+                overhead=0.001, queue=0, per_circuit=1e-5, per_shot=1e-6, per_mid_shot=1e-6
+            ),
+        },
+        {"gpu": "gpu-sim", "qpu": "qpu"},
+        driver=DriverCoefficients(1e-6, 1e-10, 1e-8),
+    )
+    circuit, obs = su2(16)
+    plan = plan_workload(
+        circuit, obs, pools, max_subcircuit_qubits=12, model=fast, mode="auto", shots=2000
+    )
+    assert plan.chosen.widths == [9, 7]
+    assert plan.chosen.note == "uneven: a 7-qubit partition for qpu"
+    assert "uneven" in plan.reason
+    graph = plan.chosen.graph
+    for _, data in graph.nodes(data=True):
+        if data["kind"] == "evaluate":
+            # only the 7-qubit partition may go to the 7-qubit QPU, where it is sampled
+            assert ("qpu" in data["pool_costs"]) == (data["qubits"] <= 7)
+            assert data["pool"] == ("qpu" if data["qubits"] == 7 else "gpu")
+            assert data["modes"]["gpu"] == "exact"
+    # the same workload with the default (slow) fake-QPU coefficients stays balanced on the GPU
+    slow = plan_workload(
+        circuit, obs, pools, max_subcircuit_qubits=12, model=DEFAULTS, mode="auto", shots=2000
+    )
+    assert slow.chosen.pools_used == ["gpu"]
+
+
+def test_exact_runs_never_plan_sampled_only_pools() -> None:
+    pools = {"cpu": CPU, "qpu": QPU}
+    assert allowed_pools(5, pools, "exact") == ["cpu"]
+    assert allowed_pools(5, pools, "auto") == ["cpu", "qpu"]
+    assert allowed_pools(9, pools, "sampled") == ["cpu"]
+    circuit, obs = su2(12)
+    plan = plan_workload(circuit, obs, pools, max_subcircuit_qubits=6, model=DEFAULTS, mode="exact")
+    for cand in plan.candidates:
+        for _, data in cand.graph.nodes(data=True):
+            assert "qpu" not in data["pool_costs"]
+    with pytest.raises(ValueError, match="no pool can evaluate exact"):
+        plan_workload(
+            circuit, obs, {"qpu": QPU}, max_subcircuit_qubits=6, model=DEFAULTS, mode="exact"
+        )
+
+
+def test_enumeration_reaches_many_small_partitions() -> None:
+    widths = candidate_widths(100, {"cpu": CPU}, "exact", 25)
+    counts = sorted(len(w) for w in widths)
+    assert counts[0] == 4 and counts[-1] == 20
+    assert all(max(w) <= 25 and sum(w) == 100 for w in widths)
+    assert candidate_widths(100, {"cpu": CPU}, "exact", 25, parts=[5, 6]) == [
+        [20] * 5,
+        [17] * 4 + [16] * 2,
+    ]
+
+
+def test_forced_widths_and_partition_counts() -> None:
+    circuit, obs = su2(12)
+    pools = {"cpu": CPU}
+    plan = plan_workload(
+        circuit, obs, pools, max_subcircuit_qubits=8, model=DEFAULTS, widths=[[8, 4]]
+    )
+    assert [c.widths for c in plan.candidates] == [[8, 4]]
+    plan = plan_workload(circuit, obs, pools, max_subcircuit_qubits=8, model=DEFAULTS, parts=[3])
+    assert [c.parts for c in plan.candidates] == [3]
+    with pytest.raises(ValueError, match="add up to 12"):
+        plan_workload(circuit, obs, pools, max_subcircuit_qubits=8, model=DEFAULTS, widths=[[8]])
+
+
+def test_tasks_cover_every_subexperiment_once() -> None:
+    circuit, obs = qaoa_circuit(15, 1, "ring", seed=2), parse_observable("mean-z", 15)
+    plan = plan_workload(
+        circuit, obs, {"cpu": CPU, "gpu": GPU}, max_subcircuit_qubits=8, model=DEFAULTS
+    )
+    for cand in plan.candidates:
+        covered = [np.zeros(p.num_subexperiments, dtype=int) for p in cand.problem.partitions]
+        for _, data in cand.graph.nodes(data=True):
+            if data["kind"] == "evaluate":
+                lo, hi = data["rows"]
+                covered[data["partition"]][lo:hi] += 1
+                assert data["pool"] in data["pool_costs"]
+                assert data["finish"] <= cand.makespan
+        assert all((c == 1).all() for c in covered)
+        assert cand.graph.nodes["reconstruct"]["start"] >= max(
+            d["finish"] for _, d in cand.graph.nodes(data=True) if d["kind"] == "evaluate"
+        )
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_range_costing_matches_the_direct_count(data: st.DataObject) -> None:
+    circuit = clustered_circuit(9, 3, 2, 2, seed=1)
+    obs = parse_observable("mean-z", 9)
+    plan = plan_workload(
+        circuit, obs, {"cpu": CPU}, max_subcircuit_qubits=3, model=DEFAULTS, widths=[[3, 3, 3]]
+    )
+    problem = plan.chosen.problem
+    p = data.draw(st.integers(0, len(problem.partitions) - 1))
+    part = problem.partitions[p]
+    rows = np.indices([len(s.options) for s in part.sites]).reshape(len(part.sites), -1).T
+    lo = data.draw(st.integers(0, len(rows) - 1))
+    hi = data.draw(st.integers(lo + 1, len(rows)))
+    ranged = RowCosting(part).exact(np.array([lo]), np.array([hi]))[0]
+    assert np.allclose(ranged, exact_work(part, rows[lo:hi]))
+
+
+def test_aligned_bounds_split_on_whole_prefixes() -> None:
+    bounds = aligned_bounds([5, 5, 5], 5)
+    assert bounds.tolist() == [[0, 25], [25, 50], [50, 75], [75, 100], [100, 125]]
+    bounds = aligned_bounds([5, 5], 7)
+    assert bounds[0, 0] == 0 and bounds[-1, 1] == 25
+    assert (bounds[1:, 0] == bounds[:-1, 1]).all() and len(bounds) == 7
+    assert aligned_bounds([], 3).tolist() == [[0, 1]]
+
+
+def test_heft_on_a_hand_checkable_dag() -> None:
+    """Three tasks on a 1-slot fast pool and a 1-slot slow pool, submissions 1 s apart."""
+    graph = nx.DiGraph()
+    graph.add_node("cut", kind="cut", pool_costs={DRIVER: 0.0}, memory=0)
+    for name, fast in (("a", 4.0), ("b", 3.0), ("c", 2.0)):
+        graph.add_node(
+            name, kind="evaluate", pool_costs={"fast": fast, "slow": 2 * fast}, submit=1.0, memory=1
+        )
+        graph.add_edges_from([("cut", name), (name, "reconstruct")])
+    graph.add_node("reconstruct", kind="reconstruct", pool_costs={DRIVER: 0.5}, memory=0)
+    pools = {
+        "fast": PoolInfo("fast", ("aer",), 1, "cpu-sim", 10, True),
+        "slow": PoolInfo("slow", ("aer",), 1, "cpu-sim", 10, True),
+    }
+    makespan, assignment, peak = heft(graph, pools)
+    # a submitted at 1 -> fast 1..5; b at 2 -> fast 5..8 vs slow 2..8: fast (tie, first pool);
+    # c at 3 -> fast 8..10 vs slow 3..7: slow; reconstruct 8..8.5
+    assert assignment == {
+        "cut": DRIVER,
+        "a": "fast",
+        "b": "fast",
+        "c": "slow",
+        "reconstruct": DRIVER,
+    }
+    assert makespan == pytest.approx(8.5)
+    assert peak == 2
+
+
+def test_profiles_round_trip_and_fall_back(tmp_path: Path) -> None:
+    model = CostModel({"cpu": PoolCoefficients(per_amp=1e-8)}, {"cpu": "cpu-sim"})
+    path = model.save(tmp_path / "profile.json", {"fits": {}})
+    loaded = load_model(path, {"mycpu": "cpu-sim", "qpu": "qpu"})
+    assert loaded.source == str(path)
+    assert loaded.coefficients("cpu").per_amp == 1e-8
+    assert loaded.coefficients("mycpu").per_amp == 1e-8  # a calibrated pool of the same kind
+    assert loaded.coefficients("qpu") == DEFAULT_COEFFICIENTS["qpu"]
+    data = json.loads(path.read_text())
+    data["version"] = PROFILE_VERSION - 1
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match="calibrate"):
+        load_model(tmp_path / "old.json", {})
+    data["version"] = PROFILE_VERSION
+    data["pools"]["cpu"]["per_nothing"] = 1.0
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match="per_nothing"):
+        load_model(tmp_path / "bad.json", {})
+
+
+def test_missing_profile_means_documented_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    model = load_model(None, {"cpu": "cpu-sim"})
+    assert model.source.startswith("defaults") and "calibrate" in model.source
+    circuit, obs = su2(10)
+    plan = plan_workload(circuit, obs, {"cpu": CPU}, max_subcircuit_qubits=5, model=model)
+    assert plan.model_source == model.source
+
+
+def test_print_plan_and_graph_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    circuit, obs = su2(12)
+    plan = plan_workload(
+        circuit, obs, {"cpu": CPU, "qpu": QPU}, max_subcircuit_qubits=6, model=DEFAULTS, shots=4000
+    )
+    print_plan(plan)
+    out = capsys.readouterr().out
+    assert "candidate cut configurations" in out and "chosen:" in out
+    assert len(plan.candidates) >= 3
+    write_graph(
+        plan.chosen.graph, graphml=str(tmp_path / "g.graphml"), picture=str(tmp_path / "g.png")
+    )
+    graph = nx.read_graphml(tmp_path / "g.graphml")
+    assert set(graph.nodes) == set(plan.chosen.graph.nodes)
+    assert any("cost_cpu" in d for _, d in graph.nodes(data=True))
+    assert (tmp_path / "g.png").stat().st_size > 1000
+
+
+def test_cli_plan_prints_candidates_and_writes_the_dag(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "parsl_quantum.workflow.cli",
+        "plan",
+        str(ROOT / "workflows" / "circuit-cutting.yaml"),
+        "--set",
+        "circuit.qubits=16",
+        "--set",
+        "planner.max_subcircuit_qubits=8",
+        "--graphml",
+        str(tmp_path / "plan.graphml"),
+        "--picture",
+        str(tmp_path / "plan.png"),
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "candidate cut configurations" in proc.stdout
+    assert "chosen:" in proc.stdout and "lowest predicted makespan" in proc.stdout
+    graph = nx.read_graphml(tmp_path / "plan.graphml")
+    assert "cut" in graph and "reconstruct" in graph
+    assert sum(1 for n in graph if n.startswith("evaluate:")) >= 2
+    assert (tmp_path / "plan.png").exists()
