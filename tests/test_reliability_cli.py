@@ -152,7 +152,12 @@ def test_qpu_block_killed_mid_run_fails_over_when_the_template_allows_it(tmp_pat
     assert abs(result["value"] - result["reference"]) < 5 * result["std_error"] + 0.1
     report = load_report(run_dir)
     assert report.pools["qpu"].failovers_out >= len(moves)
-    assert {lane.pool for lane in report.lanes} == {"cpu", "qpu"}
+    # one lane per worker slot the run recorded in run.json: cpu has 2, qpu 1
+    assert [lane.label for lane in report.lanes] == [
+        "cpu / worker 0",
+        "cpu / worker 1",
+        "qpu / worker 0",
+    ]
 
 
 def is_qpu_block(proc: psutil.Process, run_dir: Path) -> bool:

@@ -65,7 +65,7 @@ def test_worker_killed_mid_run_is_retried_and_the_value_is_right(tmp_path: Path)
             CIRCUIT,
             OBSERVABLE,
             pools=["qpu"],
-            max_subcircuit_qubits=4,
+            max_subcircuit_qubits=3,  # several tasks: one can be interrupted after the first
             shots=4000,
             seed=3,
             reference="never",

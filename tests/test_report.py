@@ -83,8 +83,12 @@ def test_report_lanes_match_the_pools_used(two_pool_run: Path) -> None:
     assert all(s.queue_waits and min(s.queue_waits) >= 0 for s in report.pools.values())
     picture = two_pool_run / "lanes.png"
     labels = draw_timeline(report, picture)
-    # one lane per worker of each pool (local(): cpu has 2 workers, qpu 1)
-    assert labels == ["cpu / worker 0", "cpu / worker 1", "qpu / worker 0"]
+    assert labels == [lane.label for lane in report.lanes]
+    assert {lane.pool for lane in report.lanes} == {"cpu", "qpu"}
+    # at most one lane per worker (local(): cpu has 2 workers, qpu 1); without the run.json
+    # of `parsl-quantum run`, a pool has as many lanes as it ran tries at once
+    assert 1 <= sum(lane.pool == "cpu" for lane in report.lanes) <= 2
+    assert sum(lane.pool == "qpu" for lane in report.lanes) == 1
     image = matplotlib.image.imread(picture)
     assert image.ndim == 3 and image.shape[0] > 50 and image.std() > 0
 

@@ -1,8 +1,9 @@
 """``parsl-quantum report RUN_DIR``: what each pool did, read from Parsl's monitoring database.
 
 Every try of every task is a row of the ``try`` table of ``RUN_DIR/monitoring.db`` (executor,
-launched, running, returned), and the ``status`` table says how each task ended (``exec_done``,
-``memo_done`` for a result reused from a checkpoint, ``failed``). From them, per pool: tasks,
+launched, running, returned), and the ``status`` table has every state change: how each task
+ended (``exec_done``, ``memo_done`` for a result reused from a checkpoint, ``failed``) and when
+each try ended on its worker (``running_ended``). From them, per pool: tasks,
 tries, retries (failed tries tried again on the same pool), failovers (tries whose next try
 ran on another pool: "moved out/in"), tasks reused from checkpoints, busy fraction and queue
 wait; and a timeline picture with one lane per worker of each pool and each try as a bar. A
@@ -37,7 +38,9 @@ class ReportError(ValueError):
 @dataclass(frozen=True)
 class Try:
     """One try of one task, as the monitoring database recorded it (times in seconds since the
-    first run in the directory began; ``running`` is None when the try never reached a worker)."""
+    first run in the directory began). ``running`` and ``ended`` are the worker's own start and
+    end of the try; ``running`` is None when it never reached a worker, and ``ended`` is when
+    Parsl saw it return when the worker never said (a killed worker)."""
 
     run: int
     task: int
@@ -45,7 +48,7 @@ class Try:
     pool: str
     launched: float
     running: float | None
-    returned: float | None
+    ended: float | None
     failed: bool
 
 
@@ -131,14 +134,14 @@ def _pack(tries: Sequence[Try], slots: int) -> list[list[Try]]:
     lanes: list[list[Try]] = [[] for _ in range(max(1, slots))]
     ends = [float("-inf")] * len(lanes)
     for t in sorted(tries, key=lambda t: (t.running or 0.0, t.task)):
-        assert t.running is not None and t.returned is not None
+        assert t.running is not None and t.ended is not None
         free = next((i for i, end in enumerate(ends) if end <= t.running + 1e-6), None)
         if free is None:
             lanes.append([])
             ends.append(float("-inf"))
             free = len(lanes) - 1
         lanes[free].append(t)
-        ends[free] = t.returned
+        ends[free] = t.ended
     return lanes
 
 
@@ -156,7 +159,8 @@ def load_report(run_dir: str | Path) -> RunReport:
             "task_try_time_running, task_try_time_returned FROM try"
         ).fetchall()
         states = con.execute(
-            "SELECT run_id, task_id, try_id, task_status_name FROM status ORDER BY timestamp"
+            "SELECT run_id, task_id, try_id, task_status_name, timestamp FROM status "
+            "ORDER BY timestamp"
         ).fetchall()
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"cannot read {db}: {exc}") from None
@@ -173,38 +177,43 @@ def load_report(run_dir: str | Path) -> RunReport:
 
     ended: dict[tuple[int, int], str] = {}
     failed_tries: set[tuple[int, int, int]] = set()
-    for run_id, task, attempt, name in states:
-        if run_id in run_index and name not in WORKER_STATES:
-            ended[(run_index[run_id], int(task))] = name  # rows come in time order
+    worker_end: dict[tuple[int, int, int], float | None] = {}
+    for run_id, task, attempt, name, when in states:
+        if run_id not in run_index:
+            continue
+        key = (run_index[run_id], int(task), int(attempt))
+        if name == "running_ended":
+            worker_end[key] = seconds(when)
+        elif name not in WORKER_STATES:
+            ended[key[:2]] = name  # rows come in time order
             if name in ("fail_retryable", "failed"):
-                failed_tries.add((run_index[run_id], int(task), int(attempt)))
+                failed_tries.add(key)
     by_task: dict[tuple[int, int], list[Try]] = defaultdict(list)
     for run_id, task, attempt, pool, launched, running, returned in rows:
         if run_id not in run_index:
             continue
-        run, task_id = run_index[run_id], int(task)
-        by_task[(run, task_id)].append(
+        key = (run_index[run_id], int(task), int(attempt))
+        end = worker_end.get(key)
+        by_task[key[:2]].append(
             Try(
-                run,
-                task_id,
-                int(attempt),
+                *key,
                 str(pool),
                 seconds(launched) or 0.0,
                 seconds(running),
-                seconds(returned),
-                (run, task_id, int(attempt)) in failed_tries,
+                seconds(returned) if end is None else end,
+                key in failed_tries,
             )
         )
     declared = _declared_workers(run_path)
     pools: dict[str, PoolSummary] = {}
     tries: list[Try] = []
-    for key, task_tries in sorted(by_task.items()):
+    for task_key, task_tries in sorted(by_task.items()):
         task_tries.sort(key=lambda t: t.attempt)
         last = task_tries[-1]
         for t in task_tries:
             pools.setdefault(t.pool, PoolSummary(t.pool, declared.get(t.pool, 0)))
         pools[last.pool].tasks += 1
-        if ended.get(key) == "memo_done":
+        if ended.get(task_key) == "memo_done":
             pools[last.pool].reused += 1
             continue
         following_tries: list[Try | None] = [*task_tries[1:], None]
@@ -221,15 +230,13 @@ def load_report(run_dir: str | Path) -> RunReport:
             tries.append(t)
     lanes: list[Lane] = []
     for name, summary in sorted(pools.items()):
-        ran = [
-            t for t in tries if t.pool == name and t.running is not None and t.returned is not None
-        ]
+        ran = [t for t in tries if t.pool == name and t.running is not None and t.ended is not None]
         packed = _pack(ran, summary.workers)
         summary.workers = max(summary.workers, len(packed))
         if ran:
-            summary.busy_seconds = sum((t.returned or 0.0) - (t.running or 0.0) for t in ran)
+            summary.busy_seconds = sum((t.ended or 0.0) - (t.running or 0.0) for t in ran)
             start = min(t.running or 0.0 for t in ran)
-            summary.span_seconds = max(t.returned or 0.0 for t in ran) - start
+            summary.span_seconds = max(t.ended or 0.0 for t in ran) - start
             lanes.extend(Lane(name, i, tuple(lane)) for i, lane in enumerate(packed))
     starts = [seconds(began) or 0.0 for _, began in runs]
     return RunReport(run_path, starts, tries, pools, lanes)
@@ -254,9 +261,9 @@ def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
     for y, lane in enumerate(reversed(report.lanes)):
         labels.append(lane.label)
         for t in lane.tries:
-            assert t.running is not None and t.returned is not None
+            assert t.running is not None and t.ended is not None
             ax.broken_barh(
-                [(t.running, max(t.returned - t.running, 1e-3))],
+                [(t.running, max(t.ended - t.running, 1e-3))],
                 (y - 0.4, 0.8),
                 facecolors=colour[lane.pool],
                 edgecolor="red" if t.failed else "black",
@@ -265,7 +272,7 @@ def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
             )
     for start in report.run_starts[1:]:
         ax.axvline(start, color="grey", linestyle="--", linewidth=1)
-    end = max(t.returned or 0.0 for lane in report.lanes for t in lane.tries)
+    end = max(t.ended or 0.0 for lane in report.lanes for t in lane.tries)
     ax.set_xlim(0, end * 1.02)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("seconds since the run began")
