@@ -279,8 +279,9 @@ def _median_by_probe(timings: Sequence[_Timing]) -> tuple[list[Probe], np.ndarra
 def calibrate_pool(
     pool: PoolInfo, *, repeats: int = 3, quick: bool = False, log: Callable[[str], None] = print
 ) -> tuple[PoolCoefficients, dict[str, Fit], list[BatchResult]]:
-    """Measure and fit one pool of the loaded DataFlowKernel; returns its coefficients, the
-    fits, and the results of the sampled probes (for the driver's bootstrap timing)."""
+    """Measure and fit one pool of the loaded DataFlowKernel (probes up to ``pool.max_qubits``
+    wide); returns its coefficients, the fits, and the results of the sampled probes (for the
+    driver's bootstrap timing)."""
     app = parsl.python_app(evaluate_subexperiments, executors=[pool.label])
     coef = PoolCoefficients()
     fits: dict[str, Fit] = {}
@@ -385,15 +386,19 @@ def calibrate(
     *,
     repeats: int = 3,
     quick: bool = False,
+    max_qubits: int | None = None,
     log: Callable[[str], None] = print,
 ) -> Calibration:
-    """Calibrate every pool of the loaded DataFlowKernel, then the driver."""
+    """Calibrate every pool of the loaded DataFlowKernel, then the driver; ``max_qubits``
+    bounds the width of the probes."""
     started = time.perf_counter()
     model = CostModel(kinds={name: info.kind for name, info in pools.items()}, source="")
     calibration = Calibration(model)
     samples: list[tuple[PartitionProgram, BatchResult]] = []
     for name, info in pools.items():
         log(f"calibrating pool {name} ({info.kind}, {info.workers} workers)")
+        if max_qubits is not None:
+            info = replace(info, max_qubits=min(info.max_qubits, max_qubits))
         coef, fits, results = calibrate_pool(info, repeats=repeats, quick=quick, log=log)
         model.pools[name] = coef
         calibration.fits[name] = fits
@@ -426,6 +431,7 @@ def run_calibration(
     run_dir: str | Path = "runs/calibrate",
     repeats: int = 3,
     quick: bool = False,
+    max_qubits: int | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[Path, Calibration]:
     """Start the local pools, calibrate them, write the profile (default: the user's config
@@ -436,7 +442,7 @@ def run_calibration(
     infos = pool_infos(config)
     with parsl.load(config):
         wait_for_workers(infos)
-        calibration = calibrate(infos, repeats=repeats, quick=quick, log=log)
+        calibration = calibrate(infos, repeats=repeats, quick=quick, max_qubits=max_qubits, log=log)
     parsl.clear()
     path = Path(profile) if profile else default_profile_path()
     calibration.model.source = str(path)

@@ -363,6 +363,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             run_dir=args.run_dir,
             repeats=args.repeats,
             quick=args.quick,
+            max_qubits=args.max_qubits,
             log=lambda line: print(line, file=sys.stderr),
         )
     except (ValueError, OSError) as exc:
@@ -434,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--workers", action="append", metavar="POOL=N", help="workers of a pool")
     cal.add_argument("--repeats", type=int, default=3, help="runs of each probe (median)")
     cal.add_argument("--quick", action="store_true", help="fewer, smaller probes")
+    cal.add_argument("--max-qubits", type=int, help="widest probe (default: 14 or the pool's)")
     cal.add_argument("--run-dir", default="runs/calibrate", help=argparse.SUPPRESS)
     cal.set_defaults(func=cmd_calibrate)
 
