@@ -142,9 +142,9 @@ class RetryHandler:
                 return 0.0  # a move is not a retry; the policy never moves back to a down pool
         if verdict is not Verdict.TRANSIENT:
             return float(self.budget + 1)
-        with self._lock:
-            self.retried[pool] += 1
-        if task_record["fail_cost"] + 1 <= self.budget:
+        if task_record["fail_cost"] + 1 <= self.budget:  # Parsl will try it again
+            with self._lock:
+                self.retried[pool] += 1
             self._wait(task_record, self.delay(int(task_record["fail_count"])))
         return 1.0
 
