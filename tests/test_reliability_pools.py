@@ -3,8 +3,10 @@ mid-run with failover allowed. Both runs must still give the right value."""
 
 from __future__ import annotations
 
+import operator
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +46,29 @@ def assert_right_value(result: CuttingResult) -> None:
     assert exact is not None
     assert result.std_error > 0
     assert abs(result.value - exact) < 5 * result.std_error + 0.1
+
+
+def test_transient_failures_retry_after_a_wait_and_permanent_ones_fail_at_once(
+    tmp_path: Path,
+) -> None:
+    config = local(
+        tmp_path,
+        ("cpu",),
+        monitoring=False,
+        reliability=Reliability(retries=2, backoff=0.05),
+    )
+    handler = config.retry_handler
+    assert isinstance(handler, RetryHandler)
+    with parsl.load(config):
+        # nothing listens on port 1: connection refused, a ConnectionError, every time
+        refused = parsl.python_app(socket.create_connection, executors=["cpu"])(("127.0.0.1", 1))
+        broken = parsl.python_app(operator.truediv, executors=["cpu"])(1, 0)
+        assert isinstance(refused.exception(), ConnectionRefusedError)
+        assert isinstance(broken.exception(), ZeroDivisionError)
+    assert refused.task_record["fail_count"] == 3, "the first try and two retries"
+    assert len(refused.task_record["depends"]) == 2, "each retry waited on a backoff timer"
+    assert broken.task_record["fail_count"] == 1, "a permanent failure is not retried"
+    assert handler.retried == {"cpu": 2}
 
 
 def test_worker_killed_mid_run_is_retried_and_the_value_is_right(tmp_path: Path) -> None:
