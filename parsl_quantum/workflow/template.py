@@ -229,7 +229,7 @@ def validate(
     """Validate template data against the envelope and its kind's schema."""
     lines = lines or {}
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(sorted(KINDS))
         raise TemplateError(
             f"unknown kind {kind!r} (known: {known})",
