@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import parsl
+from parsl.dataflow.memoization import BasicMemoizer
+from qiskit import QuantumCircuit
 from scipy.optimize import nnls
 
 from parsl_quantum.cutting.problem import cut_by_labels
@@ -42,14 +44,25 @@ from parsl_quantum.planner.cost import (
     RowCosting,
     default_profile_path,
 )
-from parsl_quantum.planner.partitioning import balanced_widths, block_labels
+from parsl_quantum.planner.partitioning import balanced_widths, block_labels, interaction_graph
+from parsl_quantum.planner.plan import (
+    Mode,
+    aligned_bounds,
+    estimated_subexperiments,
+    payload_program,
+    plan_workload,
+)
 from parsl_quantum.workflow.context import PoolInfo
 
 #: Widest exact probe (2**14 amplitudes per state keeps a probe under a second).
 MAX_PROBE_QUBITS = 14
 #: Exact probes with more amplitude passes than this (or ten times the bookkeeping) are left
 #: out, which keeps each under about a second.
-MAX_PROBE_AMPS = 1.5e8
+MAX_PROBE_AMPS = 2.5e8
+#: At most this many exact probes (a third with ``--quick``).
+MAX_EXACT_PROBES = 180
+#: Cuts whose partitions would have more subexperiments than this are not probed.
+MAX_PROBE_ROWS = 400_000
 #: Widest sampled probe (noisy simulation of mid-circuit measurements is shot by shot).
 MAX_SAMPLED_QUBITS = 5
 
@@ -135,46 +148,74 @@ def fit_nonnegative(features: np.ndarray, seconds: np.ndarray, intercept: bool =
 # -- probes ---------------------------------------------------------------------------------
 
 
-def _programs(total: int, parts: int, family: str) -> list[PartitionProgram]:
+def _circuit(family: str, qubits: int) -> QuantumCircuit:
     from parsl_quantum.workflow.circuits import (
         clustered_circuit,
         efficient_su2_circuit,
-        parse_observable,
         qaoa_circuit,
+        random_2local_circuit,
     )
 
-    circuit = {
-        "su2": lambda: efficient_su2_circuit(total, 2, "linear", seed=5),
-        "qaoa": lambda: qaoa_circuit(total, 2, "ring", seed=5),
-        "clustered": lambda: clustered_circuit(total, parts, 3, 1, seed=5),
+    return {
+        "su2": lambda: efficient_su2_circuit(qubits, 2, "linear", seed=5),
+        "su2deep": lambda: efficient_su2_circuit(qubits, 3, "linear", seed=5),
+        "qaoa": lambda: qaoa_circuit(qubits, 2, "ring", seed=5),
+        "random2local": lambda: random_2local_circuit(qubits, 8, seed=5),
+        "clustered": lambda: clustered_circuit(qubits, 4, 3, 2, seed=5),
     }[family]()
-    observable = parse_observable("mean-z", total)
-    labels, _ = block_labels(circuit, balanced_widths(total, parts))
-    return cut_by_labels(circuit, observable, labels).partitions
+
+
+def _programs(total: int, parts: int, family: str) -> list[PartitionProgram]:
+    """The partitions of a balanced cut of a library circuit, as the planner would cut it."""
+    from parsl_quantum.workflow.circuits import parse_observable
+
+    circuit = _circuit(family, total)
+    graph = interaction_graph(circuit)
+    labels, _ = block_labels(circuit, balanced_widths(total, parts), graph)
+    if estimated_subexperiments(graph, labels, parts) > MAX_PROBE_ROWS:
+        return []
+    return cut_by_labels(circuit, parse_observable("mean-z", total), labels).partitions
+
+
+def _probe_work(probe: Probe) -> float:
+    work = probe.features()
+    return float(work[1] + 5 * work[3] + 10 * work[5])
 
 
 def exact_probes(max_qubits: int, quick: bool = False) -> list[Probe]:
-    """Exact probes up to ``max_qubits`` (at most :data:`MAX_PROBE_QUBITS`) wide: two- and
-    three-way cuts of three families, each run whole, as its first top-level prefix and as
-    one subexperiment (those predicted to be quick enough)."""
+    """Exact probes up to ``max_qubits`` (at most :data:`MAX_PROBE_QUBITS`) wide: the tasks
+    the planner would make of 2- to 4-way cuts of five circuit families (dense and diagonal
+    gates, shallow and deep), each partition whole and split as the planner batches it; at
+    most :data:`MAX_EXACT_PROBES` of them, spread evenly over their predicted work, none
+    predicted to take much over a second."""
     top = min(max_qubits, MAX_PROBE_QUBITS)
-    widths = [w for w in ((4, 8, 12) if quick else (4, 6, 8, 10, 12, 13, 14)) if w <= top]
-    probes: list[Probe] = []
-    for w in widths:
-        for family in ("su2", "qaoa", "clustered"):
-            for parts in (2, 3) if w <= 10 else (2,):
-                for p, prog in enumerate(_programs(w * parts, parts, family)):
-                    if prog.num_qubits != w or p == parts - 1 and parts > 2:
+    widths = [w for w in ((3, 6, 9, 12) if quick else (3, 4, 6, 8, 10, 12, 13, 14)) if w <= top]
+    seen: set[tuple[str, int, int]] = set()
+    candidates: list[tuple[float, Probe]] = []
+    for family in ("su2", "su2deep", "qaoa", "random2local", "clustered"):
+        for w in widths:
+            for parts in (2, 3, 4):
+                for prog in _programs(w * parts, parts, family):
+                    key = (family, prog.num_qubits, len(prog.sites))
+                    if key in seen:
                         continue
-                    rows = prog.num_subexperiments
-                    stride = rows // len(prog.sites[0].options) if prog.sites else rows
-                    ranges = {(0, rows), (0, stride), (rows // 2, rows // 2 + 1)}
-                    for lo, hi in sorted(ranges):
-                        probe = Probe(f"{family}{w}x{parts}:{p}[{lo}:{hi}]", prog, lo, hi)
-                        work = probe.features()
-                        if work[1] + 5 * work[3] + 10 * work[5] <= MAX_PROBE_AMPS:
-                            probes.append(probe)
-    return probes
+                    seen.add(key)
+                    dims = [len(s.options) for s in prog.sites]
+                    for batches in (1, 3, 9):
+                        bounds = aligned_bounds(dims, batches)
+                        for lo, hi in {tuple(bounds[0]), tuple(bounds[len(bounds) // 2])}:
+                            name = f"{family}:{prog.num_qubits}q{len(dims)}s[{lo}:{hi}]"
+                            probe = Probe(name, prog, int(lo), int(hi))
+                            work = _probe_work(probe)
+                            if work <= MAX_PROBE_AMPS:
+                                candidates.append((work, probe))
+    unique = {p.name: (w, p) for w, p in candidates}
+    ordered = sorted(unique.values(), key=lambda wp: (wp[0], wp[1].name))
+    keep = MAX_EXACT_PROBES // (3 if quick else 1)
+    if len(ordered) > keep:
+        picks = np.unique(np.linspace(0, len(ordered) - 1, keep).round().astype(int))
+        ordered = [ordered[i] for i in picks]
+    return [p for _, p in ordered]
 
 
 def sampled_probes(max_qubits: int, quick: bool = False) -> list[Probe]:
@@ -223,8 +264,10 @@ def _run(
     pool: PoolInfo,
     probes: Sequence[Probe],
     concurrency: int,
+    during: Callable[[], None] | None = None,
 ) -> list[_Timing]:
-    """Run probes keeping ``concurrency`` in flight; time each submission and round trip."""
+    """Run probes keeping ``concurrency`` in flight; time each submission and round trip.
+    ``during`` is called once, when the first ``concurrency`` probes are in flight."""
     out: list[_Timing] = []
     queue: Iterator[Probe] = iter(probes)
     flight: list[tuple[Probe, float, float, Future]] = []
@@ -235,7 +278,7 @@ def _run(
                 break
             t0 = time.perf_counter()
             fut = app(
-                probe.program,
+                payload_program(probe.program, probe.mode == "exact"),
                 probe.rows,
                 backend=pool.backends[0],
                 mode=probe.mode,
@@ -246,6 +289,9 @@ def _run(
                 else {},
             )
             flight.append((probe, t0, time.perf_counter() - t0, fut))
+        if during is not None:
+            during()
+            during = None
         if not flight:
             return out
         probe, t0, submit, fut = flight.pop(0)
@@ -258,12 +304,11 @@ def serialization_seconds(probe: Probe, pool: PoolInfo, repeats: int = 3) -> flo
     from parsl.serialize import pack_apply_message
 
     kwargs = {"backend": pool.backends[0], "mode": probe.mode, "shots": None, "seed": 1}
+    args = (payload_program(probe.program, probe.mode == "exact"), probe.rows)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        pack_apply_message(
-            evaluate_subexperiments, (probe.program, probe.rows), kwargs, buffer_threshold=1 << 20
-        )
+        pack_apply_message(evaluate_subexperiments, args, kwargs, buffer_threshold=1 << 20)
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -281,47 +326,33 @@ def calibrate_pool(
 ) -> tuple[PoolCoefficients, dict[str, Fit], list[BatchResult]]:
     """Measure and fit one pool of the loaded DataFlowKernel (probes up to ``pool.max_qubits``
     wide); returns its coefficients, the fits, and the results of the sampled probes (for the
-    driver's bootstrap timing)."""
+    driver's bootstrap timing).
+
+    The driver's serialisation is timed while the pool's workers are busy with probes, as
+    it is during a run (on a local pool they share the driver's cores).
+    """
     app = parsl.python_app(evaluate_subexperiments, executors=[pool.label])
     coef = PoolCoefficients()
     fits: dict[str, Fit] = {}
     small = exact_probes(8, quick=True)[:2]
-    warm_mode = "exact" if pool.exact else "sampled"
-    warm = sampled_probes(pool.max_qubits, quick=True)[:1] if warm_mode == "sampled" else small
+    warm = small if pool.exact else sampled_probes(pool.max_qubits, quick=True)[:1]
     _run(app, pool, list(warm) * (2 * pool.workers), pool.workers)
-    # the driver's serialisation of a task against its size, then round trips one at a time
     sizes = exact_probes(pool.max_qubits, quick=True)[:: 6 if quick else 3]
-    fits["submit"] = fit_nonnegative(
-        np.array([[p.program.num_gates] for p in sizes], dtype=float),
-        np.array([serialization_seconds(p, pool) for p in sizes]),
-    )
-    coef = replace(
-        coef,
-        submit=fits["submit"].coefficients[0],
-        submit_per_gate=fits["submit"].coefficients[1],
-    )
-    trip_probes = [p for p in sizes if p.hi - p.lo == 1] if pool.exact else warm
-    trips = _run(app, pool, list(trip_probes) * (2 if quick else 4), 1)
-    rest = [
-        t.round_trip - t.compute - coef.submit - coef.submit_per_gate * t.probe.program.num_gates
-        for t in trips
-    ]
-    coef = replace(coef, overhead=max(0.0, float(np.median(rest))))
-    log(
-        f"  {pool.label}: submit {coef.submit * 1e3:.1f} ms + {coef.submit_per_gate * 1e6:.0f} us"
-        f"/gate, overhead {coef.overhead * 1e3:.1f} ms"
-    )
-    sampled_results: list[BatchResult] = []
+    loaded: list[float] = []
+
+    def time_serialisation() -> None:
+        loaded.extend(serialization_seconds(p, pool) for p in sizes)
+
     if pool.exact:
         probes = exact_probes(pool.max_qubits, quick)
-        timings = _run(app, pool, probes * repeats, pool.workers)
+        timings = _run(app, pool, probes * repeats, pool.workers, time_serialisation)
         uniq, seconds = _median_by_probe(timings)
         fit = fit_nonnegative(np.array([p.features() for p in uniq]), seconds)
         fits["exact"] = fit
         c = fit.coefficients
         coef = replace(
             coef,
-            overhead=coef.overhead + c[0],
+            overhead=c[0],
             per_call=c[1],
             per_amp=c[2],
             per_big_amp=c[3],
@@ -331,7 +362,9 @@ def calibrate_pool(
         )
         log(f"  {pool.label}: exact fit of {len(uniq)} probes, median error {fit.median_error:.1%}")
     probes = sampled_probes(pool.max_qubits, quick)
-    timings = _run(app, pool, probes * repeats, pool.workers)
+    timings = _run(
+        app, pool, probes * repeats, pool.workers, None if loaded else time_serialisation
+    )
     sampled_results = [t.result for t in timings]
     uniq, seconds = _median_by_probe(timings)
     fit = fit_nonnegative(np.array([p.features() for p in uniq]), seconds)
@@ -339,7 +372,52 @@ def calibrate_pool(
     c = fit.coefficients
     coef = replace(coef, queue=c[0], per_circuit=c[1], per_shot=c[2], per_mid_shot=c[3])
     log(f"  {pool.label}: sampled fit of {len(uniq)} probes, median error {fit.median_error:.1%}")
+    # serialisation under load against the task's size; the rest of a round trip, one task at
+    # a time, beyond compute and (idle) serialisation is the per-task overhead
+    gates = np.array([[p.program.num_gates] for p in sizes], dtype=float)
+    fits["submit"] = fit_nonnegative(gates, np.array(loaded))
+    trip_probes = [p for p in sizes if p.hi - p.lo == 1] if pool.exact else warm
+    idle = {p.name: serialization_seconds(p, pool) for p in trip_probes}
+    trips = _run(app, pool, list(trip_probes) * (2 if quick else 4), 1)
+    rest = np.median([t.round_trip - t.compute - idle[t.probe.name] for t in trips])
+    coef = replace(
+        coef,
+        submit=fits["submit"].coefficients[0],
+        submit_per_gate=fits["submit"].coefficients[1],
+        overhead=coef.overhead + max(0.0, float(rest)),
+    )
+    log(
+        f"  {pool.label}: submit {coef.submit * 1e3:.1f} ms + {coef.submit_per_gate * 1e6:.0f} us"
+        f"/gate, overhead {coef.overhead * 1e3:.1f} ms"
+    )
     return coef, fits, sampled_results
+
+
+def calibrate_run_overhead(model: CostModel, pool: PoolInfo, repeats: int = 5) -> float:
+    """The driver's fixed seconds per run (dispatcher start, pool polls, result handling): a
+    small two-task plan run end to end on ``pool``, minus its predicted makespan."""
+    from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
+    from parsl_quantum.workflow.cutting import execute_plan, reconstruct
+
+    mode: Mode = "exact" if pool.exact else "sampled"
+    circuit = efficient_su2_circuit(8, 1, "linear", seed=5)
+    plan = plan_workload(
+        circuit,
+        parse_observable("mean-z", 8),
+        {pool.label: pool},
+        max_subcircuit_qubits=4,
+        model=replace(model, driver=replace(model.driver, per_run=0.0)),
+        mode=mode,
+        shots=1000,
+        widths=[[4, 4]],
+    )
+    extra = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        results = execute_plan(plan, {pool.label: pool}, mode, 1000, 1)
+        reconstruct(plan.chosen.problem, plan.chosen.graph, results, 1)
+        extra.append(time.perf_counter() - t0 - plan.chosen.makespan)
+    return max(0.0, float(np.median(extra)))
 
 
 def calibrate_driver(
@@ -406,6 +484,9 @@ def calibrate(
         samples.extend(zip([p.program for p in probes * repeats], results, strict=False))
     log("calibrating the driver's reconstruction")
     model.driver, calibration.fits["driver"] = calibrate_driver(samples, quick)
+    first = next(iter(pools.values()))
+    model.driver = replace(model.driver, per_run=calibrate_run_overhead(model, first))
+    log(f"  driver: {model.driver.per_run * 1e3:.1f} ms per run")
     calibration.seconds = time.perf_counter() - started
     return calibration
 
@@ -439,6 +520,7 @@ def run_calibration(
     from parsl_quantum.configs import local, pool_infos
 
     config = local(run_dir, pools, workers=workers, monitoring=False)
+    config.memoizer = BasicMemoizer(memoize=False)  # every probe must run
     infos = pool_infos(config)
     with parsl.load(config):
         wait_for_workers(infos)

@@ -24,6 +24,9 @@ Reconstruction on the driver is::
     per_partition * partitions + per_entry * entries
         (times 1 + replicates, plus per_boot_row * replicates * rows, when any row was sampled)
 
+and every run pays the driver ``per_run`` seconds once (starting the dispatch, polling pools,
+collecting results).
+
 The coefficients of each pool live in a versioned profile file written by ``parsl-quantum
 calibrate`` (:mod:`parsl_quantum.planner.calibrate`); without one, :data:`DEFAULT_COEFFICIENTS`
 are used and the plan says so.
@@ -65,8 +68,9 @@ CALL_WEIGHTS = {"1q": 1.0, "1q-diag": 2.0, "2q": 9.0, "2q-diag": 8.0}
 CALLS_PER_OPTION = 6.0
 #: Relative fixed cost of one Pauli label in the final expectations.
 CALLS_PER_LABEL = 6.0
-#: Stacks of states larger than this (bytes) no longer fit in cache: their passes cost more.
-CACHE_BYTES = 16 * 1024**2
+#: Stacks of states larger than this (bytes) cost more per amplitude: beyond glibc's largest
+#: mmap threshold every new array is fresh pages, faulted in as they are first written.
+CACHE_BYTES = 32 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class DriverCoefficients:
     per_partition: float = 1e-4
     per_entry: float = 3e-9
     per_boot_row: float = 1e-6
+    per_run: float = 0.01
 
 
 #: Documented defaults, fitted by ``parsl-quantum calibrate`` on the 2-core x86-64 development

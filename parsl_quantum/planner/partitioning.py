@@ -2,7 +2,7 @@
 
 Gate cuts are placed by labels: every two-qubit gate between differently labelled qubits is
 cut. Good labels keep strongly interacting qubits together. We order the qubits along the
-interaction graph (reverse Cuthill-McKee, which lays paths and rings out in order), try every
+interaction graph (a walk along paths and rings, reverse Cuthill-McKee otherwise), try every
 rotation of that order, cut it into contiguous blocks of the requested widths, and keep the
 labelling that cuts the fewest gates. This is O(n * (n + g)) for n qubits and g two-qubit gates.
 """
@@ -39,6 +39,10 @@ def qubit_order(graph: nx.Graph) -> list[int]:
             continue
         # start from a peripheral node of low degree so paths are laid out end to end
         start = min(sub.nodes, key=lambda v: (sub.degree(v), v))
+        if max(d for _, d in sub.degree) <= 2:
+            # a path or a ring: walk it, so contiguous blocks are arcs with two boundaries
+            order.extend(nx.dfs_preorder_nodes(sub, start))
+            continue
         rcm = list(reverse_cuthill_mckee_ordering(sub, heuristic=lambda g, s=start: s))
         order.extend(rcm)
     return order

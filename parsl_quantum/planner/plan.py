@@ -19,7 +19,7 @@ import heapq
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import networkx as nx
@@ -29,6 +29,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
 from parsl_quantum.cutting.problem import CutProblem, cut_by_labels
+from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.planner.cost import DRIVER, CostModel, RowCosting
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels, interaction_graph
 from parsl_quantum.workflow.context import PoolInfo
@@ -133,6 +134,15 @@ def shot_allocation(problem: CutProblem, total_shots: int, min_shots: int = 32) 
     ]
 
 
+def payload_program(program: PartitionProgram, exact: bool) -> PartitionProgram:
+    """The program as sent to a task: exact evaluation never reads the Qiskit circuit (only
+    sampled evaluation rebuilds circuits from it), so exact tasks carry an empty one, which
+    halves what the driver serialises per task."""
+    if not exact:
+        return program
+    return replace(program, circuit=QuantumCircuit(program.num_qubits))
+
+
 def runs_exact(pool: PoolInfo, mode: Mode) -> bool:
     """Whether a task on ``pool`` is evaluated exactly under ``mode`` (else by shots)."""
     return pool.exact and mode != "sampled"
@@ -186,7 +196,7 @@ def build_graph(
     ``submit`` (driver seconds) and ``memory`` (bytes).
     """
     graph = nx.DiGraph()
-    graph.add_node("cut", kind="cut", pool_costs={DRIVER: 0.0}, memory=0)
+    graph.add_node("cut", kind="cut", pool_costs={DRIVER: model.driver.per_run}, memory=0)
     graph.add_node("reconstruct", kind="reconstruct", memory=0)
     total_slots = sum(max(1, info.workers) for info in pools.values())
     allocation = shot_allocation(problem, shots) if mode != "exact" else None
@@ -386,7 +396,7 @@ def candidate_widths(
     return out
 
 
-def _estimated_subexperiments(graph_q: nx.Graph, labels: Sequence[int], parts: int) -> int:
+def estimated_subexperiments(graph_q: nx.Graph, labels: Sequence[int], parts: int) -> int:
     """Upper estimate of the largest partition's subexperiments, before cutting."""
     sites = [0] * parts
     for a, b, d in graph_q.edges(data=True):
@@ -439,7 +449,7 @@ def plan_workload(
     skipped: list[str] = []
     for w in choices:
         labels, _ = block_labels(circuit, w, graph_q)
-        if _estimated_subexperiments(graph_q, labels, len(w)) > MAX_SUBEXPERIMENTS:
+        if estimated_subexperiments(graph_q, labels, len(w)) > MAX_SUBEXPERIMENTS:
             skipped.append(f"widths {w}")
             continue
         problem = cut_by_labels(circuit, observable, labels)

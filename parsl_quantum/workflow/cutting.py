@@ -31,6 +31,7 @@ from parsl_quantum.planner.plan import (
     Mode,
     PlanResult,
     all_rows,
+    payload_program,
     plan_workload,
     runs_exact,
     shot_allocation,
@@ -231,6 +232,11 @@ def execute_plan(
     problem = plan.chosen.problem
     allocation = shot_allocation(problem, shots) if mode != "exact" else None
     rows_of = [all_rows(problem, p) for p in range(len(problem.partitions))]
+    payloads = {
+        (p, exact): payload_program(part, exact)
+        for p, part in enumerate(problem.partitions)
+        for exact in (True, False)
+    }
     apps = {
         name: parsl.python_app(evaluate_subexperiments, executors=[name], cache=True)
         for name in pools
@@ -247,7 +253,7 @@ def execute_plan(
         if node_shots:
             spec["shots"] = int(sum(node_shots))
         fut = apps[pool_name](
-            problem.partitions[p],
+            payloads[p, exact],
             rows_of[p][lo:hi],
             backend=pool.backends[0],
             mode="exact" if exact else "sampled",
