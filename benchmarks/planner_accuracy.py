@@ -54,6 +54,7 @@ from parsl_quantum.workflow.cutting import execute_plan, reconstruct  # noqa: E4
 
 FAMILIES: dict[str, Callable[[int], QuantumCircuit]] = {
     "su2": lambda n: efficient_su2_circuit(n, 3, "linear", seed=1),
+    "su2shallow": lambda n: efficient_su2_circuit(n, 1, "linear", seed=1),
     "qaoa": lambda n: qaoa_circuit(n, 2, "ring", seed=1),
     "random2local": lambda n: random_2local_circuit(n, 10, seed=1),
     "clustered": lambda n: clustered_circuit(n, 4, 3, 3, seed=1),
@@ -75,29 +76,46 @@ MIXES = {
     "cpu2+qpu": Mix(("cpu", "qpu"), {"cpu": 2, "qpu": 1}, "auto"),
 }
 
-#: (family, qubits, widest piece, mix)
-PROBLEMS: list[tuple[str, int, int, str]] = [
-    ("su2", 22, 11, "cpu2"),
-    ("su2", 24, 12, "cpu2"),
-    ("su2", 26, 13, "cpu2"),
-    ("qaoa", 22, 11, "cpu2"),
-    ("qaoa", 26, 13, "cpu2"),
-    ("random2local", 20, 10, "cpu2"),
-    ("random2local", 24, 12, "cpu2"),
-    ("clustered", 24, 12, "cpu2"),
-    ("clustered", 28, 14, "cpu2"),
-    ("su2", 22, 11, "cpu1"),
-    ("su2", 26, 13, "cpu1"),
-    ("qaoa", 24, 12, "cpu1"),
-    ("random2local", 22, 11, "cpu1"),
-    ("clustered", 24, 12, "cpu1"),
-    ("clustered", 28, 14, "cpu1"),
-    ("su2", 16, 8, "cpu2+qpu"),
-    ("su2", 20, 10, "cpu2+qpu"),
-    ("qaoa", 16, 8, "cpu2+qpu"),
-    ("qaoa", 20, 10, "cpu2+qpu"),
-    ("random2local", 16, 8, "cpu2+qpu"),
-    ("clustered", 20, 10, "cpu2+qpu"),
+
+@dataclass(frozen=True)
+class Problem:
+    """A circuit family and size, the widest piece, the pool mix, and a mode if not the mix's."""
+
+    family: str
+    qubits: int
+    limit: int
+    mix: str
+    mode: Mode | None = None
+
+    @property
+    def name(self) -> str:
+        mode = f" {self.mode}" if self.mode else ""
+        return f"{self.family}-{self.qubits}q/{self.limit}{mode}"
+
+
+PROBLEMS = [
+    Problem("su2", 22, 11, "cpu2"),
+    Problem("su2", 24, 12, "cpu2"),
+    Problem("su2", 26, 13, "cpu2"),
+    Problem("qaoa", 22, 11, "cpu2"),
+    Problem("qaoa", 26, 13, "cpu2"),
+    Problem("random2local", 20, 10, "cpu2"),
+    Problem("random2local", 24, 12, "cpu2"),
+    Problem("clustered", 24, 12, "cpu2"),
+    Problem("clustered", 28, 14, "cpu2"),
+    Problem("su2", 22, 11, "cpu1"),
+    Problem("su2", 26, 13, "cpu1"),
+    Problem("qaoa", 24, 12, "cpu1"),
+    Problem("random2local", 24, 12, "cpu1"),
+    Problem("clustered", 24, 12, "cpu1"),
+    Problem("clustered", 28, 14, "cpu1"),
+    Problem("su2", 16, 8, "cpu2+qpu"),
+    Problem("su2", 20, 10, "cpu2+qpu"),
+    Problem("qaoa", 20, 10, "cpu2+qpu"),
+    Problem("random2local", 14, 7, "cpu2+qpu"),
+    Problem("clustered", 20, 10, "cpu2+qpu"),
+    Problem("su2shallow", 14, 7, "cpu2+qpu", "sampled"),
+    Problem("su2shallow", 18, 7, "cpu2+qpu", "sampled"),
 ]
 SHOTS = 4000
 TOP1_TOLERANCE = 1.05
@@ -106,34 +124,30 @@ SKIP_FACTOR = 4.0
 
 
 def run_candidate(
-    cand: Candidate, pools: dict[str, PoolInfo], mix: Mix, model: CostModel
+    cand: Candidate, pools: dict[str, PoolInfo], mode: Mode, model: CostModel
 ) -> tuple[float, float]:
     """Run one forced candidate; returns its measured makespan and value."""
     forced = PlanResult([cand], cand, "forced", model.source, 0.0)
     t0 = time.perf_counter()
-    results = execute_plan(forced, pools, mix.mode, SHOTS, 1)
+    results = execute_plan(forced, pools, mode, SHOTS, 1)
     value, _ = reconstruct(cand.problem, cand.graph, results, 1)
     return time.perf_counter() - t0, value
 
 
 def measure_problem(
-    family: str,
-    qubits: int,
-    limit: int,
-    mix: Mix,
-    pools: dict[str, PoolInfo],
-    model: CostModel,
-    repeats: int,
+    problem: Problem, pools: dict[str, PoolInfo], model: CostModel, repeats: int
 ) -> dict[str, Any]:
-    circuit = FAMILIES[family](qubits)
-    observable = parse_observable("mean-z", qubits)
+    """Plan the problem, run every candidate ``repeats`` times, compare with the predictions."""
+    mode = problem.mode or MIXES[problem.mix].mode
+    circuit = FAMILIES[problem.family](problem.qubits)
+    observable = parse_observable("mean-z", problem.qubits)
     plan = plan_workload(
         circuit,
         observable,
         pools,
-        max_subcircuit_qubits=limit,
+        max_subcircuit_qubits=problem.limit,
         model=model,
-        mode=mix.mode,
+        mode=mode,
         shots=SHOTS,
     )
     times: list[list[float]] = [[] for _ in plan.candidates]
@@ -142,7 +156,7 @@ def measure_problem(
         for i, cand in enumerate(plan.candidates):
             if r > 0 and times[i][0] > max(SKIP_FACTOR * best_first, 2.0):
                 continue
-            seconds, _ = run_candidate(cand, pools, mix, model)
+            seconds, _ = run_candidate(cand, pools, mode, model)
             times[i].append(seconds)
     rows = []
     for cand, ts in zip(plan.candidates, times, strict=True):
@@ -163,7 +177,8 @@ def measure_problem(
     chosen = next(row for row in rows if row["chosen"])
     regret = chosen["measured"] / best["measured"]
     return {
-        "problem": f"{family}-{qubits}q/{limit}",
+        "problem": problem.name,
+        "mix": problem.mix,
         "candidates": rows,
         "chosen": chosen["widths"],
         "best": best["widths"],
@@ -190,7 +205,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def print_table(results: list[dict[str, Any]]) -> None:
     print(
-        f"{'problem':24s} {'mix':9s} {'cands':>5s} {'chosen':>22s} {'pred':>6s} {'meas':>6s} "
+        f"{'problem':30s} {'mix':9s} {'cands':>5s} {'chosen':>22s} {'pred':>6s} {'meas':>6s} "
         f"{'best':>22s} {'meas':>6s} {'regret':>6s} {'top1':>4s} {'med err':>7s}"
     )
     for r in results:
@@ -198,7 +213,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
         best = min(r["candidates"], key=lambda c: c["measured"])
         err = statistics.median(c["error"] for c in r["candidates"])
         print(
-            f"{r['problem']:24s} {r['mix']:9s} {len(r['candidates']):5d} "
+            f"{r['problem']:30s} {r['mix']:9s} {len(r['candidates']):5d} "
             f"{str(chosen['widths']):>22s} {chosen['predicted']:6.2f} {chosen['measured']:6.2f} "
             f"{str(best['widths']):>22s} {best['measured']:6.2f} {r['regret']:6.3f} "
             f"{'yes' if r['top1'] else 'no':>4s} {err:7.1%}"
@@ -230,7 +245,7 @@ def main() -> None:
         problems = [p for p in problems if p[0] in keep]
     results: list[dict[str, Any]] = []
     for mix_name, mix in MIXES.items():
-        todo = [p for _, p in problems if p[3] == mix_name]
+        todo = [p for _, p in problems if p.mix == mix_name]
         if not todo:
             continue
         config = local(run_dir / mix_name, mix.pools, workers=mix.workers, monitoring=False)
@@ -249,10 +264,9 @@ def main() -> None:
                 shots=SHOTS,
             )
             for cand in warm.candidates[:2]:
-                run_candidate(cand, pools, mix, model)
-            for family, qubits, limit, _ in todo:
-                result = measure_problem(family, qubits, limit, mix, pools, model, args.repeats)
-                result["mix"] = mix_name
+                run_candidate(cand, pools, mix.mode, model)
+            for problem in todo:
+                result = measure_problem(problem, pools, model, args.repeats)
                 results.append(result)
                 print_table([result])
         parsl.clear()
