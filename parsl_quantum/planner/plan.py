@@ -185,6 +185,7 @@ def build_graph(
     tasks_per_slot: float = 2.0,
     task_rows: int | None = None,
     replicates: int = BOOTSTRAP_REPLICATES,
+    costings: Sequence[RowCosting] | None = None,
 ) -> nx.DiGraph:
     """The task DAG of a configuration, with per-pool predicted times on each evaluate node.
 
@@ -193,7 +194,9 @@ def build_graph(
     shared out in proportion to each partition's work, no task much shorter than the per-task
     overhead. Evaluate nodes carry ``partition``, ``rows`` (start, stop), ``qubits``, ``shots``,
     ``pool_costs`` (pool -> seconds on a worker slot), ``modes`` (pool -> exact/sampled),
-    ``submit`` (driver seconds) and ``memory`` (bytes).
+    ``submit`` (driver seconds) and ``memory`` (bytes). ``costings`` (one
+    :class:`~parsl_quantum.planner.cost.RowCosting` per partition) may be passed in when the
+    same problem is batched several ways.
     """
     graph = nx.DiGraph()
     graph.add_node("cut", kind="cut", pool_costs={DRIVER: model.driver.per_run}, memory=0)
@@ -209,7 +212,7 @@ def build_graph(
                 f"partition of {part.num_qubits} qubits fits no pool"
                 f"{' that evaluates exactly' if mode == 'exact' else ''} (widest: {widest} qubits)"
             )
-        costing = RowCosting(part)
+        costing = costings[p] if costings is not None else RowCosting(part)
         whole = np.array([[0, costing.rows]])
         full = min(_costs(model, pools, a, mode, costing, whole, allocation, p)[0] for a in allowed)
         parts.append((p, allowed, costing, full))
@@ -457,9 +460,17 @@ def plan_workload(
             skipped.append(f"widths {w} ({problem.num_subexperiments} subexperiments)")
             continue
         best: Candidate | None = None
+        costings = [RowCosting(part) for part in problem.partitions]
         for tps in TASKS_PER_SLOT if task_rows is None else (1.0,):
             graph = build_graph(
-                problem, pools, model, mode, shots, tasks_per_slot=tps, task_rows=task_rows
+                problem,
+                pools,
+                model,
+                mode,
+                shots,
+                tasks_per_slot=tps,
+                task_rows=task_rows,
+                costings=costings,
             )
             if best is not None and graph.number_of_nodes() == best.graph.number_of_nodes():
                 continue
