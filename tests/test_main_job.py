@@ -10,12 +10,8 @@ from pathlib import Path
 import numpy as np
 import parsl
 import pytest
-from parsl.config import Config
-from parsl.executors import HighThroughputExecutor
-from parsl.providers import LocalProvider
 
 from parsl_quantum import configs
-from parsl_quantum.configs.local import INTERCHANGE_CMD, WORKER_CMD
 from parsl_quantum.workflow.circuits import (
     efficient_su2_circuit,
     parse_observable,
@@ -96,29 +92,6 @@ def test_noisy_fake_qpu_runs_the_same_workflow(pools: Path) -> None:
     assert result.configuration["methods"] == ["sampled"]
     assert np.isfinite(result.value) and result.std_error > 0
     assert abs(result.value - result.reference) < 0.5  # noisy, but the right sign and scale
-
-
-def test_cut_and_run_in_a_users_own_config(tmp_path: Path) -> None:
-    """Any executor label works; plain HTEX pools are taken as Aer pools."""
-    config = Config(
-        executors=[
-            HighThroughputExecutor(
-                label="mysim",
-                max_workers_per_node=1,
-                provider=LocalProvider(init_blocks=1),
-                interchange_launch_cmd=INTERCHANGE_CMD,
-                launch_cmd=WORKER_CMD,
-            )
-        ],
-        run_dir=str(tmp_path),
-    )
-    circuit = efficient_su2_circuit(6, 1, "linear")
-    obs = parse_observable("mean-z", 6)
-    with parsl.load(config):
-        result = cut_and_run(circuit, obs, max_subcircuit_qubits=3)
-    parsl.clear()
-    assert result.configuration["partitions"][0]["pool"] == "mysim"
-    assert result.value == pytest.approx(result.reference, abs=1e-8)
 
 
 def test_cli_runs_the_main_job_and_writes_exactly_the_json_keys(tmp_path: Path) -> None:
