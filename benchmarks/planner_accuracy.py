@@ -151,6 +151,7 @@ def measure_problem(
         shots=SHOTS,
     )
     times: list[list[float]] = [[] for _ in plan.candidates]
+    load_before = os.getloadavg()[0]
     for r in range(repeats):
         best_first = min((t[0] for t in times if t), default=float("inf"))
         for i, cand in enumerate(plan.candidates):
@@ -185,6 +186,7 @@ def measure_problem(
         "regret": regret,
         "top1": regret <= TOP1_TOLERANCE,
         "planning_seconds": plan.planning_time,
+        "load_average": (load_before + os.getloadavg()[0]) / 2,
     }
 
 
@@ -200,6 +202,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "worst_regret": max(regrets),
         "median_makespan_error": statistics.median(errors),
         "median_makespan_error_chosen": statistics.median(chosen_errors),
+        "mean_load_average": statistics.mean(r["load_average"] for r in results),
     }
 
 
@@ -281,7 +284,8 @@ def main() -> None:
         f"{summary['median_regret']:.3f} (target <= 1.05), worst regret "
         f"{summary['worst_regret']:.3f}, median makespan error "
         f"{summary['median_makespan_error']:.1%} (target <= 25%; chosen only "
-        f"{summary['median_makespan_error_chosen']:.1%}); {summary['seconds'] / 60:.1f} min"
+        f"{summary['median_makespan_error_chosen']:.1%}); {summary['seconds'] / 60:.1f} min, "
+        f"mean load average {summary['mean_load_average']:.1f} on {os.cpu_count()} cores"
     )
     if args.json:
         Path(args.json).write_text(
