@@ -26,7 +26,9 @@ from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.configs import pool_infos
 from parsl_quantum.planner.calibrate import wait_for_workers
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients
+from parsl_quantum.planner.dispatch import DispatchError
 from parsl_quantum.planner.plan import PlanResult, plan_workload
+from parsl_quantum.reliability import RetryHandler
 from parsl_quantum.workflow.circuits import parse_observable, qaoa_circuit
 from parsl_quantum.workflow.context import PoolInfo
 from parsl_quantum.workflow.cutting import execute_plan, reconstruct, reference_value, save_plan
@@ -179,3 +181,28 @@ def test_a_pool_whose_tasks_keep_failing_is_dropped(dfk: DataFlowKernel) -> None
     failed = [a for t in report.tasks.values() for a in t.attempts if a.pool == "qpu"]
     assert len(failed) >= 3 and all(a.outcome.startswith("failed") for a in failed)
     assert {f.to_pool for f in report.failovers} == {"cpu"}
+
+
+def test_qpu_work_stays_on_qpus_when_failover_is_off(dfk: DataFlowKernel) -> None:
+    """With the run's retry handler carrying no failover policy (the template's
+    ``execution.failover`` is off), work bound to the failing QPU is not moved to a simulator."""
+    pools = infos(dfk, ["cpu", "qpu"])
+    circuit, obs = workload(12, 1)
+    plan = plan_for(
+        circuit,
+        obs,
+        pools,
+        [6, 6],
+        task_rows=1,
+        qpu={"overhead": 0.001, "per_circuit": 1e-4, "per_shot": 1e-7, "per_mid_shot": 1e-7},
+    )
+    assert "qpu" in plan.chosen.pools_used
+    previous = dfk.config.retry_handler
+    dfk.config.retry_handler = RetryHandler(0, failover=None)
+    try:
+        with pytest.raises(DispatchError, match="failover to simulators is off"):
+            execute_plan(plan, pools, "auto", 2000, 5, max_failures=3)
+    finally:
+        dfk.config.retry_handler = previous
+    moved = [f for f in plan.execution.failovers if f.to_pool == "cpu"] if plan.execution else []
+    assert not moved

@@ -151,8 +151,10 @@ class Dispatcher:
         max_failures: int = 3,
         max_attempts: int = 4,
         on_done: Callable[[str, int, int], None] | None = None,
+        qpu_failover: bool = True,
     ) -> None:
         self.graph = graph
+        self.qpu_failover = qpu_failover
         self.submit = submit
         self.measured = measured
         self.prefetch = max(0, prefetch)
@@ -278,10 +280,17 @@ class Dispatcher:
     def _usable(self, node: str) -> list[str]:
         """Pools that may run ``node`` now, preferring ones it has not failed on."""
         allowed = [p for p in self.graph.nodes[node]["pool_costs"] if p in self.pools]
+        tried = {a.pool for a in self.report.tasks[node].attempts if a.pool in self.pools}
+        if not self.qpu_failover and any(self.pools[p].info.kind == "qpu" for p in tried):
+            # work bound to a QPU stays on QPUs unless failover to simulators is allowed
+            allowed = [p for p in allowed if self.pools[p].info.kind == "qpu"]
         healthy = [p for p in allowed if not self.pools[p].unhealthy]
         if not healthy:
             errors = "; ".join(f"{p}: {self.pools[p].last_error}" for p in allowed)
-            raise DispatchError(f"no healthy pool can run {node} ({errors or 'none allowed'})")
+            hint = "" if self.qpu_failover else "; failover to simulators is off"
+            raise DispatchError(
+                f"no healthy pool can run {node} ({errors or 'none allowed'}{hint})"
+            )
         fresh = [p for p in healthy if p not in self._avoid[node]]
         return [p for p in fresh or healthy if not self.pools[p].lost]
 

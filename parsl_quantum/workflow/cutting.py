@@ -273,10 +273,15 @@ def execute_plan(
             )
         return fut
 
+    # QPU-bound work moves to simulators only when the run allows failover: the template's
+    # ``execution.failover``, installed as the retry handler's failover policy
+    handler = parsl.dfk().config.retry_handler
+    qpu_failover = handler is None or getattr(handler, "failover", True) is not None
     dispatcher = Dispatcher(
         graph,
         pools,
         submit,
+        qpu_failover=qpu_failover,
         executors=parsl.dfk().executors,
         measured=lambda r: float(r.finished - r.started),
         prefetch=prefetch,
