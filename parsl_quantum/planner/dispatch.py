@@ -134,7 +134,9 @@ class Dispatcher:
     ``submit(node, pool)`` must submit the task to that pool and return its future; the
     result is passed to ``measured(result)`` to read its compute seconds (``None``: not
     recorded). ``executors`` (label -> executor) give live capacity where they have
-    ``capacity()``; ``on_done(pool, done, bound)`` reports progress.
+    ``capacity()``; ``on_done(pool, done, bound)`` reports progress. With ``qpu_failover``
+    off, a task that was bound to a QPU only ever moves to another QPU (the run's
+    ``execution.failover`` setting).
     """
 
     def __init__(
