@@ -137,7 +137,11 @@ def test_qpu_block_killed_mid_run_fails_over_when_the_template_allows_it(tmp_pat
         block = [p for p in psutil.process_iter(["cmdline"]) if is_qpu_block(p, run_dir)]
         assert block, "the QPU pool's block"
         for p in block:  # the block's launcher and worker pool, then their workers
-            for q in [p, *p.children(recursive=True)]:
+            try:
+                family = [p, *p.children(recursive=True)]
+            except psutil.NoSuchProcess:  # already gone with its parent
+                continue
+            for q in family:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     q.kill()
         _, err = proc.communicate(timeout=600)
