@@ -75,21 +75,25 @@ CACHE_BYTES = 32 * 1024**2
 
 @dataclass(frozen=True)
 class PoolCoefficients:
-    """Fitted coefficients of one pool (seconds per unit of each feature)."""
+    """Fitted coefficients of one pool (seconds per unit of each feature).
 
-    submit: float = 0.01
-    submit_per_gate: float = 1.5e-4
-    overhead: float = 0.01
-    per_call: float = 2e-6
-    per_amp: float = 5e-9
-    per_big_amp: float = 4e-9
-    per_split: float = 2.5e-8
-    per_obs: float = 5e-10
-    per_book: float = 5e-8
-    queue: float = 0.0
-    per_circuit: float = 0.02
-    per_shot: float = 2e-6
-    per_mid_shot: float = 5e-5
+    The defaults are those ``calibrate`` fitted for the local ``cpu`` pool (2 workers) on the
+    2-core x86-64 development machine.
+    """
+
+    submit: float = 9.6e-4
+    submit_per_gate: float = 2.7e-5
+    overhead: float = 3.8e-3
+    per_call: float = 1.8e-6
+    per_amp: float = 4.7e-9
+    per_big_amp: float = 2.9e-9
+    per_split: float = 2.2e-8
+    per_obs: float = 7.2e-10
+    per_book: float = 7.0e-8
+    queue: float = 2.5e-3
+    per_circuit: float = 3.3e-3
+    per_shot: float = 1.5e-6
+    per_mid_shot: float = 5.0e-5
 
     def exact_seconds(self, work: np.ndarray) -> np.ndarray:
         """Compute seconds of exact work vectors (..., 6) as returned by :func:`exact_work`."""
@@ -113,22 +117,31 @@ class PoolCoefficients:
 
 @dataclass(frozen=True)
 class DriverCoefficients:
-    """Fitted coefficients of the driver's reconstruction (seconds)."""
+    """Fitted coefficients of the driver's reconstruction and per-run costs (seconds)."""
 
-    per_partition: float = 1e-4
-    per_entry: float = 3e-9
-    per_boot_row: float = 1e-6
-    per_run: float = 0.01
+    per_partition: float = 3.2e-5
+    per_entry: float = 1.1e-8
+    per_boot_row: float = 6.8e-6
+    per_run: float = 3.8e-3
 
 
-#: Documented defaults, fitted by ``parsl-quantum calibrate`` on the 2-core x86-64 development
-#: machine (numpy 2, Aer 0.17, the fake QPU ``fake_perth``) with 2 cpu workers and 1 qpu worker.
+#: Documented defaults per pool kind, fitted by ``parsl-quantum calibrate`` on the 2-core x86-64
+#: development machine (numpy 2 with single-threaded BLAS, Aer 0.17): the local ``cpu`` pool with
+#: 2 workers, and the fake QPU ``fake_perth`` with 1 worker. A GPU pool evaluates exactly with
+#: the same numpy engine as a CPU pool (on its host's CPU), so it defaults to the same figures.
 DEFAULT_COEFFICIENTS: Mapping[str, PoolCoefficients] = {
     "cpu-sim": PoolCoefficients(),
     "gpu-sim": PoolCoefficients(),
-    "qpu": PoolCoefficients(overhead=0.02, per_circuit=0.04, per_shot=2e-6, per_mid_shot=6e-5),
+    "qpu": PoolCoefficients(
+        submit=8.4e-4,
+        submit_per_gate=3.2e-5,
+        overhead=0.016,
+        queue=0.03,
+        per_circuit=4.4e-3,
+        per_shot=1.1e-6,
+        per_mid_shot=6.9e-5,
+    ),
 }
-DEFAULT_DRIVER = DriverCoefficients()
 
 
 _C = TypeVar("_C", PoolCoefficients, DriverCoefficients)
