@@ -30,7 +30,15 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import parsl  # noqa: E402
 
-from miniapps import _common, distributed_sim, ensemble, mitigation, qml, variational  # noqa: E402
+from miniapps import (  # noqa: E402
+    _common,
+    circuit_cutting,
+    distributed_sim,
+    ensemble,
+    mitigation,
+    qml,
+    variational,
+)
 from parsl_quantum import configs  # noqa: E402
 
 #: Keyword arguments of each mini-app's ``run()`` per size.
@@ -63,6 +71,10 @@ CASES: dict[str, dict[str, dict[str, Any]]] = {
         "small": {"steps": 40, "batch_size": 32},
         "medium": {"train": 1000, "test": 500, "steps": 60, "batch_size": 128, "shards": 4},
     },
+    "circuit-cutting": {
+        "small": {"family": "efficient_su2", "qubits": 16, "max_subcircuit_qubits": 8},
+        "medium": {"family": "efficient_su2", "qubits": 60, "max_subcircuit_qubits": 15},
+    },
     "error-mitigation": {
         "small": {"count": 4, "qubits": 4, "layers": 4},
         "medium": {"count": 12, "qubits": 5, "layers": 4, "scale_factors": (1, 3, 5, 7)},
@@ -75,6 +87,7 @@ RUNNERS: dict[str, Callable[..., Any]] = {
     "variational": variational.run,
     "qml-training": qml.run,
     "error-mitigation": mitigation.run,
+    "circuit-cutting": circuit_cutting.run,
 }
 
 
@@ -101,6 +114,12 @@ def science(app: str, result: Any) -> str:
         return (
             f"test accuracy {result.test_accuracy:.3f} (target {result.target_accuracy}, "
             f"majority {result.majority_baseline:.2f})"
+        )
+    if app == "circuit-cutting":
+        parts = len(result.configuration["partitions"])
+        return (
+            f"{parts} partitions, {result.configuration['subexperiments']} distinct "
+            f"subexperiments; |value - reference| {abs(result.value - result.reference):.1e}"
         )
     if app == "error-mitigation":
         mit = ", ".join(f"{f} {e:.3f}" for f, e in result.mitigated_error.items())
