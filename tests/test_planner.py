@@ -95,7 +95,7 @@ def test_a_qpu_narrower_than_the_gpu_gets_an_uneven_partition() -> None:
             ),
         },
         {"gpu": "gpu-sim", "qpu": "qpu"},
-        driver=DriverCoefficients(1e-6, 1e-10, 1e-8),
+        driver=DriverCoefficients(per_partition=1e-6, per_entry=1e-10, per_boot_row=1e-8),
     )
     circuit, obs = su2(16)
     plan = plan_workload(

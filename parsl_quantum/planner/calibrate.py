@@ -42,6 +42,7 @@ from parsl_quantum.planner.cost import (
     DriverCoefficients,
     PoolCoefficients,
     RowCosting,
+    contraction_work,
     default_profile_path,
 )
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels, interaction_graph
@@ -424,25 +425,26 @@ def calibrate_driver(
     samples: Sequence[tuple[PartitionProgram, BatchResult]], quick: bool = False
 ) -> tuple[DriverCoefficients, dict[str, Fit]]:
     """Time the reconstruction in this process: contractions of problems with 2 to 6
-    partitions, and bootstrap redraws of sampled rows."""
+    partitions, light and heavy (partitions sharing up to three cuts), and bootstrap redraws
+    of sampled rows."""
     from parsl_quantum.cutting.reconstruct import contract
     from parsl_quantum.cutting.uncertainty import bootstrap_rows
-    from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
+    from parsl_quantum.workflow.circuits import parse_observable
 
     rng = np.random.default_rng(0)
     feats, secs = [], []
-    for total, parts in ((8, 2), (12, 3), (16, 4), (20, 5), (24, 6)):
-        circuit = efficient_su2_circuit(total, 2, "linear", seed=5)
+    cases = [("su2", 8, 2), ("su2", 16, 4), ("su2", 24, 6), ("su2deep", 12, 3)]
+    cases += [("qaoa", 12, 3), ("su2deep", 18, 6), ("qaoa", 18, 6)]
+    for family, total, parts in cases[:4] if quick else cases:
+        circuit = _circuit(family, total)
         labels, _ = block_labels(circuit, balanced_widths(total, parts))
         problem = cut_by_labels(circuit, parse_observable("mean-z", total), labels)
         tensors = [rng.normal(size=p.shape) for p in problem.partitions]
-        entries = len(problem.term_coeffs) * sum(
-            int(np.prod(p.shape[1:])) for p in problem.partitions
-        )
-        for _ in range(3 if quick else 7):
+        work = contraction_work(problem)
+        for _ in range(3 if quick else 5):
             t0 = time.perf_counter()
             contract(problem, tensors)
-            feats.append([parts, entries])
+            feats.append(work)
             secs.append(time.perf_counter() - t0)
     fits = {"reconstruct": fit_nonnegative(np.array(feats), np.array(secs), intercept=False)}
     c = fits["reconstruct"].coefficients
@@ -456,7 +458,7 @@ def calibrate_driver(
             bootstrap_rows(prog, r.samples or [], replicates, rng)
             rows += len(r.samples or [])
         per_boot_row = (time.perf_counter() - t0) / (rows * replicates)
-    return DriverCoefficients(c[1], c[2], per_boot_row), fits
+    return DriverCoefficients(c[1], c[2], c[3], per_boot_row), fits
 
 
 def calibrate(

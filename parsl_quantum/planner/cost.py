@@ -21,8 +21,11 @@ where ``mid_shots`` are the shots of circuits with mid-circuit measurements, whi
 cannot draw from one final state. Submission is ``submit + submit_per_gate * gates``.
 Reconstruction on the driver is::
 
-    per_partition * partitions + per_entry * entries
+    per_partition * partitions + per_entry * entries + per_flop * flops
         (times 1 + replicates, plus per_boot_row * replicates * rows, when any row was sampled)
+
+where ``flops`` are the multiply-adds of the pairwise tensor contraction
+(:func:`contraction_work`), which dominate when partitions share many cuts.
 
 and every run pays the driver ``per_run`` seconds once (starting the dispatch, polling pools,
 collecting results).
@@ -45,6 +48,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from parsl_quantum.cutting.problem import CutProblem
 from parsl_quantum.cutting.program import GateOp, PartitionProgram
 from parsl_quantum.cutting.sampled import commuting_groups
 
@@ -121,6 +125,7 @@ class DriverCoefficients:
 
     per_partition: float = 3.2e-5
     per_entry: float = 1.1e-8
+    per_flop: float = 1e-9
     per_boot_row: float = 6.8e-6
     per_run: float = 3.8e-3
 
@@ -185,11 +190,12 @@ class CostModel:
         return c.submit + c.submit_per_gate * program.num_gates
 
     def reconstruction_time(
-        self, partitions: int, entries: int, sampled_rows: int = 0, replicates: int = 0
+        self, work: np.ndarray, sampled_rows: int = 0, replicates: int = 0
     ) -> float:
-        """Driver seconds to contract the partition tensors (and bootstrap sampled rows)."""
+        """Driver seconds to contract the partition tensors (``work`` from
+        :func:`contraction_work`), and to bootstrap ``sampled_rows`` sampled rows."""
         d = self.driver
-        contract = d.per_partition * partitions + d.per_entry * entries
+        contract = float(np.dot([d.per_partition, d.per_entry, d.per_flop], work))
         if sampled_rows == 0:
             return contract
         return contract * (1 + replicates) + d.per_boot_row * replicates * sampled_rows
@@ -374,6 +380,50 @@ class RowCosting:
             [circuits, (total[hi] - total[lo]) * self.groups, (mid[hi] - mid[lo]) * self.groups],
             axis=-1,
         ).astype(float)
+
+
+def contraction_work(problem: CutProblem) -> np.ndarray:
+    """Reconstruction features (partitions, tensor entries, contraction multiply-adds).
+
+    Follows :func:`parsl_quantum.cutting.reconstruct.contract` on shapes only: each cut matrix
+    is absorbed into its second partition's tensor, then pairs are merged greedily (pairs that
+    share a cut first, then the smallest result), each merge costing the batch of terms times
+    the product of all index dimensions it involves.
+    """
+    terms = float(len(problem.term_coeffs))
+    dims: dict[int, int] = {}
+    for cut in problem.cuts:
+        dims[cut.index] = int(cut.weights.shape[0])
+    nodes: list[tuple[int, ...]] = []
+    entries = flops = 0.0
+    for p, part in enumerate(problem.partitions):
+        sizes = [len(s.options) for s in part.sites]
+        entries += terms * float(np.prod(sizes))
+        for cut in problem.cuts:
+            if cut.b == p:
+                flops += terms * float(np.prod(sizes)) * dims[cut.index]
+        nodes.append(part.cuts)
+
+    def size(axes: set[int]) -> float:
+        return terms * float(np.prod([dims[c] for c in axes]))
+
+    while len(nodes) > 1:
+        best: tuple[tuple[int, float], int, int] | None = None
+        for i in range(len(nodes)):
+            for j in range(i + 1, len(nodes)):
+                shared = set(nodes[i]) & set(nodes[j])
+                out = (set(nodes[i]) | set(nodes[j])) - shared
+                key = (0 if shared else 1, size(out))
+                if best is None or key < best[0]:
+                    best = (key, i, j)
+        assert best is not None
+        _, i, j = best
+        x, y = nodes[i], nodes[j]
+        flops += size(set(x) | set(y))
+        shared = set(x) & set(y)
+        merged = tuple(c for c in x + y if c not in shared)
+        nodes = [n for k, n in enumerate(nodes) if k not in (i, j)] + [merged]
+    return np.array([float(len(problem.partitions)), entries, flops])
 
 
 def _cumsum0(values: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from qiskit.quantum_info import SparsePauliOp
 from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
 from parsl_quantum.cutting.problem import CutProblem, cut_by_labels
 from parsl_quantum.cutting.program import PartitionProgram
-from parsl_quantum.planner.cost import DRIVER, CostModel, RowCosting
+from parsl_quantum.planner.cost import DRIVER, CostModel, RowCosting, contraction_work
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels, interaction_graph
 from parsl_quantum.workflow.context import PoolInfo
 
@@ -251,10 +251,7 @@ def build_graph(
             )
             graph.add_edge("cut", node)
             graph.add_edge(node, "reconstruct")
-    terms = len(problem.term_coeffs)
-    entries = terms * sum(int(np.prod(p.shape[1:])) for p in problem.partitions)
-    parts_n = len(problem.partitions)
-    base = model.reconstruction_time(parts_n, entries)
+    base = model.reconstruction_time(contraction_work(problem))
     graph.nodes["reconstruct"].update(
         pool_costs={DRIVER: base},
         sampled_cost=base * (1 + replicates),
