@@ -123,9 +123,9 @@ class PoolCoefficients:
 class DriverCoefficients:
     """Fitted coefficients of the driver's reconstruction and per-run costs (seconds)."""
 
-    per_partition: float = 3.2e-5
-    per_entry: float = 1.1e-8
-    per_flop: float = 1e-9
+    per_partition: float = 3.7e-5
+    per_entry: float = 0.0
+    per_flop: float = 1.0e-9
     per_boot_row: float = 6.8e-6
     per_run: float = 3.8e-3
 
