@@ -153,15 +153,21 @@ def submit(
     backend: str = "",
     qubits: int = 0,
     shots: int = 0,
+    cache: bool = True,
     **kwargs: Any,
 ) -> Future[Any]:
     """Run ``fn(*args, **kwargs)`` as a Parsl app on ``pool`` and record its metrics row.
 
     ``fn`` must be a module-level function; when ``backend`` is given on a QPU-aware pool, it
     must accept a ``parsl_resource_specification`` keyword (the executor writes the bound
-    backend there).
+    backend there). With ``cache`` (the default) the task is memoized by a content hash of
+    ``fn`` and its arguments (the resource specification left out), so a run with
+    checkpointing on records its result and ``parsl-quantum run --resume`` reuses it; turn it
+    off for tasks whose point is to run (warm-ups) or whose arguments Parsl cannot hash.
     """
-    app = parsl.python_app(fn, executors=[pool])
+    app = parsl.python_app(
+        fn, executors=[pool], cache=cache, ignore_for_cache=["parsl_resource_specification"]
+    )
     spec = resource_spec(pool, backend, qubits, shots) if backend else {}
     if spec:
         kwargs["parsl_resource_specification"] = spec
@@ -289,6 +295,7 @@ def warm_pools(ctx: RunContext, pools: Sequence[str]) -> None:
                     task=f"warmup-{pool}-{i}",
                     kind="warmup",
                     backend=backend,
+                    cache=False,
                 )
             )
     for fut in futures:

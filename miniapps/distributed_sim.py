@@ -589,7 +589,9 @@ def execute(
     ref_method = reference_method(circuit, reference)
     with timings.stage("warmup"):
         warm = [
-            _common.submit(ctx, warm_up_contraction, p, task=f"warmup-{p}-{i}", kind="warmup")
+            _common.submit(
+                ctx, warm_up_contraction, p, task=f"warmup-{p}-{i}", kind="warmup", cache=False
+            )
             for p in pools
             for i in range(max(1, ctx.pools[p].workers) if p in ctx.pools else 1)
         ]
@@ -610,6 +612,7 @@ def execute(
                     task=f"slices-{group[0]}-{group[-1]}",
                     kind="tn-slices",
                     qubits=n,
+                    cache=False,  # the contraction tree is a cotengra object, new each run
                 )
             )
         partials = []

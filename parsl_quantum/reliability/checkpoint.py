@@ -7,9 +7,12 @@ that loads those files gets each already-finished task's result from the file in
 worker. Apps opt in with ``cache=True``.
 
 Importing this module registers deterministic content hashes for the argument types of the
-cutting apps that Parsl does not know: numpy arrays (dtype, shape and bytes) and
-:class:`~parsl_quantum.cutting.PartitionProgram` (its gate matrices, sites and observables; the
-Qiskit circuit it was compiled from is derived data and left out).
+cutting apps and the mini-apps that Parsl does not know: numpy arrays and scalars (dtype, shape
+and bytes), :class:`~parsl_quantum.cutting.PartitionProgram` (its gate matrices, sites and
+observables; the Qiskit circuit it was compiled from is derived data and left out), Qiskit
+circuits (instructions, their parameters by value or by name, qubit and clbit positions, global
+phase; not the circuit's name or metadata, which differ between otherwise equal circuits) and
+``SparsePauliOp`` (Pauli labels and coefficients).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 import numpy as np
 from parsl.dataflow.memoization import BasicMemoizer, id_for_memo
 from parsl.utils import get_all_checkpoints
+from qiskit.circuit import ParameterExpression, QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
 
 from parsl_quantum.cutting.program import LocalOp, PartitionProgram
 
@@ -47,6 +52,52 @@ def id_for_array(arr: np.ndarray, output_ref: bool = False) -> bytes:
     h = hashlib.sha256()
     _update_array(h, arr)
     return pickle.dumps(("numpy.ndarray", h.hexdigest()))
+
+
+@id_for_memo.register(np.generic)
+def id_for_scalar(value: np.generic, output_ref: bool = False) -> bytes:
+    """Content identity of a numpy scalar (``np.int64(3)`` and ``np.float64(3)`` differ)."""
+    return pickle.dumps(("numpy.generic", np.dtype(type(value)).str, value.tobytes()))
+
+
+def _update_param(h: Any, param: Any) -> None:
+    if isinstance(param, QuantumCircuit):
+        _update_circuit(h, param)
+    elif isinstance(param, ParameterExpression):
+        h.update(b"expr:" + str(param).encode())
+    elif isinstance(param, np.ndarray):
+        _update_array(h, param)
+    else:
+        h.update(repr(param).encode())
+
+
+def _update_circuit(h: Any, circuit: QuantumCircuit) -> None:
+    h.update(repr((circuit.num_qubits, circuit.num_clbits)).encode())
+    _update_param(h, circuit.global_phase)
+    for instruction in circuit.data:
+        op = instruction.operation
+        qubits = [circuit.find_bit(q).index for q in instruction.qubits]
+        clbits = [circuit.find_bit(c).index for c in instruction.clbits]
+        h.update(repr((op.name, op.num_qubits, qubits, clbits)).encode())
+        for param in op.params:
+            _update_param(h, param)
+
+
+@id_for_memo.register(QuantumCircuit)
+def id_for_circuit(circuit: QuantumCircuit, output_ref: bool = False) -> bytes:
+    """Content identity of a Qiskit circuit: equal instructions on equal bit positions."""
+    h = hashlib.sha256()
+    _update_circuit(h, circuit)
+    return pickle.dumps(("QuantumCircuit", h.hexdigest()))
+
+
+@id_for_memo.register(SparsePauliOp)
+def id_for_pauli_sum(op: SparsePauliOp, output_ref: bool = False) -> bytes:
+    """Content identity of a Pauli sum: its labels and coefficients, in order."""
+    h = hashlib.sha256()
+    h.update(repr(op.paulis.to_labels()).encode())
+    _update_array(h, op.coeffs)
+    return pickle.dumps(("SparsePauliOp", h.hexdigest()))
 
 
 def _update_op(h: Any, op: LocalOp) -> None:
