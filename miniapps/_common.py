@@ -25,6 +25,7 @@ import numpy as np
 import parsl
 from parsl.dataflow.dflow import DataFlowKernel
 
+from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
 from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
 
 #: Executor labels that Parsl adds on its own and that are never a mini-app pool.
@@ -165,12 +166,12 @@ def submit(
     checkpointing on records its result and ``parsl-quantum run --resume`` reuses it; turn it
     off for tasks whose point is to run (warm-ups) or whose arguments Parsl cannot hash.
     """
-    app = parsl.python_app(
-        fn, executors=[pool], cache=cache, ignore_for_cache=["parsl_resource_specification"]
-    )
     spec = resource_spec(pool, backend, qubits, shots) if backend else {}
     if spec:
         kwargs["parsl_resource_specification"] = spec
+    # Parsl's hash deletes each ignored keyword, so name only one that is present
+    ignored = ["parsl_resource_specification"] if spec else []
+    app = parsl.python_app(fn, executors=[pool], cache=cache, ignore_for_cache=ignored)
     future = app(*args, **kwargs)
     ctx.recorder.track(
         future, task=task, kind=kind, pool=pool, backend=backend, qubits=qubits, shots=shots
