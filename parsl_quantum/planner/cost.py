@@ -340,8 +340,8 @@ class RowCosting:
         """Exact work features (m x 6, :data:`EXACT_FEATURES`) of the ranges ``[lo, hi)``."""
         lo = np.asarray(lo, dtype=np.int64)
         hi = np.asarray(hi, dtype=np.int64)
-        calls = np.full(lo.shape, self.seg_calls[0])
-        amps = np.full(lo.shape, self.seg_weight[0])
+        calls = np.full(lo.shape, self.seg_calls[0], dtype=float)
+        amps = np.full(lo.shape, self.seg_weight[0], dtype=float)
         big = amps * self._pass(np.ones(lo.shape))
         splits = np.zeros(lo.shape)
         book = (hi - lo) * float(len(self.dims))
