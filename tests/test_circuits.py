@@ -49,6 +49,7 @@ def test_generators_are_seeded() -> None:
         {"generator": "qaoa", "qubits": 8, "graph": "3-regular", "seed": 5},
         {"generator": "random_2local", "qubits": 6, "depth": 3, "seed": 5},
         {"generator": "clustered", "qubits": 9, "clusters": 3, "seed": 5},
+        {"generator": "bus", "qubits": 9, "clusters": 2, "depth": 2, "seed": 5},
     ):
         assert Operator(circuit_from_spec(spec)).equiv(Operator(circuit_from_spec(spec)))
     a = circuit_from_spec({"generator": "random_2local", "qubits": 6, "seed": 1})

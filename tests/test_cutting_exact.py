@@ -12,14 +12,17 @@ from qiskit_addon_cutting.instructions import CutWire
 
 from parsl_quantum.cutting import (
     CuttingError,
+    NoCutFoundError,
     contract,
     cut_by_labels,
     cut_with_wires,
     evaluate_exact,
     expectation_value,
+    find_cut_problem,
 )
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels
 from parsl_quantum.workflow.circuits import (
+    bus_circuit,
     clustered_circuit,
     efficient_su2_circuit,
     parse_observable,
@@ -102,6 +105,22 @@ def test_wire_cuts_from_find_cuts_match_direct_simulation():
     assert expectation_value(problem, exact_tensors(problem)) == pytest.approx(
         direct(circuit, obs), abs=1e-8
     )
+
+
+def test_find_cut_problem_cuts_a_bus_on_its_wire():
+    """One wire cut of the bus replaces the four gate cuts of its couplings to a register."""
+    circuit = bus_circuit(9, clusters=2, depth=2, seed=3)
+    obs = rich_observable(9)
+    problem = find_cut_problem(circuit, obs, 5)
+    assert [c.kind for c in problem.cuts] == ["wire"]
+    assert sorted(problem.widths) == [5, 5]
+    assert expectation_value(problem, exact_tensors(problem)) == pytest.approx(
+        direct(circuit, obs), abs=1e-8
+    )
+    toffoli = QuantumCircuit(3)
+    toffoli.append(CCXGate(), [0, 1, 2])
+    with pytest.raises(NoCutFoundError, match="find_cuts"):  # gates on 3 qubits: lower first
+        find_cut_problem(toffoli, SparsePauliOp("ZZZ"), 2)
 
 
 def test_several_wire_cuts_on_one_qubit():

@@ -13,6 +13,7 @@ import pytest
 
 from parsl_quantum import configs
 from parsl_quantum.workflow.circuits import (
+    bus_circuit,
     efficient_su2_circuit,
     parse_observable,
     qaoa_circuit,
@@ -52,6 +53,17 @@ def test_exact_value_matches_direct_simulation(pools: Path, name: str) -> None:
     assert result.std_error == 0.0
     assert result.value == pytest.approx(result.reference, abs=1e-8)
     assert (pools / name / "plan.json").exists()
+
+
+def test_a_bus_circuit_runs_with_a_wire_cut(pools: Path) -> None:
+    circuit = bus_circuit(9, clusters=2, depth=2, seed=3)
+    obs = parse_observable("mean-z", 9) + parse_observable("0.5*XIIIIIIIX", 9)
+    result = cut_and_run(
+        circuit, obs, pools=["cpu"], max_subcircuit_qubits=5, run_dir=pools / "bus"
+    )
+    assert [c["kind"] for c in result.configuration["cuts"]] == ["wire"]
+    assert [p["qubits"] for p in result.configuration["partitions"]] == [5, 5]
+    assert result.value == pytest.approx(result.reference, abs=1e-8)
 
 
 def test_shot_errors_are_calibrated_on_an_ideal_sampler(pools: Path) -> None:

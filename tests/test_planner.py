@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parsl_quantum.cutting import NoCutFoundError
 from parsl_quantum.planner.cost import (
     DEFAULT_COEFFICIENTS,
     DRIVER,
@@ -35,6 +36,7 @@ from parsl_quantum.planner.plan import (
 )
 from parsl_quantum.planner.report import print_plan, write_graph
 from parsl_quantum.workflow.circuits import (
+    bus_circuit,
     clustered_circuit,
     efficient_su2_circuit,
     parse_observable,
@@ -116,6 +118,38 @@ def test_a_qpu_narrower_than_the_gpu_gets_an_uneven_partition() -> None:
         circuit, obs, pools, max_subcircuit_qubits=12, model=DEFAULTS, mode="auto", shots=2000
     )
     assert slow.chosen.pools_used == ["gpu"]
+
+
+def test_a_bus_qubit_is_cut_on_its_wire() -> None:
+    """A bus coupling to two 6-qubit registers in turn: no block of contiguous qubits separates
+    the registers with a feasible number of gate cuts, one wire cut of the bus (10
+    subexperiments) does."""
+    circuit = bus_circuit(13, clusters=2, depth=2, seed=3)
+    obs = parse_observable("mean-z", 13)
+    plan = plan_workload(
+        circuit, obs, {"cpu": CPU}, max_subcircuit_qubits=7, model=DEFAULTS, mode="exact"
+    )
+    assert [c.kind for c in plan.chosen.problem.cuts] == ["wire"]
+    assert sorted(plan.chosen.widths) == [7, 7]
+    assert plan.chosen.problem.num_subexperiments == 10
+    assert plan.chosen.note == "find_cuts: 1 wire and 0 gate cut(s)"
+    assert "find_cuts" in plan.reason
+    with pytest.raises(NoCutFoundError, match="skipped widths"):
+        plan_workload(
+            circuit,
+            obs,
+            {"cpu": CPU},
+            max_subcircuit_qubits=7,
+            model=DEFAULTS,
+            mode="exact",
+            wire_cuts=False,
+        )
+    # a chain has no bus: find_cuts picks gate cuts only, which the block enumeration covers
+    chain, chain_obs = su2(16)
+    plan = plan_workload(
+        chain, chain_obs, {"cpu": CPU}, max_subcircuit_qubits=8, model=DEFAULTS, mode="exact"
+    )
+    assert not any(c.note.startswith("find_cuts") for c in plan.candidates)
 
 
 def test_exact_runs_never_plan_sampled_only_pools() -> None:

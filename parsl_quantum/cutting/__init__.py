@@ -5,7 +5,13 @@ call the evaluation functions on workers.
 """
 
 from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
-from parsl_quantum.cutting.problem import Cut, CutProblem, cut_by_labels, cut_with_wires
+from parsl_quantum.cutting.problem import (
+    Cut,
+    CutProblem,
+    cut_by_labels,
+    cut_with_wires,
+    find_cut_problem,
+)
 from parsl_quantum.cutting.program import PartitionProgram, compile_partition
 from parsl_quantum.cutting.reconstruct import contract, expectation_value
 from parsl_quantum.cutting.statevector import evaluate_exact
@@ -22,4 +28,5 @@ __all__ = [
     "cut_with_wires",
     "evaluate_exact",
     "expectation_value",
+    "find_cut_problem",
 ]

@@ -16,11 +16,16 @@ import networkx as nx
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.quantum_info import PauliList, SparsePauliOp
-from qiskit_addon_cutting import partition_problem
+from qiskit_addon_cutting import (
+    DeviceConstraints,
+    OptimizationParameters,
+    find_cuts,
+    partition_problem,
+)
 from qiskit_addon_cutting.instructions import Move
 from qiskit_addon_cutting.qpd import TwoQubitQPDGate
 
-from parsl_quantum.cutting.errors import CuttingError
+from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
 from parsl_quantum.cutting.program import PartitionProgram, compile_partition
 
 
@@ -195,6 +200,35 @@ def cut_with_wires(
     problem = _build(moved, _connectivity_labels(moved), expanded, coeffs)
     problem.num_qubits = original.num_qubits
     return problem
+
+
+def find_cut_problem(
+    circuit: QuantumCircuit,
+    observable: SparsePauliOp,
+    max_width: int,
+    *,
+    seed: int = 0,
+    max_backjumps: int = 10_000,
+) -> CutProblem:
+    """Cut with qiskit-addon-cutting's ``find_cuts``: the gate and wire cuts of least sampling
+    overhead that leave no piece wider than ``max_width`` qubits (a wire cut's new wire
+    included). Where one qubit meets many others in turn, one wire cut can replace several gate
+    cuts. Seeded, so the same inputs give the same cuts. Past ``max_backjumps`` the search
+    returns its greedy best; :class:`NoCutFoundError` when it finds no cut at all."""
+    _check_widths(circuit, observable)
+    params = OptimizationParameters(
+        seed=seed, gate_lo=True, wire_lo=True, max_backjumps=max_backjumps
+    )
+    constraints = DeviceConstraints(qubits_per_subcircuit=max_width)
+    try:
+        cut_circuit, _ = find_cuts(circuit, params, constraints)
+    except ValueError as exc:  # a gate on more than two qubits
+        raise NoCutFoundError(f"find_cuts: {exc}") from None
+    except AttributeError:  # the search found nothing (the addon then reads None's actions)
+        raise NoCutFoundError(
+            f"find_cuts found no cut into pieces of at most {max_width} qubits"
+        ) from None
+    return cut_with_wires(cut_circuit, circuit, observable)
 
 
 def wires_to_moves(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[int]]:

@@ -1,12 +1,14 @@
 """Candidate cut configurations as task DAGs, scheduled on heterogeneous pools (HEFT).
 
 For a workload the planner enumerates configurations - no cut when a pool can hold the circuit,
-balanced cuts into 2..P partitions, and uneven cuts with one partition as narrow as a narrower
-pool (a QPU beside wider simulators) - builds each one's networkx DiGraph (``cut`` -> batched
-``evaluate`` tasks with resource requests -> ``reconstruct``), predicts per-node time and memory
-with the :class:`~parsl_quantum.planner.cost.CostModel`, schedules it with a list scheduler
-(upward ranks, earliest finish time over the worker slots of every allowed pool, submissions
-serialised on the driver) and keeps the lowest predicted makespan that fits in memory.
+balanced cuts into 2..P partitions, uneven cuts with one partition as narrow as a narrower pool
+(a QPU beside wider simulators), and the cut of qiskit-addon-cutting's ``find_cuts`` when it
+uses wire cuts (one qubit meeting many others in turn) - builds each one's networkx DiGraph
+(``cut`` -> batched ``evaluate`` tasks with resource requests -> ``reconstruct``), predicts
+per-node time and memory with the :class:`~parsl_quantum.planner.cost.CostModel`, schedules it
+with a list scheduler (upward ranks, earliest finish time over the worker slots of every allowed
+pool, submissions serialised on the driver) and keeps the lowest predicted makespan that fits
+in memory.
 
 Costs: building a DAG is O(tasks * sites) after an O(subexperiments) precomputation per
 partition, and :func:`heft` is O(tasks * (pools + log slots)); enumerating is O(candidates)
@@ -28,7 +30,7 @@ from qiskit.circuit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
 from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
-from parsl_quantum.cutting.problem import CutProblem, cut_by_labels
+from parsl_quantum.cutting.problem import CutProblem, cut_by_labels, find_cut_problem
 from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.planner.cost import DRIVER, CostModel, RowCosting, contraction_work
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels, interaction_graph
@@ -49,6 +51,9 @@ ENGINE_STACK_BYTES = 2 * 1024**3
 #: Batchings tried per candidate: evaluate tasks per worker slot (more tasks balance the load
 #: across pools, fewer share more work between subexperiments and pay less per-task overhead).
 TASKS_PER_SLOT = (1.0, 2.0, 4.0)
+#: Bound on qiskit-addon-cutting's ``find_cuts`` search for the wire-cut candidate (about 0.1 s
+#: for 48 qubits; past the bound it returns its greedy best).
+FIND_CUTS_BACKJUMPS = 100
 #: Bootstrap replicates of the standard error of sampled runs (as the workflow draws them).
 BOOTSTRAP_REPLICATES = 200
 
@@ -406,6 +411,24 @@ def estimated_subexperiments(graph_q: nx.Graph, labels: Sequence[int], parts: in
     return OPTIONS_PER_SITE ** max(sites, default=0)
 
 
+def wire_cut_problem(
+    circuit: QuantumCircuit, observable: SparsePauliOp, limit: int
+) -> CutProblem | None:
+    """The cut qiskit-addon-cutting's ``find_cuts`` search picks for pieces of at most ``limit``
+    qubits, when it uses at least one wire cut (a cut of gate cuts only is a labelling the
+    block enumeration already covers). The search is bounded (:data:`FIND_CUTS_BACKJUMPS`): on
+    large circuits it returns its greedy best, which is still a valid cut."""
+    try:
+        problem = find_cut_problem(circuit, observable, limit, max_backjumps=FIND_CUTS_BACKJUMPS)
+    except CuttingError:
+        return None
+    if not any(c.kind == "wire" for c in problem.cuts):
+        return None
+    if max(p.num_qubits for p in problem.partitions) > limit:
+        return None
+    return problem
+
+
 def plan_workload(
     circuit: QuantumCircuit,
     observable: SparsePauliOp,
@@ -420,11 +443,13 @@ def plan_workload(
     parts: Sequence[int] | None = None,
     widths: Sequence[Sequence[int]] | None = None,
     task_rows: int | None = None,
+    wire_cuts: bool = True,
 ) -> PlanResult:
     """Enumerate, schedule and choose a cut configuration for the workload.
 
     ``parts`` keeps only candidates with those partition counts, ``widths`` tries exactly the
-    given width vectors (forcing a configuration), ``task_rows`` fixes the rows per task.
+    given width vectors (forcing a configuration), ``task_rows`` fixes the rows per task,
+    ``wire_cuts`` adds the :func:`wire_cut_problem` candidate when there is one.
     """
     started = time.perf_counter()
     n = circuit.num_qubits
@@ -447,15 +472,11 @@ def plan_workload(
         choices = candidate_widths(n, pools, mode, limit, max_parts, parts)
     candidates: list[Candidate] = []
     skipped: list[str] = []
-    for w in choices:
-        labels, _ = block_labels(circuit, w, graph_q)
-        if estimated_subexperiments(graph_q, labels, len(w)) > MAX_SUBEXPERIMENTS:
-            skipped.append(f"widths {w}")
-            continue
-        problem = cut_by_labels(circuit, observable, labels)
+
+    def consider(problem: CutProblem, w: list[int], note: str = "") -> None:
         if max(p.num_subexperiments for p in problem.partitions) > MAX_SUBEXPERIMENTS:
             skipped.append(f"widths {w} ({problem.num_subexperiments} subexperiments)")
-            continue
+            return
         best: Candidate | None = None
         costings = [RowCosting(part) for part in problem.partitions]
         for tps in TASKS_PER_SLOT if task_rows is None else (1.0,):
@@ -477,12 +498,30 @@ def plan_workload(
                 best = cand
         assert best is not None
         best.fits = best.peak_memory <= memory_limit
-        if len(set(w)) > 1 and w[-1] < min(w[:-1]):
+        best.note = note
+        if not note and len(set(w)) > 1 and w[-1] < min(w[:-1]):
             narrow = [p for p in best.pools_used if pools[p].max_qubits == w[-1]]
             best.note = f"uneven: a {w[-1]}-qubit partition" + (
                 f" for {', '.join(narrow)}" if narrow else ""
             )
         candidates.append(best)
+
+    for w in choices:
+        labels, _ = block_labels(circuit, w, graph_q)
+        if estimated_subexperiments(graph_q, labels, len(w)) > MAX_SUBEXPERIMENTS:
+            skipped.append(f"widths {w}")
+            continue
+        consider(cut_by_labels(circuit, observable, labels), w)
+    if wire_cuts and widths is None:
+        found = wire_cut_problem(circuit, observable, limit)
+        if found is not None and (not parts or len(found.partitions) in parts):
+            w = [part.num_qubits for part in found.partitions]
+            kinds = [c.kind for c in found.cuts]
+            consider(
+                found,
+                w,
+                f"find_cuts: {kinds.count('wire')} wire and {kinds.count('gate')} gate cut(s)",
+            )
     if not candidates:
         detail = f"; skipped {', '.join(skipped)}" if skipped else ""
         raise NoCutFoundError(

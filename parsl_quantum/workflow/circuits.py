@@ -16,7 +16,7 @@ from qiskit import QuantumCircuit, qasm2, qasm3, transpile
 from qiskit.circuit.library import efficient_su2
 from qiskit.quantum_info import SparsePauliOp
 
-GENERATORS = ("efficient_su2", "qaoa", "random_2local", "clustered")
+GENERATORS = ("efficient_su2", "qaoa", "random_2local", "clustered", "bus")
 
 CIRCUIT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -112,6 +112,30 @@ def clustered_circuit(
     return qc
 
 
+def bus_circuit(qubits: int, clusters: int = 2, depth: int = 3, seed: int = 1234) -> QuantumCircuit:
+    """A bus qubit (qubit 0) that couples to each of ``clusters`` registers in turn: it rotates
+    and applies a CX onto every qubit of the register, then the register runs ``depth`` layers
+    of rotations and a linear CX chain. Separating the registers takes a gate cut per coupling
+    but a single wire cut of the bus between registers."""
+    if qubits < 3:
+        raise CircuitError("a bus circuit needs at least 3 qubits")
+    rng = np.random.default_rng(seed)
+    registers = np.array_split(np.arange(1, qubits), min(clusters, qubits - 1))
+    qc = QuantumCircuit(qubits)
+    qc.h(0)
+    for register in registers:
+        for q in register:
+            qc.ry(float(rng.uniform(-np.pi, np.pi)), 0)
+            qc.cx(0, int(q))
+        for _ in range(depth):
+            for q in register:
+                qc.ry(float(rng.uniform(-np.pi, np.pi)), int(q))
+                qc.rz(float(rng.uniform(-np.pi, np.pi)), int(q))
+            for a, b in zip(register, register[1:], strict=False):
+                qc.cx(int(a), int(b))
+    return qc
+
+
 def read_qasm(path: str | Path) -> QuantumCircuit:
     """Read an OpenQASM 2 or 3 file (the version line decides)."""
     p = Path(path)
@@ -180,6 +204,8 @@ def circuit_from_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> 
         qc = qaoa_circuit(qubits, spec.get("reps", 1), spec.get("graph", "ring"), seed)
     elif generator == "random_2local":
         qc = random_2local_circuit(qubits, spec.get("depth", 4), seed)
+    elif generator == "bus":
+        qc = bus_circuit(qubits, spec.get("clusters", 2), spec.get("depth", 3), seed)
     else:
         qc = clustered_circuit(
             qubits, spec.get("clusters", 2), spec.get("depth", 3), spec.get("links", 1), seed

@@ -51,6 +51,7 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
                 "partitions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
                 "profile": {"type": "string"},
                 "memory_limit_gb": {"type": "number", "exclusiveMinimum": 0},
+                "wire_cuts": {"type": "boolean"},
             },
             "required": ["max_subcircuit_qubits"],
             "additionalProperties": False,
@@ -120,8 +121,11 @@ def plan_cutting(
     profile: str | Path | None = None,
     partitions: Sequence[int] | None = None,
     memory_limit_gb: float = 8.0,
+    wire_cuts: bool = True,
 ) -> PlanResult:
-    """Plan without running: candidate configurations, their predicted makespans, the choice."""
+    """Plan without running: candidate configurations, their predicted makespans, the choice.
+    ``wire_cuts`` lets the planner also consider the cut of qiskit-addon-cutting's
+    ``find_cuts`` when it uses wire cuts."""
     model = load_model(profile, {name: info.kind for name, info in pools.items()})
     return plan_workload(
         circuit,
@@ -133,6 +137,7 @@ def plan_cutting(
         shots=shots,
         parts=partitions,
         memory_limit=int(memory_limit_gb * 1024**3),
+        wire_cuts=wire_cuts,
     )
 
 
@@ -484,6 +489,7 @@ def prepare(
         profile=planner.get("profile"),
         partitions=planner.get("partitions"),
         memory_limit_gb=planner.get("memory_limit_gb", 8.0),
+        wire_cuts=planner.get("wire_cuts", True),
     )
     return Prepared(
         circuit,
