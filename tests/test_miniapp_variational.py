@@ -70,7 +70,38 @@ def test_parameter_shift_gradient_is_exact() -> None:
         assert grad[i] == pytest.approx(fd, abs=1e-7)
 
 
-# --- VQE on the local CPU pool -------------------------------------------------------------
+def test_maxcut_hamiltonian_ground_energy_is_minus_the_maximum_cut() -> None:
+    ring = vqe.maxcut_graph(6, "ring")
+    assert vqe.max_cut(ring) == 6  # an even ring is bipartite
+    assert vqe.ground_energy(vqe.maxcut_hamiltonian(ring)) == pytest.approx(-6.0, abs=1e-12)
+    odd = vqe.maxcut_graph(5, "ring")
+    assert vqe.max_cut(odd) == 4
+    cubic = vqe.maxcut_graph(8, "3-regular", seed=2)
+    assert sorted(d for _, d in cubic.degree) == [3] * 8
+    h = vqe.maxcut_hamiltonian(cubic)
+    assert vqe.ground_energy(h) == pytest.approx(-vqe.max_cut(cubic), abs=1e-12)
+
+
+def test_qaoa_gradient_through_the_tie_matrix_is_exact() -> None:
+    """Per-gate parameter shifts, tied back to (gamma, beta), equal a finite difference."""
+    graph = vqe.maxcut_graph(6, "3-regular", seed=4)
+    qc, tie = vqe.qaoa_ansatz(graph, layers=2)
+    assert tie.shape == (qc.num_parameters, 4) and (tie.sum(axis=1) == 1).all()
+    h = vqe.maxcut_hamiltonian(graph)
+    x = vqe.ramp_start(2) + 0.1
+    values = np.array([energy(qc, h, p) for p in vqe.shifted_points(tie @ x)])
+    e0, grad = vqe.energy_and_gradient(values)
+    grad = tie.T @ grad
+    assert e0 == pytest.approx(energy(qc, h, tie @ x), abs=1e-12)
+    eps = 1e-5
+    for i in range(len(x)):
+        d = np.zeros_like(x)
+        d[i] = eps
+        fd = (energy(qc, h, tie @ (x + d)) - energy(qc, h, tie @ (x - d))) / (2 * eps)
+        assert grad[i] == pytest.approx(fd, abs=1e-7)
+
+
+# --- VQE and QAOA on the local CPU pool ----------------------------------------------------
 
 
 def test_lbfgs_reaches_the_ground_energy_of_the_6_site_ring(pools: Path) -> None:
@@ -85,6 +116,22 @@ def test_lbfgs_reaches_the_ground_energy_of_the_6_site_ring(pools: Path) -> None
         rows = [r for r in csv.DictReader(fh) if r["kind"] == "vqe-energies"]
     assert len(rows) == result.tasks and {r["backend"] for r in rows} == {"aer"}
     assert (run_dir / "convergence.png").stat().st_size > 10_000
+
+
+def test_qaoa_finds_the_maximum_cut_of_a_6_ring(pools: Path) -> None:
+    """On a ring of n qubits, n / 2 QAOA layers can reach the maximum cut exactly."""
+    run_dir = pools / "qaoa6"
+    result = vqe.run(
+        model="maxcut", qubits=6, graph="ring", layers=3, tolerance=1e-3, run_dir=run_dir
+    )
+    assert result.model == "maxcut" and result.exact_energy == -6.0
+    assert result.converged and result.approximation_ratio is not None
+    assert result.approximation_ratio > 0.999
+    assert result.energy >= result.exact_energy - 1e-9
+    assert result.parameters == 6
+    with (run_dir / "tasks.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["kind"] == "vqe-energies"]
+    assert len(rows) == result.tasks
 
 
 def test_adam_converges_on_a_small_chain(pools: Path) -> None:
