@@ -25,7 +25,8 @@ Reconstruction on the driver is::
         (times 1 + replicates, plus per_boot_row * replicates * rows, when any row was sampled)
 
 where ``flops`` are the multiply-adds of the pairwise tensor contraction
-(:func:`contraction_work`), which dominate when partitions share many cuts.
+(:func:`contraction_work`); each pair is one batched matrix product, so the transposes that
+feed it (``entries``) usually cost more than the multiply-adds.
 
 and every run pays the driver ``per_run`` seconds once (starting the dispatch, polling pools,
 collecting results).
@@ -123,11 +124,11 @@ class PoolCoefficients:
 class DriverCoefficients:
     """Fitted coefficients of the driver's reconstruction and per-run costs (seconds)."""
 
-    per_partition: float = 3.7e-5
-    per_entry: float = 0.0
-    per_flop: float = 1.0e-9
-    per_boot_row: float = 6.8e-6
-    per_run: float = 3.8e-3
+    per_partition: float = 2.9e-5
+    per_entry: float = 1.1e-8
+    per_flop: float = 0.0
+    per_boot_row: float = 6.6e-6
+    per_run: float = 2.1e-3
 
 
 #: Documented defaults per pool kind, fitted by ``parsl-quantum calibrate`` on the 2-core x86-64
