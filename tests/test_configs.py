@@ -10,6 +10,7 @@ from parsl.providers.errors import SubmitException
 from parsl_quantum import configs
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.configs import ClusterPool, pool_infos
+from parsl_quantum.configs.local import THREAD_VARIABLES
 from parsl_quantum.executors import QPUHighThroughputExecutor
 
 
@@ -25,6 +26,24 @@ def test_local_default_has_named_pools_under_the_run_dir(tmp_path: Path) -> None
     assert infos["cpu"].backends == ("aer",) and infos["cpu"].exact
     assert infos["qpu"].backends == (DEFAULT_FAKE_QPU,)
     assert infos["qpu"].kind == "qpu" and not infos["qpu"].exact
+
+
+def test_local_workers_get_their_share_of_the_cores_as_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    config = configs.local(tmp_path, ("cpu", "qpu"), workers={"cpu": 3})
+    inits = {ex.label: ex.provider.worker_init for ex in config.executors}
+    # 8 cores over 3 + 1 workers: 2 threads each, for BLAS and for Aer's OpenMP
+    assert inits["cpu"] == inits["qpu"]
+    assert inits["cpu"] == "export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2"
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # what the user set is left alone
+    config = configs.local(tmp_path, ("cpu",), workers={"cpu": 16})
+    assert config.executors[0].provider.worker_init == (
+        "export OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"
+    )
 
 
 def test_gpu_pool_only_when_a_gpu_is_present(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,23 @@ def gpu_available() -> bool:
         return False
 
 
+#: Variables that size the thread pools of numpy's BLAS and of Aer (OpenMP) in a worker.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_threads(total_workers: int) -> str:
+    """The ``worker_init`` line giving each local worker its share of the cores as threads.
+
+    Every worker would otherwise start one BLAS and one OpenMP thread per core, so local pools
+    with as many workers as cores run several times more threads than cores (measured here:
+    cut evaluations 1.7x slower on 2 cores with 2 workers). Variables already set in the
+    environment are left as they are."""
+    cores = os.cpu_count() or 1
+    share = max(1, cores // max(1, total_workers))
+    unset = [v for v in THREAD_VARIABLES if v not in os.environ]
+    return f"export {' '.join(f'{v}={share}' for v in unset)}" if unset else ""
+
+
 def local(
     run_dir: str | Path = "runinfo",
     pools: Sequence[str] = ("cpu", "qpu"),
@@ -87,6 +105,7 @@ def local(
     stray = sorted(set(options) - served)
     if stray:
         raise ValueError(f"backend_options for {stray[0]!r}, which no pool here serves")
+    threads = worker_threads(sum(workers.get(n, 1) for n in pools))
     executors: list[ParslExecutor] = []
     for name in pools:
         if name == "gpu" and not gpu_available() and "gpu" not in (backends or {}):
@@ -104,7 +123,9 @@ def local(
                 },
                 max_workers_per_node=workers.get(name, 1),
                 cores_per_worker=1e-6,
-                provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1),
+                provider=LocalProvider(
+                    init_blocks=1, min_blocks=0, max_blocks=1, worker_init=threads
+                ),
                 interchange_launch_cmd=INTERCHANGE_CMD,
                 launch_cmd=WORKER_CMD,
                 heartbeat_period=5,

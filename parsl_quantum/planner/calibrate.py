@@ -421,6 +421,76 @@ def calibrate_run_overhead(model: CostModel, pool: PoolInfo, repeats: int = 5) -
     return max(0.0, float(np.median(extra)))
 
 
+#: Whole-plan probes for the in-run factor: (family, qubits, forced widths).
+IN_RUN_PROBES = (
+    ("su2deep", 22, (5, 5, 4, 4, 4)),
+    ("random2local", 20, (7, 7, 6)),
+    ("su2deep", 24, (6, 6, 6, 6)),
+    ("qaoa", 18, (6, 6, 6)),
+    ("clustered", 24, (6, 6, 6, 6)),
+)
+
+
+def calibrate_in_run(
+    model: CostModel, name: str, pool: PoolInfo, repeats: int = 3, quick: bool = False
+) -> tuple[float, Fit]:
+    """The pool's ``in_run`` factor: whole plans of several families run end to end on the
+    pool (median of ``repeats``), and the factor on worker-slot seconds that makes their
+    predicted makespans best match (median relative error over a grid from 0.8 to 2)."""
+    from parsl_quantum.workflow.circuits import parse_observable
+    from parsl_quantum.workflow.cutting import execute_plan, reconstruct
+
+    mode: Mode = "exact"
+    probes = [p for p in IN_RUN_PROBES if max(p[2]) <= pool.max_qubits]
+    problems = [(_circuit(f, n), parse_observable("mean-z", n), w) for f, n, w in probes]
+    measured = []
+    for circuit, obs, widths in problems[:2] if quick else problems:
+        plan = plan_workload(
+            circuit,
+            obs,
+            {name: pool},
+            max_subcircuit_qubits=max(widths),
+            model=model,
+            mode=mode,
+            widths=[list(widths)],
+            wire_cuts=False,
+        )
+        times = []
+        for k in range(repeats + 1):  # the first run warms the workers up, untimed
+            t0 = time.perf_counter()
+            results = execute_plan(plan, {name: pool}, mode, 1000, 1)
+            reconstruct(plan.chosen.problem, plan.chosen.graph, results, 1)
+            if k:
+                times.append(time.perf_counter() - t0)
+        measured.append(float(np.median(times)))
+    used = problems[: len(measured)]
+    base = model.coefficients(name)
+    best: tuple[float, float, np.ndarray] | None = None
+    for factor in [0.8 + 0.05 * k for k in range(25)]:
+        trial = replace(model, pools={**model.pools, name: replace(base, in_run=factor)})
+        predicted = np.array(
+            [
+                plan_workload(
+                    c,
+                    o,
+                    {name: pool},
+                    max_subcircuit_qubits=max(w),
+                    model=trial,
+                    mode=mode,
+                    widths=[list(w)],
+                    wire_cuts=False,
+                ).chosen.makespan
+                for c, o, w in used
+            ]
+        )
+        error = float(np.median(np.abs(predicted - measured) / measured))
+        if best is None or error < best[1]:
+            best = (factor, error, predicted)
+    assert best is not None
+    factor, error, _ = best
+    return factor, Fit(np.array([factor]), error, len(measured))
+
+
 def calibrate_driver(
     samples: Sequence[tuple[PartitionProgram, BatchResult]], quick: bool = False
 ) -> tuple[DriverCoefficients, dict[str, Fit]]:
@@ -489,6 +559,15 @@ def calibrate(
     first = next(iter(pools.values()))
     model.driver = replace(model.driver, per_run=calibrate_run_overhead(model, first))
     log(f"  driver: {model.driver.per_run * 1e3:.1f} ms per run")
+    for name, info in pools.items():
+        if not info.exact:
+            continue
+        if max_qubits is not None:
+            info = replace(info, max_qubits=min(info.max_qubits, max_qubits))
+        factor, fit = calibrate_in_run(model, name, info, repeats=repeats, quick=quick)
+        model.pools[name] = replace(model.pools[name], in_run=factor)
+        calibration.fits[name]["in_run"] = fit
+        log(f"  {name}: whole plans take {factor:.2f}x the probes' slot seconds")
     calibration.seconds = time.perf_counter() - started
     return calibration
 

@@ -279,9 +279,9 @@ def _costs(
     c = model.coefficients(pool)
     lo, hi = bounds[:, 0], bounds[:, 1]
     if runs_exact(pools[pool], mode):
-        return c.overhead + c.exact_seconds(costing.exact(lo, hi))
+        return c.slot_seconds(c.exact_seconds(costing.exact(lo, hi)))
     assert allocation is not None
-    return c.overhead + c.sampled_seconds(costing.sampled(lo, hi, allocation[p]))
+    return c.slot_seconds(c.sampled_seconds(costing.sampled(lo, hi, allocation[p])))
 
 
 def _memory(costing: RowCosting, bounds: np.ndarray) -> np.ndarray:
