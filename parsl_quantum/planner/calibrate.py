@@ -441,54 +441,42 @@ def calibrate_in_run(
     from parsl_quantum.workflow.cutting import execute_plan, reconstruct
 
     mode: Mode = "exact"
-    probes = [p for p in IN_RUN_PROBES if max(p[2]) <= pool.max_qubits]
+    probes = [p for p in IN_RUN_PROBES if max(p[2]) <= pool.max_qubits][: 2 if quick else None]
     problems = [(_circuit(f, n), parse_observable("mean-z", n), w) for f, n, w in probes]
-    measured = []
-    for circuit, obs, widths in problems[:2] if quick else problems:
-        plan = plan_workload(
+
+    def plan(trial: CostModel, circuit: QuantumCircuit, obs: Any, widths: Sequence[int]) -> Any:
+        return plan_workload(
             circuit,
             obs,
             {name: pool},
             max_subcircuit_qubits=max(widths),
-            model=model,
+            model=trial,
             mode=mode,
             widths=[list(widths)],
             wire_cuts=False,
         )
+
+    measured = []
+    for circuit, obs, widths in problems:
+        forced = plan(model, circuit, obs, widths)
         times = []
         for k in range(repeats + 1):  # the first run warms the workers up, untimed
             t0 = time.perf_counter()
-            results = execute_plan(plan, {name: pool}, mode, 1000, 1)
-            reconstruct(plan.chosen.problem, plan.chosen.graph, results, 1)
+            results = execute_plan(forced, {name: pool}, mode, 1000, 1)
+            reconstruct(forced.chosen.problem, forced.chosen.graph, results, 1)
             if k:
                 times.append(time.perf_counter() - t0)
         measured.append(float(np.median(times)))
-    used = problems[: len(measured)]
     base = model.coefficients(name)
-    best: tuple[float, float, np.ndarray] | None = None
+    best: tuple[float, float] | None = None
     for factor in [0.8 + 0.05 * k for k in range(25)]:
         trial = replace(model, pools={**model.pools, name: replace(base, in_run=factor)})
-        predicted = np.array(
-            [
-                plan_workload(
-                    c,
-                    o,
-                    {name: pool},
-                    max_subcircuit_qubits=max(w),
-                    model=trial,
-                    mode=mode,
-                    widths=[list(w)],
-                    wire_cuts=False,
-                ).chosen.makespan
-                for c, o, w in used
-            ]
-        )
+        predicted = np.array([plan(trial, *problem).chosen.makespan for problem in problems])
         error = float(np.median(np.abs(predicted - measured) / measured))
         if best is None or error < best[1]:
-            best = (factor, error, predicted)
+            best = (factor, error)
     assert best is not None
-    factor, error, _ = best
-    return factor, Fit(np.array([factor]), error, len(measured))
+    return best[0], Fit(np.array([best[0]]), best[1], len(measured))
 
 
 def calibrate_driver(
