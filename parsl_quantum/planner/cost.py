@@ -192,26 +192,16 @@ class CostModel:
                 return coef
         return DEFAULT_COEFFICIENTS.get(kind, PoolCoefficients())
 
-    def exact_time(self, pool: str, program: PartitionProgram, rows: np.ndarray) -> float:
-        """Seconds a task evaluating ``rows`` of ``program`` exactly occupies a slot of ``pool``."""
-        c = self.coefficients(pool)
-        return float(c.slot_seconds(c.exact_seconds(exact_work(program, rows))))
-
     def submit_time(self, pool: str, program: PartitionProgram) -> float:
         """Driver seconds to serialise and send one task of ``program`` to ``pool``."""
         c = self.coefficients(pool)
         return c.submit + c.submit_per_gate * program.num_gates
 
-    def reconstruction_time(
-        self, work: np.ndarray, sampled_rows: int = 0, replicates: int = 0
-    ) -> float:
-        """Driver seconds to contract the partition tensors (``work`` from
-        :func:`contraction_work`), and to bootstrap ``sampled_rows`` sampled rows."""
+    def reconstruction_time(self, work: np.ndarray) -> float:
+        """Driver seconds to contract the partition tensors once (``work`` from
+        :func:`contraction_work`); the planner adds the bootstrap of sampled rows."""
         d = self.driver
-        contract = float(np.dot([d.per_partition, d.per_entry, d.per_flop], work))
-        if sampled_rows == 0:
-            return contract
-        return contract * (1 + replicates) + d.per_boot_row * replicates * sampled_rows
+        return float(np.dot([d.per_partition, d.per_entry, d.per_flop], work))
 
     # -- profile files -------------------------------------------------------------------
     def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:

@@ -153,14 +153,15 @@ def runs_exact(pool: PoolInfo, mode: Mode) -> bool:
     return pool.exact and mode != "sampled"
 
 
+def usable_pools(pools: Mapping[str, PoolInfo], mode: Mode) -> dict[str, PoolInfo]:
+    """Pools that may evaluate anything under ``mode``: all, except that a sampled-only pool
+    never gets work of a run that must be exact."""
+    return {name: info for name, info in pools.items() if mode != "exact" or info.exact}
+
+
 def allowed_pools(width: int, pools: Mapping[str, PoolInfo], mode: Mode) -> list[str]:
-    """Pools that may evaluate a partition of ``width`` qubits under ``mode``: wide enough,
-    and exact when the run must be exact (a sampled-only pool never gets exact-only work)."""
-    return [
-        name
-        for name, info in pools.items()
-        if info.max_qubits >= width and (mode != "exact" or info.exact)
-    ]
+    """Usable pools (:func:`usable_pools`) wide enough for a partition of ``width`` qubits."""
+    return [n for n, info in usable_pools(pools, mode).items() if info.max_qubits >= width]
 
 
 def aligned_bounds(dims: Sequence[int] | np.ndarray, batches: int) -> np.ndarray:
@@ -218,25 +219,24 @@ def build_graph(
                 f"{' that evaluates exactly' if mode == 'exact' else ''} (widest: {widest} qubits)"
             )
         costing = costings[p] if costings is not None else RowCosting(part)
-        whole = np.array([[0, costing.rows]])
-        full = min(_costs(model, pools, a, mode, costing, whole, allocation, p)[0] for a in allowed)
+        whole = _work(costing, np.array([[0, costing.rows]]), allocation, p)
+        full = min(_costs(model, pools, a, mode, whole)[0] for a in allowed)
         parts.append((p, allowed, costing, full))
     total_work = sum(full for *_, full in parts) or 1.0
     for p, allowed, costing, full in parts:
         part = problem.partitions[p]
+        submit = {a: model.submit_time(a, part) for a in allowed}
         if task_rows is not None:
             batches = math.ceil(costing.rows / max(1, task_rows))
         else:
-            overhead = min(
-                model.coefficients(a).overhead + model.submit_time(a, part) for a in allowed
-            )
+            overhead = min(model.coefficients(a).overhead + submit[a] for a in allowed)
             batches = round(tasks_per_slot * total_slots * full / total_work)
             batches = int(min(max(1, batches), max(1, full // (2 * overhead))))
         bounds = aligned_bounds(costing.dims, batches)
-        costs = {a: _costs(model, pools, a, mode, costing, bounds, allocation, p) for a in allowed}
+        work = _work(costing, bounds, allocation, p)
+        costs = {a: _costs(model, pools, a, mode, work) for a in allowed}
         modes = {a: "exact" if runs_exact(pools[a], mode) else "sampled" for a in allowed}
-        submit = {a: model.submit_time(a, part) for a in allowed}
-        memory = _memory(costing, bounds)
+        memory = _memory(costing, work[0])
         node_shots = (
             np.add.reduceat(allocation[p], bounds[:, 0]) if allocation is not None else None
         )
@@ -265,29 +265,35 @@ def build_graph(
     return graph
 
 
+def _work(
+    costing: RowCosting, bounds: np.ndarray, allocation: list[np.ndarray] | None, p: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Exact work features of each row range and, when shots are allocated, sampled ones:
+    computed once per batching and shared by every pool's cost and the memory estimate."""
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    sampled = costing.sampled(lo, hi, allocation[p]) if allocation is not None else None
+    return costing.exact(lo, hi), sampled
+
+
 def _costs(
     model: CostModel,
     pools: Mapping[str, PoolInfo],
     pool: str,
     mode: Mode,
-    costing: RowCosting,
-    bounds: np.ndarray,
-    allocation: list[np.ndarray] | None,
-    p: int,
+    work: tuple[np.ndarray, np.ndarray | None],
 ) -> np.ndarray:
-    """Seconds each row range occupies a worker slot of ``pool``."""
+    """Seconds each row range (its :func:`_work`) occupies a worker slot of ``pool``."""
     c = model.coefficients(pool)
-    lo, hi = bounds[:, 0], bounds[:, 1]
+    exact, sampled = work
     if runs_exact(pools[pool], mode):
-        return c.slot_seconds(c.exact_seconds(costing.exact(lo, hi)))
-    assert allocation is not None
-    return c.slot_seconds(c.sampled_seconds(costing.sampled(lo, hi, allocation[p])))
+        return c.slot_seconds(c.exact_seconds(exact))
+    assert sampled is not None
+    return c.slot_seconds(c.sampled_seconds(sampled))
 
 
-def _memory(costing: RowCosting, bounds: np.ndarray) -> np.ndarray:
+def _memory(costing: RowCosting, exact_work: np.ndarray) -> np.ndarray:
     """Peak bytes of each task: its largest stack of states (the engine caps one stack)."""
-    work = costing.exact(bounds[:, 0], bounds[:, 1])
-    final_stack = work[:, 3] / (costing.obs_passes * costing.dim)
+    final_stack = exact_work[:, 3] / (costing.obs_passes * costing.dim)
     per_state = costing.dim * BYTES_PER_AMPLITUDE
     return np.minimum(final_stack * per_state, ENGINE_STACK_BYTES + per_state)
 
@@ -382,7 +388,7 @@ def candidate_widths(
         widths = balanced_widths(n, k) if k <= n else []
         if widths and max(widths) <= limit:
             out.append(widths)
-    usable = {p.max_qubits for p in pools.values() if mode != "exact" or p.exact}
+    usable = {p.max_qubits for p in usable_pools(pools, mode).values()}
     for narrow in sorted(w for w in usable if w < limit):
         rest = n - narrow
         if rest < 1:
@@ -455,8 +461,7 @@ def plan_workload(
     n = circuit.num_qubits
     if max_subcircuit_qubits < 1:
         raise CuttingError("planner.max_subcircuit_qubits must be at least 1")
-    usable = [i for i in pools.values() if mode != "exact" or i.exact]
-    widest = max((i.max_qubits for i in usable), default=0)
+    widest = max((i.max_qubits for i in usable_pools(pools, mode).values()), default=0)
     if widest == 0:
         raise NoCutFoundError(f"no pool can evaluate {mode} subexperiments")
     limit = min(max_subcircuit_qubits, widest)
