@@ -36,6 +36,7 @@ from typing import Any
 import networkx as nx
 
 from parsl_quantum.planner.plan import upward_ranks
+from parsl_quantum.reliability.failover import Failover as Move
 from parsl_quantum.workflow.context import PoolInfo
 
 #: Submits one task to one pool and returns its future (``submit(node, pool)``).
@@ -69,13 +70,9 @@ class TaskRecord:
 
 
 @dataclass(frozen=True)
-class Failover:
-    """A task moved from one pool to another, and why."""
+class Failover(Move):
+    """A task moved from one pool to another, and why; ``time`` is seconds into the dispatch."""
 
-    task: str
-    from_pool: str
-    to_pool: str
-    reason: str
     time: float
 
 

@@ -86,7 +86,7 @@ class PoolDownHandler:
 
 @dataclass(frozen=True)
 class Failover:
-    """One task moved from a down pool (the fields of the dispatcher's record of a move)."""
+    """One task moved from a down pool (the planner's dispatcher adds when it happened)."""
 
     task: str
     from_pool: str
