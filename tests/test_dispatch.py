@@ -158,10 +158,11 @@ def test_blocks_added_mid_run_receive_tasks(dfk: DataFlowKernel) -> None:
     assert len({r.pid for r in results.values()}) == 2  # the new block's worker ran tasks
 
 
-def test_a_pool_whose_tasks_keep_failing_is_dropped(dfk: DataFlowKernel) -> None:
+def quick_failing_qpu_plan(dfk: DataFlowKernel):
+    """A plan that gives work to the QPU pool first (predicted to be quick), every job of
+    which fails; the cpu pool can take its work."""
     pools = infos(dfk, ["cpu", "qpu"])
     circuit, obs = workload(12, 1)
-    # a QPU predicted to be quick gets work first; every job on it fails
     plan = plan_for(
         circuit,
         obs,
@@ -171,6 +172,11 @@ def test_a_pool_whose_tasks_keep_failing_is_dropped(dfk: DataFlowKernel) -> None
         qpu={"overhead": 0.001, "per_circuit": 1e-4, "per_shot": 1e-7, "per_mid_shot": 1e-7},
     )
     assert "qpu" in plan.chosen.pools_used
+    return pools, circuit, obs, plan
+
+
+def test_a_pool_whose_tasks_keep_failing_is_dropped(dfk: DataFlowKernel) -> None:
+    pools, circuit, obs, plan = quick_failing_qpu_plan(dfk)
     results = execute_plan(plan, pools, "auto", 2000, 5, max_failures=3)
     value, error = reconstruct(plan.chosen.problem, plan.chosen.graph, results, 5)
     # every subexperiment ended up exact on the simulator
@@ -186,17 +192,7 @@ def test_a_pool_whose_tasks_keep_failing_is_dropped(dfk: DataFlowKernel) -> None
 def test_qpu_work_stays_on_qpus_when_failover_is_off(dfk: DataFlowKernel) -> None:
     """With the run's retry handler carrying no failover policy (the template's
     ``execution.failover`` is off), work bound to the failing QPU is not moved to a simulator."""
-    pools = infos(dfk, ["cpu", "qpu"])
-    circuit, obs = workload(12, 1)
-    plan = plan_for(
-        circuit,
-        obs,
-        pools,
-        [6, 6],
-        task_rows=1,
-        qpu={"overhead": 0.001, "per_circuit": 1e-4, "per_shot": 1e-7, "per_mid_shot": 1e-7},
-    )
-    assert "qpu" in plan.chosen.pools_used
+    pools, _, _, plan = quick_failing_qpu_plan(dfk)
     previous = dfk.config.retry_handler
     dfk.config.retry_handler = RetryHandler(0, failover=None)
     try:

@@ -4,21 +4,17 @@ against Aer's statevector, and the MPI path's skip reason."""
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import parsl
 import pytest
+from conftest import RunTemplate
 from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from miniapps import distributed_sim as ds
 from parsl_quantum import configs
-from parsl_quantum.workflow.context import RunContext, TaskRecorder
-from parsl_quantum.workflow.template import load_template
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -117,22 +113,15 @@ def test_sliced_local_expectation_matches_statevector(pools: Path) -> None:
     assert result.abs_error is not None and result.abs_error < 1e-10
 
 
-def test_mpi_path_is_skipped_with_the_reason(pools: Path) -> None:
+def test_mpi_path_is_skipped_with_the_reason(pools: Path, run_template: RunTemplate) -> None:
     reason = ds.mpi_unavailable_reason("cpu")
     assert reason is not None and "not a Parsl MPIExecutor" in reason
-    template = load_template(
-        ROOT / "workflows" / "distributed-simulation.yaml",
-        ["circuit.rows=2", "circuit.cols=3", "circuit.depth=4", "mpi.enabled=true", "mpi.pool=cpu"],
-    )
     run_dir = pools / "template"
-    run_dir.mkdir()
-    ctx = RunContext(
-        run_dir=run_dir,
-        pools=configs.pool_infos(parsl.dfk().config),
-        recorder=TaskRecorder(run_dir / "tasks.csv"),
+    out = run_template(
+        "distributed-simulation.yaml",
+        ["circuit.rows=2", "circuit.cols=3", "circuit.depth=4", "mpi.enabled=true", "mpi.pool=cpu"],
+        run_dir,
     )
-    out = template.kind.runner(template.data, ctx)
-    json.dumps(out)
     assert out["mpi"]["ran"] is False
     assert "not a Parsl MPIExecutor" in out["mpi"]["skipped"]
     assert out["abs_error"] < 1e-12

@@ -11,13 +11,10 @@ from pathlib import Path
 import numpy as np
 import parsl
 import pytest
+from conftest import RunTemplate
 
 from miniapps import ensemble
 from parsl_quantum import configs
-from parsl_quantum.workflow.context import RunContext, TaskRecorder
-from parsl_quantum.workflow.template import load_template
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +72,13 @@ def test_batches_bind_late_across_fast_and_noisy_pools(pools: Path) -> None:
     assert (run_dir / "ensemble_batches.csv").exists()
 
 
-def test_template_runs_and_returns_json(pools: Path) -> None:
-    template = load_template(
-        ROOT / "workflows" / "ensemble.yaml",
-        ["circuits.count=12", "batch_size=4", "pools=cpu", "warmup=false"],
-    )
+def test_template_runs_and_returns_json(pools: Path, run_template: RunTemplate) -> None:
     run_dir = pools / "template"
-    run_dir.mkdir()
-    ctx = RunContext(
-        run_dir=run_dir,
-        pools=configs.pool_infos(parsl.dfk().config),
-        recorder=TaskRecorder(run_dir / "tasks.csv"),
+    out = run_template(
+        "ensemble.yaml",
+        ["circuits.count=12", "batch_size=4", "pools=cpu", "warmup=false"],
+        run_dir,
     )
-    out = template.kind.runner(template.data, ctx)
-    json.dumps(out)  # plain JSON data
     assert out["tasks"] == 3
     assert out["max_error"]["cpu"] < 1e-9
     assert out["value"] == out["throughput"] > 0

@@ -4,22 +4,18 @@ polynomials, and on the noisy fake QPU zero-noise extrapolation measurably beats
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import parsl
 import pytest
+from conftest import RunTemplate
 from qiskit.quantum_info import Operator, SparsePauliOp
 
 from miniapps import mitigation as zne
 from parsl_quantum import configs
 from parsl_quantum.backends import DEFAULT_FAKE_QPU, get_backend
-from parsl_quantum.workflow.context import RunContext, TaskRecorder
-from parsl_quantum.workflow.template import load_template
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -97,19 +93,12 @@ def test_on_an_exact_pool_every_scale_gives_the_ideal_value(pools: Path) -> None
     assert result.mitigated_error["richardson"] < 1e-8
 
 
-def test_template_runs_and_returns_json(pools: Path) -> None:
-    template = load_template(
-        ROOT / "workflows" / "error-mitigation.yaml",
-        ["circuits.count=1", "circuits.layers=2", "scale_factors=[1, 3]", "factories=[linear]"],
-    )
+def test_template_runs_and_returns_json(pools: Path, run_template: RunTemplate) -> None:
     run_dir = pools / "template"
-    run_dir.mkdir()
-    ctx = RunContext(
-        run_dir=run_dir,
-        pools=configs.pool_infos(parsl.dfk().config),
-        recorder=TaskRecorder(run_dir / "tasks.csv"),
+    out = run_template(
+        "error-mitigation.yaml",
+        ["circuits.count=1", "circuits.layers=2", "scale_factors=[1, 3]", "factories=[linear]"],
+        run_dir,
     )
-    out = template.kind.runner(template.data, ctx)
-    json.dumps(out)
     assert out["tasks"] == 2 and list(out["mitigated"]) == ["linear"]
     assert out["value"] == out["mitigated_error"]["linear"]

@@ -4,21 +4,17 @@ training on a local CPU pool reaching the stated test accuracy."""
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import parsl
 import pytest
+from conftest import RunTemplate
 from qiskit.quantum_info import Statevector
 
 from miniapps import qml
 from parsl_quantum import configs
-from parsl_quantum.workflow.context import RunContext, TaskRecorder
-from parsl_quantum.workflow.template import load_template
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -88,19 +84,12 @@ def test_training_reaches_the_target_test_accuracy(pools: Path) -> None:
     assert (run_dir / "training.png").stat().st_size > 10_000
 
 
-def test_template_runs_and_returns_json(pools: Path) -> None:
-    template = load_template(
-        ROOT / "workflows" / "qml-training.yaml",
-        ["training.steps=4", "training.eval_every=2", "dataset.test=40"],
-    )
+def test_template_runs_and_returns_json(pools: Path, run_template: RunTemplate) -> None:
     run_dir = pools / "template"
-    run_dir.mkdir()
-    ctx = RunContext(
-        run_dir=run_dir,
-        pools=configs.pool_infos(parsl.dfk().config),
-        recorder=TaskRecorder(run_dir / "tasks.csv"),
+    out = run_template(
+        "qml-training.yaml",
+        ["training.steps=4", "training.eval_every=2", "dataset.test=40"],
+        run_dir,
     )
-    out = template.kind.runner(template.data, ctx)
-    json.dumps(out)
     assert out["eval_steps"] == [0, 2, 4] and len(out["train_loss"]) == 4
     assert 0.0 <= out["value"] <= 1.0 and out["value"] == out["test_accuracy"]

@@ -4,21 +4,17 @@ and VQE loops on a local CPU pool converging to the exact ground energy."""
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import parsl
 import pytest
+from conftest import RunTemplate
 from qiskit.quantum_info import Statevector
 
 from miniapps import variational as vqe
 from parsl_quantum import configs
-from parsl_quantum.workflow.context import RunContext, TaskRecorder
-from parsl_quantum.workflow.template import load_template
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -151,19 +147,12 @@ def test_adam_converges_on_a_small_chain(pools: Path) -> None:
     assert gap[-1] < gap[0] / 10
 
 
-def test_template_runs_and_returns_json(pools: Path) -> None:
-    template = load_template(
-        ROOT / "workflows" / "variational.yaml",
-        ["hamiltonian.qubits=4", "hamiltonian.periodic=false", "ansatz.layers=1"],
-    )
+def test_template_runs_and_returns_json(pools: Path, run_template: RunTemplate) -> None:
     run_dir = pools / "template"
-    run_dir.mkdir()
-    ctx = RunContext(
-        run_dir=run_dir,
-        pools=configs.pool_infos(parsl.dfk().config),
-        recorder=TaskRecorder(run_dir / "tasks.csv"),
+    out = run_template(
+        "variational.yaml",
+        ["hamiltonian.qubits=4", "hamiltonian.periodic=false", "ansatz.layers=1"],
+        run_dir,
     )
-    out = template.kind.runner(template.data, ctx)
-    json.dumps(out)
     assert out["converged"] and abs(out["value"] - (-(3 + 2 * np.sqrt(3)))) < 1e-3
     assert out["tasks"] > 0 and "optimize" in out["timings"]
