@@ -285,9 +285,7 @@ def _run(
                 mode=probe.mode,
                 shots=list(probe.shots) if probe.shots else None,
                 seed=1,
-                parsl_resource_specification={"backend": pool.backends[0]}
-                if pool.accepts_spec
-                else {},
+                parsl_resource_specification=pool.resource_spec(),
             )
             flight.append((probe, t0, time.perf_counter() - t0, fut))
         if during is not None:

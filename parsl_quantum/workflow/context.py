@@ -45,6 +45,18 @@ class PoolInfo:
     #: ``qubits``, ``shots``...); a plain HTEX accepts only ``priority``.
     accepts_spec: bool = True
 
+    def resource_spec(self, qubits: int = 0, shots: int = 0) -> dict[str, Any]:
+        """The resource specification of a task for this pool's first backend (``qubits`` and
+        ``shots`` when positive), or an empty one where the executor takes no such keys."""
+        if not self.accepts_spec:
+            return {}
+        spec: dict[str, Any] = {"backend": self.backends[0]}
+        if qubits > 0:
+            spec["qubits"] = int(qubits)
+        if shots > 0:
+            spec["shots"] = int(shots)
+        return spec
+
 
 @dataclass
 class TaskRecorder:

@@ -254,9 +254,7 @@ def execute_plan(
         lo, hi = data["rows"]
         exact = runs_exact(pool, mode)
         node_shots = None if exact or allocation is None else allocation[p][lo:hi].tolist()
-        spec = {"backend": pool.backends[0], "qubits": data["qubits"]}
-        if node_shots:
-            spec["shots"] = int(sum(node_shots))
+        total_shots = int(sum(node_shots or []))
         fut = apps[pool_name](
             payloads[p, exact],
             rows_of[p][lo:hi],
@@ -264,7 +262,7 @@ def execute_plan(
             mode="exact" if exact else "sampled",
             shots=node_shots,
             seed=None if seed is None else seed + lo + 7919 * p,
-            parsl_resource_specification=spec if pool.accepts_spec else {},
+            parsl_resource_specification=pool.resource_spec(data["qubits"], total_shots),
         )
         if recorder is not None:
             recorder.track(
@@ -274,7 +272,7 @@ def execute_plan(
                 pool=pool_name,
                 backend=pool.backends[0],
                 qubits=data["qubits"],
-                shots=int(sum(node_shots or [])),
+                shots=total_shots,
             )
         return fut
 
