@@ -26,6 +26,7 @@ import parsl
 from parsl.dataflow.dflow import DataFlowKernel
 
 from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
+from parsl_quantum.workflow import context
 from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
 
 #: Executor labels that Parsl adds on its own and that are never a mini-app pool.
@@ -91,14 +92,7 @@ def _qpu_aware(pool: str) -> bool:
 
 def resource_spec(pool: str, backend: str, qubits: int = 0, shots: int = 0) -> dict[str, Any]:
     """The resource specification a task on ``pool`` carries (empty off QPU-aware pools)."""
-    if not _qpu_aware(pool):
-        return {}
-    spec: dict[str, Any] = {"backend": backend}
-    if qubits > 0:
-        spec["qubits"] = int(qubits)
-    if shots > 0:
-        spec["shots"] = int(shots)
-    return spec
+    return context.resource_spec(backend, qubits, shots) if _qpu_aware(pool) else {}
 
 
 def pool_infos(pools: Sequence[str]) -> dict[str, PoolInfo]:

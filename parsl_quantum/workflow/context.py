@@ -46,16 +46,20 @@ class PoolInfo:
     accepts_spec: bool = True
 
     def resource_spec(self, qubits: int = 0, shots: int = 0) -> dict[str, Any]:
-        """The resource specification of a task for this pool's first backend (``qubits`` and
-        ``shots`` when positive), or an empty one where the executor takes no such keys."""
-        if not self.accepts_spec:
-            return {}
-        spec: dict[str, Any] = {"backend": self.backends[0]}
-        if qubits > 0:
-            spec["qubits"] = int(qubits)
-        if shots > 0:
-            spec["shots"] = int(shots)
-        return spec
+        """The :func:`resource_spec` of a task for this pool's first backend, or an empty one
+        where the executor takes no such keys."""
+        return resource_spec(self.backends[0], qubits, shots) if self.accepts_spec else {}
+
+
+def resource_spec(backend: str, qubits: int = 0, shots: int = 0) -> dict[str, Any]:
+    """A task's resource specification for a QPU-aware pool: its ``backend``, and ``qubits``
+    and ``shots`` when positive."""
+    spec: dict[str, Any] = {"backend": backend}
+    if qubits > 0:
+        spec["qubits"] = int(qubits)
+    if shots > 0:
+        spec["shots"] = int(shots)
+    return spec
 
 
 @dataclass
