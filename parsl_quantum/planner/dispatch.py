@@ -231,10 +231,7 @@ class Dispatcher:
         for name, pool in self.pools.items():
             if getattr(pool.executor, "bad_state_is_set", False):
                 if not pool.lost:
-                    pool.lost, pool.slots = True, 0
-                    self._event(name, "lost (executor in a bad state)")
-                    for node in list(pool.in_flight):
-                        self._abandon(node, name, "pool lost")
+                    self._lose(name, "executor in a bad state")
                 continue
             capacity = getattr(pool.executor, "capacity", None)
             if capacity is None:
@@ -260,11 +257,15 @@ class Dispatcher:
             if pool.ever_up:
                 pool.slots = 0
             if not pool.lost and pool.in_flight and now - pool.zero_since >= self.lost_after:
-                pool.lost = True
-                pool.slots = 0
-                self._event(name, f"lost (no connected workers for {self.lost_after:g}s)")
-                for node in list(pool.in_flight):
-                    self._abandon(node, name, "pool lost")
+                self._lose(name, f"no connected workers for {self.lost_after:g}s")
+
+    def _lose(self, pool_name: str, why: str) -> None:
+        """Mark a pool lost: no slots, and its in-flight tasks go back to the queue."""
+        pool = self.pools[pool_name]
+        pool.lost, pool.slots = True, 0
+        self._event(pool_name, f"lost ({why})")
+        for node in list(pool.in_flight):
+            self._abandon(node, pool_name, "pool lost")
 
     def _abandon(self, node: str, pool_name: str, why: str) -> None:
         pool = self.pools[pool_name]
