@@ -206,8 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         failover = bool(template.data.get("execution", {}).get("failover", False))
         guards = Reliability(failover=failover, resume=bool(args.resume)).apply(config)
     except (BadInput, ValueError, OSError) as exc:
-        print(f"parsl-quantum: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input(_one_line(exc))
     run_dir.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         _pin_profile(template.data, run_dir)
@@ -263,8 +262,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         pools = {k: v for k, v in pool_infos(config).items() if k in template.pools}
         prepared = cutting.prepare(template.data, pools, Path(args.template).resolve().parent)
     except (BadInput, ValueError, OSError) as exc:
-        print(f"parsl-quantum: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input(_one_line(exc))
     from parsl_quantum.planner.report import print_plan, write_graph
 
     print_plan(prepared.plan)
@@ -282,19 +280,16 @@ def cmd_templates(args: argparse.Namespace) -> int:
         return 0
     if args.action == "show":
         if not args.names:
-            print("parsl-quantum: error: templates show needs a NAME", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _bad_input("templates show needs a NAME")
         for name in args.names:
             if name not in published:
-                print(f"parsl-quantum: error: no published template {name!r}", file=sys.stderr)
-                return EXIT_BAD_INPUT
+                return _bad_input(f"no published template {name!r}")
             print(published[name].read_text(), end="")
         return 0
     if args.action == "schema":
         kind = args.names[0] if args.names else None
         if kind is not None and kind not in KINDS:
-            print(f"parsl-quantum: error: unknown kind {kind!r}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _bad_input(f"unknown kind {kind!r}")
         print(json.dumps(full_schema(kind), indent=2))
         return 0
     status = 0
@@ -304,8 +299,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
             template = load_template(path)
             print(f"{path}: ok ({template.kind.name})")
         except TemplateError as exc:
-            print(f"parsl-quantum: error: {exc}", file=sys.stderr)
-            status = EXIT_BAD_INPUT
+            status = _bad_input(str(exc))
     return status
 
 
@@ -326,8 +320,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             draw_timeline(report, picture)
             print(f"timeline: {picture}")
     except (ReportError, OSError) as exc:
-        print(f"parsl-quantum: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input(_one_line(exc))
     return 0
 
 
@@ -353,8 +346,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     try:
         workers = {k: int(v) for k, v in (w.split("=", 1) for w in args.workers or [])}
     except ValueError:
-        print("parsl-quantum: error: --workers takes POOL=N", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input("--workers takes POOL=N")
     try:
         path, calibration = run_calibration(
             pools,
@@ -367,8 +359,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             log=lambda line: print(line, file=sys.stderr),
         )
     except (ValueError, OSError) as exc:
-        print(f"parsl-quantum: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input(_one_line(exc))
     table = Table(title=f"cost-model profile {path}")
     for col in ("pool", "coefficient", "value", ""):
         table.add_column(col)
@@ -383,6 +374,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     Console(file=sys.stdout, highlight=False).print(table)
     print(f"calibrated in {calibration.seconds:.0f} s; profile written to {path}")
     return 0
+
+
+def _bad_input(message: str) -> int:
+    """Say what is wrong with the input on stderr; returns the exit code for bad input."""
+    print(f"parsl-quantum: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def _one_line(exc: BaseException) -> str:
