@@ -10,6 +10,7 @@ from qiskit import QuantumCircuit, qasm2, qasm3
 from qiskit.circuit.library import efficient_su2
 from qiskit.quantum_info import Operator, SparsePauliOp
 
+from parsl_quantum.cutting.normalize import normalize
 from parsl_quantum.workflow.circuits import (
     CircuitError,
     circuit_from_spec,
@@ -29,7 +30,9 @@ def test_efficient_su2_uses_the_reference_angles() -> None:
 
 
 @pytest.mark.parametrize("version", [2, 3])
-def test_qasm_files_are_read_and_lowered(tmp_path: Path, version: int) -> None:
+def test_qasm_files_are_read_as_written_and_lowered_for_cutting(
+    tmp_path: Path, version: int
+) -> None:
     qc = QuantumCircuit(4)
     qc.h(0)
     qc.ccx(0, 1, 2)
@@ -38,10 +41,13 @@ def test_qasm_files_are_read_and_lowered(tmp_path: Path, version: int) -> None:
     path = tmp_path / f"c{version}.qasm"
     path.write_text(qasm2.dumps(qc) if version == 2 else qasm3.dumps(qc))
     circuit = circuit_from_spec({"qasm": path.name}, base_dir=tmp_path)
-    assert circuit.num_qubits == 4 and circuit.num_clbits == 0
-    assert max(inst.operation.num_qubits for inst in circuit.data) == 2
+    # as written (cut positions refer to these instructions); the cutting engine lowers it
+    assert [inst.operation.name for inst in circuit.data][:3] == ["h", "ccx", "rzz"]
+    norm = normalize(circuit, [SparsePauliOp("ZZZZ")])
+    assert max(inst.operation.num_qubits for inst in norm.circuit.data) == 2
+    assert norm.positions[0] == 0 and set(norm.positions[1:-1]) == {1} and norm.positions[-1] == 2
     body = qc.remove_final_measurements(inplace=False)
-    assert Operator(circuit).equiv(Operator(body))
+    assert Operator(norm.circuit).equiv(Operator(body))
 
 
 def test_generators_are_seeded() -> None:
@@ -76,7 +82,7 @@ def test_prepare_rejects_what_cannot_be_cut(tmp_path: Path) -> None:
     qc.h(0)
     qc.measure(0, 0)
     qc.cx(0, 1)
-    with pytest.raises(CircuitError, match="unsupported instruction 'measure'"):
+    with pytest.raises(CircuitError, match="unsupported instruction 'measure' at position 1"):
         prepare(qc)
     with pytest.raises(CircuitError, match="unbound parameters: θ"):
         prepare(efficient_su2(3, reps=1).decompose())

@@ -10,7 +10,7 @@ data.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -34,7 +34,10 @@ class Cut:
     """One cut between partitions ``a`` and ``b`` (side 0 of the cut gate is in ``a``).
 
     ``weights[i, j]`` is the sum of the QPD coefficients of the terms whose local operations are
-    option ``i`` of ``a``'s site and option ``j`` of ``b``'s site.
+    option ``i`` of ``a``'s site and option ``j`` of ``b``'s site. Where the cut is: ``position``
+    is the index (in ``circuit.data``) of the two-qubit gate that is cut, or for a wire cut the
+    two-qubit gate just after the cut on the wire; ``qubits`` are that gate's two qubits and
+    ``wire`` (wire cuts only) the qubit whose wire is cut.
     """
 
     index: int
@@ -44,6 +47,22 @@ class Cut:
     b: int
     weights: np.ndarray
     num_terms: int
+    position: int = -1
+    qubits: tuple[int, ...] = ()
+    wire: int | None = None
+
+    def location(self) -> dict[str, object]:
+        """Plain-data description of where the cut is (for reports and JSON)."""
+        out: dict[str, object] = {
+            "kind": self.kind,
+            "instruction": self.position,
+            "gate": self.gate,
+            "qubits": list(self.qubits),
+        }
+        if self.wire is not None:
+            out["wire"] = self.wire
+        out["between"] = [self.a, self.b]
+        return out
 
     @property
     def gamma(self) -> float:
@@ -65,6 +84,11 @@ class CutProblem:
     cuts: list[Cut]
     term_coeffs: np.ndarray
     term_index: np.ndarray
+    term_labels: list[str] = field(default_factory=list)
+    #: How the cuts were placed, to cut a circuit of the same structure again (:func:`recut`):
+    #: the partition labels of a gate-cut problem, or ``find_cuts``'s marked circuit.
+    labels: list[Hashable] | None = None
+    marked: QuantumCircuit | None = field(default=None, repr=False)
 
     @property
     def widths(self) -> list[int]:
@@ -99,10 +123,7 @@ class CutProblem:
                 }
                 for p in self.partitions
             ],
-            "cuts": [
-                {"index": c.index, "kind": c.kind, "gate": c.gate, "between": [c.a, c.b]}
-                for c in self.cuts
-            ],
+            "cuts": [c.location() for c in self.cuts],
             "subexperiments": self.num_subexperiments,
         }
 
@@ -121,9 +142,20 @@ def observable_from_terms(observable: SparsePauliOp) -> tuple[PauliList, np.ndar
     return paulis, coeffs
 
 
+Location = tuple[int, tuple[int, ...], "int | None"]
+
+
 def _build(
-    circuit: QuantumCircuit, labels: Sequence[Hashable], paulis: PauliList, coeffs: np.ndarray
+    circuit: QuantumCircuit,
+    labels: Sequence[Hashable],
+    paulis: PauliList,
+    coeffs: np.ndarray,
+    locations: Sequence[Location] = (),
 ) -> CutProblem:
+    """Partition ``circuit`` by ``labels``; ``locations[i]`` is where cut i is (position, gate
+    qubits, cut wire), in the circuit's own indices."""
+    if not _crossing(circuit, labels):
+        return _build_uncut(circuit, labels, paulis, coeffs)
     try:
         part = partition_problem(circuit, partition_labels=list(labels), observables=paulis)
     except ValueError as exc:
@@ -156,8 +188,65 @@ def _build(
         for term, coeff in enumerate(basis.coeffs):
             weights[map_a[term], map_b[term]] += coeff
         kind = "wire" if gates[idx] == "move" else "gate"
-        cuts.append(Cut(idx, kind, gates[idx], pa, pb, weights, len(basis.coeffs)))
-    return CutProblem(circuit.num_qubits, programs, qubits, cuts, coeffs, term_index)
+        position, gate_qubits, wire = locations[idx] if idx < len(locations) else (-1, (), None)
+        cuts.append(
+            Cut(
+                idx,
+                kind,
+                gates[idx],
+                pa,
+                pb,
+                weights,
+                len(basis.coeffs),
+                position,
+                gate_qubits,
+                wire,
+            )
+        )
+    return CutProblem(
+        circuit.num_qubits, programs, qubits, cuts, coeffs, term_index, paulis.to_labels()
+    )
+
+
+def _crossing(circuit: QuantumCircuit, labels: Sequence[Hashable]) -> list[Location]:
+    """Where the gates between differently labelled qubits are, in circuit order (the order in
+    which ``partition_problem`` numbers its cuts)."""
+    out: list[Location] = []
+    for pos, inst in enumerate(circuit.data):
+        if inst.operation.name == "barrier" or len(inst.qubits) < 2:
+            continue
+        qs = tuple(circuit.find_bit(q).index for q in inst.qubits)
+        if len({labels[q] for q in qs}) > 1:
+            out.append((pos, qs, None))
+    return out
+
+
+def _build_uncut(
+    circuit: QuantumCircuit, labels: Sequence[Hashable], paulis: PauliList, coeffs: np.ndarray
+) -> CutProblem:
+    """Partitions that share no gate: each is compiled on its own, without cut machinery, and
+    a Pauli term's value is the product of its restrictions' values."""
+    order = sorted(set(labels), key=str)
+    qubits = [tuple(i for i, lab in enumerate(labels) if lab == key) for key in order]
+    owner = {q: (p, k) for p, qs in enumerate(qubits) for k, q in enumerate(qs)}
+    subs = [QuantumCircuit(len(qs)) for qs in qubits]
+    for inst in circuit.data:
+        if inst.operation.name == "barrier":
+            continue
+        qs = [circuit.find_bit(q).index for q in inst.qubits]
+        p = owner[qs[0]][0]
+        subs[p].append(inst.operation, [owner[q][1] for q in qs])
+    n = circuit.num_qubits
+    full = paulis.to_labels()
+    programs = []
+    term_index = np.zeros((len(full), len(order)), dtype=np.int64)
+    for p, part_qubits in enumerate(qubits):
+        restricted = ["".join(label[n - 1 - q] for q in reversed(part_qubits)) for label in full]
+        distinct = list(dict.fromkeys(restricted))
+        index = {lab: i for i, lab in enumerate(distinct)}
+        term_index[:, p] = [index[lab] for lab in restricted]
+        programs.append(compile_partition(subs[p], distinct)[0])
+    return CutProblem(n, programs, qubits, [], coeffs, term_index, full)
 
 
 def _check_widths(circuit: QuantumCircuit, observable: SparsePauliOp) -> None:
@@ -169,7 +258,7 @@ def _check_widths(circuit: QuantumCircuit, observable: SparsePauliOp) -> None:
 
 
 def cut_by_labels(
-    circuit: QuantumCircuit, observable: SparsePauliOp, labels: Sequence[int]
+    circuit: QuantumCircuit, observable: SparsePauliOp, labels: Sequence[Hashable]
 ) -> CutProblem:
     """Gate-cut every two-qubit gate whose qubits have different partition labels."""
     if len(labels) != circuit.num_qubits:
@@ -178,7 +267,9 @@ def cut_by_labels(
         )
     _check_widths(circuit, observable)
     paulis, coeffs = observable_from_terms(observable)
-    return _build(circuit, labels, paulis, coeffs)
+    problem = _build(circuit, labels, paulis, coeffs, _crossing(circuit, labels))
+    problem.labels = list(labels)
+    return problem
 
 
 def cut_with_wires(
@@ -189,17 +280,48 @@ def cut_with_wires(
     partitions are the connected pieces that remain."""
     _check_widths(original, observable)
     paulis, coeffs = observable_from_terms(observable)
-    moved, final_wire = wires_to_moves(cut_circuit)
+    moves = wires_to_moves(cut_circuit)
+    moved = moves.circuit
     labels = []
     for label in paulis.to_labels():
         wide = ["I"] * moved.num_qubits
         for q, ch in enumerate(reversed(label)):
-            wide[final_wire[q]] = ch
+            wide[moves.final_wire[q]] = ch
         labels.append("".join(reversed(wide)))
     expanded = PauliList(labels)
-    problem = _build(moved, _connectivity_labels(moved), expanded, coeffs)
+    problem = _build(moved, _connectivity_labels(moved), expanded, coeffs, moves.locations)
     problem.num_qubits = original.num_qubits
+    problem.qubits = [tuple(sorted({moves.owner[w] for w in qs})) for qs in problem.qubits]
+    problem.term_labels = paulis.to_labels()
+    problem.labels = None
+    problem.marked = cut_circuit
     return problem
+
+
+def recut(problem: CutProblem, circuit: QuantumCircuit, observable: SparsePauliOp) -> CutProblem:
+    """The cuts of ``problem`` applied to ``circuit``, a circuit of the same structure as the one
+    it was cut from (the same instructions on the same qubits) with other gate parameters:
+    how a parameterized circuit is cut once and bound many times. The QPD coefficients of cut
+    parametric gates are those of the new angles."""
+    if problem.labels is not None:
+        return cut_by_labels(circuit, observable, problem.labels)
+    assert problem.marked is not None
+    marked = QuantumCircuit(problem.marked.num_qubits)
+    source = iter(circuit.data)
+    for inst in problem.marked.data:
+        if inst.operation.name == "cut_wire":
+            marked.append(inst)
+            continue
+        new = next(source, None)
+        if new is None or [circuit.find_bit(q).index for q in new.qubits] != [
+            problem.marked.find_bit(q).index for q in inst.qubits
+        ]:
+            raise CuttingError("the circuit does not have the structure of the one that was cut")
+        op = new.operation
+        if inst.operation.name == "qpd_2q":
+            op = TwoQubitQPDGate.from_instruction(op)
+        marked.append(op, [marked.qubits[problem.marked.find_bit(q).index] for q in inst.qubits])
+    return cut_with_wires(marked, circuit, observable)
 
 
 def find_cut_problem(
@@ -231,28 +353,54 @@ def find_cut_problem(
     return cut_with_wires(cut_circuit, circuit, observable)
 
 
-def wires_to_moves(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[int]]:
-    """Replace each ``CutWire`` on qubit q by a ``Move`` from q's current wire to a fresh one.
+@dataclass
+class MovedCircuit:
+    """A circuit whose wire cuts became ``Move`` gates onto fresh wires.
 
-    Returns the new circuit and, per original qubit, the wire holding its final state. (This
-    replaces qiskit-addon-cutting's ``cut_wires``, which allocates too few wires when a qubit has
-    non-consecutive wire cuts.)
+    ``final_wire[q]``: the wire holding input qubit q's final state; ``owner[w]``: the input
+    qubit whose state wire w carries; ``locations``: where each QPD gate (gate cut or move) is,
+    in the input circuit's indices, in circuit order.
+    """
+
+    circuit: QuantumCircuit
+    final_wire: list[int]
+    owner: list[int]
+    locations: list[Location]
+
+
+def wires_to_moves(circuit: QuantumCircuit) -> MovedCircuit:
+    """Replace each ``CutWire`` on qubit q of a ``find_cuts`` output by a ``Move`` from q's
+    current wire to a fresh one. (This replaces qiskit-addon-cutting's ``cut_wires``, which
+    allocates too few wires when a qubit has non-consecutive wire cuts.)
+
+    ``find_cuts`` inserts each ``CutWire`` just before the two-qubit gate whose input wire it
+    cuts; positions count the input circuit's instructions, without the markers.
     """
     cuts_per_qubit = [0] * circuit.num_qubits
     for inst in circuit.data:
         if inst.operation.name == "cut_wire":
             cuts_per_qubit[circuit.find_bit(inst.qubits[0]).index] += 1
     current = list(np.cumsum([0] + [c + 1 for c in cuts_per_qubit[:-1]]))
-    moved = QuantumCircuit(sum(c + 1 for c in cuts_per_qubit))
-    for inst in circuit.data:
+    owner = [q for q, c in enumerate(cuts_per_qubit) for _ in range(c + 1)]
+    moved = QuantumCircuit(len(owner))
+    markers = {i for i, inst in enumerate(circuit.data) if inst.operation.name == "cut_wire"}
+    locations: list[Location] = []
+    position = 0
+    for i, inst in enumerate(circuit.data):
         idx = [circuit.find_bit(q).index for q in inst.qubits]
         if inst.operation.name == "cut_wire":
             q = idx[0]
             moved.append(TwoQubitQPDGate.from_instruction(Move()), [current[q], current[q] + 1])
             current[q] += 1
-        else:
-            moved.append(inst.operation, [current[i] for i in idx])
-    return moved, [int(c) for c in current]
+            nxt = next(j for j in range(i + 1, len(circuit.data)) if j not in markers)
+            gate_qubits = tuple(circuit.find_bit(x).index for x in circuit.data[nxt].qubits)
+            locations.append((position, gate_qubits, q))
+            continue
+        if inst.operation.name == "qpd_2q":
+            locations.append((position, tuple(idx), None))
+        moved.append(inst.operation, [current[i] for i in idx])
+        position += 1
+    return MovedCircuit(moved, [int(c) for c in current], owner, locations)
 
 
 def _connectivity_labels(circuit: QuantumCircuit) -> list[int]:

@@ -157,7 +157,7 @@ def evaluate_exact(
     if rows is None:
         dims = [len(s.options) for s in program.sites]
         rows = np.indices(dims).reshape(k, -1).T if k else np.zeros((1, 0), dtype=np.int64)
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1, k)
+    rows = np.asarray(rows, dtype=np.int64).reshape(len(rows), k)
     result = np.zeros((rows.shape[0], len(program.observables)))
     state = np.zeros((1, 1 << n), dtype=complex)
     state[0, 0] = 1.0

@@ -63,7 +63,7 @@ def evaluate_subexperiments(
     started = time.time()
     spec = dict(parsl_resource_specification or {})
     backend = str(spec.get("backend", backend))
-    rows_arr = np.asarray(rows, dtype=np.int64).reshape(-1, len(program.sites))
+    rows_arr = np.asarray(rows, dtype=np.int64).reshape(len(rows), len(program.sites))
     if mode == "exact":
         values = evaluate_exact(program, rows_arr)
         return BatchResult(values, "batched-statevector", backend, started, time.time())

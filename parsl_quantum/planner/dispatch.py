@@ -17,7 +17,11 @@ the pool with the earliest predicted finish given live capacity:
 
 Which pools may run a task is the plan's decision (the task's ``pool_costs``): wide enough,
 and exact when the run must be exact, so exact-only work never fails over to a sampled-only
-pool. Parsl still executes, retries and scales; this only decides where each task goes.
+pool. All tasks of one partition run under one physical model (:func:`physical_model`: ideal
+simulation, or one noisy device): the first task of a partition binds it, and its other tasks
+go only to pools of the same model while one of them is healthy (a failover across models is
+recorded as an event). Parsl still executes, retries and scales; this only decides where each
+task goes.
 
 Everything that happened is kept in a :class:`DispatchReport`: the pool that ran each task,
 its predicted and measured seconds, every attempt, failovers and pool events.
@@ -35,7 +39,7 @@ from typing import Any
 
 import networkx as nx
 
-from parsl_quantum.planner.plan import upward_ranks
+from parsl_quantum.planner.plan import physical_model, upward_ranks
 from parsl_quantum.reliability.failover import Failover as Move
 from parsl_quantum.workflow.context import PoolInfo
 
@@ -182,6 +186,8 @@ class Dispatcher:
         self._events: queue.Queue[tuple[str, int, Future]] = queue.Queue()
         self._t0 = 0.0
         self._last_poll = -1e9
+        #: partition -> the physical model its first task was bound to
+        self.models: dict[int, str] = {}
 
     # -- public ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -284,6 +290,10 @@ class Dispatcher:
         if not self.qpu_failover and any(self.pools[p].info.kind == "qpu" for p in tried):
             # work bound to a QPU stays on QPUs unless failover to simulators is allowed
             allowed = [p for p in allowed if self.pools[p].info.kind == "qpu"]
+        bound = self.models.get(self.graph.nodes[node].get("partition", -1))
+        same = [p for p in allowed if physical_model(self.pools[p].info) == bound]
+        if any(not self.pools[p].unhealthy for p in same):
+            allowed = same
         healthy = [p for p in allowed if not self.pools[p].unhealthy]
         if not healthy:
             errors = "; ".join(f"{p}: {self.pools[p].last_error}" for p in allowed)
@@ -349,6 +359,11 @@ class Dispatcher:
             self._queue(node)
             return
         record.attempts.append(Attempt(pool_name, round(now, 3)))
+        partition = self.graph.nodes[node].get("partition", -1)
+        model = physical_model(pool.info)
+        bound = self.models.setdefault(partition, model)
+        if bound != model:
+            self._event(pool_name, f"partition {partition} mixes models {bound} and {model}")
         index = len(record.attempts) - 1
         pool.in_flight[node] = (now, float(self.graph.nodes[node]["pool_costs"][pool_name]))
         future.add_done_callback(self._notifier(node, index))

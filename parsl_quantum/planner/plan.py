@@ -30,6 +30,7 @@ from qiskit.circuit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
 from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
+from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import CutProblem, cut_by_labels, find_cut_problem
 from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.planner.cost import DRIVER, CostModel, RowCosting, contraction_work
@@ -109,6 +110,7 @@ class PlanResult:
     model_source: str
     planning_time: float
     execution: Any = None
+    normalized: Normalized | None = None
 
 
 def all_rows(problem: CutProblem, p: int) -> np.ndarray:
@@ -146,6 +148,13 @@ def payload_program(program: PartitionProgram, exact: bool) -> PartitionProgram:
     if not exact:
         return program
     return replace(program, circuit=QuantumCircuit(program.num_qubits))
+
+
+def physical_model(pool: PoolInfo) -> str:
+    """The physical model a pool's results follow: ``"ideal"`` for simulators (exact or
+    sampled, the same expectation values), else its noisy device's backend name. All
+    subexperiments of one partition must share it, or the reconstruction mixes models."""
+    return "ideal" if pool.kind != "qpu" else pool.backends[0]
 
 
 def runs_exact(pool: PoolInfo, mode: Mode) -> bool:
@@ -437,7 +446,7 @@ def wire_cut_problem(
 
 def plan_workload(
     circuit: QuantumCircuit,
-    observable: SparsePauliOp,
+    observable: SparsePauliOp | Sequence[SparsePauliOp],
     pools: Mapping[str, PoolInfo],
     *,
     max_subcircuit_qubits: int,
@@ -453,32 +462,37 @@ def plan_workload(
 ) -> PlanResult:
     """Enumerate, schedule and choose a cut configuration for the workload.
 
-    ``parts`` keeps only candidates with those partition counts, ``widths`` tries exactly the
-    given width vectors (forcing a configuration), ``task_rows`` fixes the rows per task,
-    ``wire_cuts`` adds the :func:`wire_cut_problem` candidate when there is one.
+    The circuit is first normalized (:func:`~parsl_quantum.cutting.normalize.normalize`: no-ops
+    and final measurements dropped, idle wires removed, observables laid out). Unconnected
+    components that fit within the width limit become partitions of their own, uncut; when
+    every component fits that is the only candidate. Otherwise the candidates cut the
+    components that do not fit. Several observables may be given (their distinct terms are
+    evaluated together). ``parts`` keeps only candidates with those partition counts,
+    ``widths`` tries exactly the given width vectors over the active wires (forcing a
+    configuration), ``task_rows`` fixes the rows per task, ``wire_cuts`` adds the
+    :func:`wire_cut_problem` candidate when there is one.
     """
     started = time.perf_counter()
-    n = circuit.num_qubits
+    observables = [observable] if isinstance(observable, SparsePauliOp) else list(observable)
     if max_subcircuit_qubits < 1:
         raise CuttingError("planner.max_subcircuit_qubits must be at least 1")
+    norm = normalize(circuit, observables)
+    active = norm.circuit
+    terms = norm.observable
+    n = active.num_qubits
     widest = max((i.max_qubits for i in usable_pools(pools, mode).values()), default=0)
     if widest == 0:
         raise NoCutFoundError(f"no pool can evaluate {mode} subexperiments")
     limit = min(max_subcircuit_qubits, widest)
-    graph_q = interaction_graph(circuit)
-    if widths is not None:
-        choices = [list(w) for w in widths]
-        for w in choices:
-            if sum(w) != n or min(w) < 1 or max(w) > limit:
-                raise CuttingError(
-                    f"widths {w} must be positive, add up to {n} and be at most {limit}"
-                )
-    else:
-        choices = candidate_widths(n, pools, mode, limit, max_parts, parts)
+    graph_q = interaction_graph(active)
+    components = sorted((sorted(c) for c in nx.connected_components(graph_q)), key=min)
+    small = [c for c in components if len(c) <= limit]
+    large = sorted(q for c in components if len(c) > limit for q in c)
     candidates: list[Candidate] = []
     skipped: list[str] = []
 
     def consider(problem: CutProblem, w: list[int], note: str = "") -> None:
+        problem = norm.locate(problem)
         if max(p.num_subexperiments for p in problem.partitions) > MAX_SUBEXPERIMENTS:
             skipped.append(f"widths {w} ({problem.num_subexperiments} subexperiments)")
             return
@@ -511,14 +525,52 @@ def plan_workload(
             )
         candidates.append(best)
 
-    for w in choices:
-        labels, _ = block_labels(circuit, w, graph_q)
-        if estimated_subexperiments(graph_q, labels, len(w)) > MAX_SUBEXPERIMENTS:
-            skipped.append(f"widths {w}")
+    if widths is None and not large and (not parts or len(components) in parts):
+        labels = [0] * n
+        for label, comp in enumerate(components):
+            for q in comp:
+                labels[q] = label
+        note = "no cut" if len(components) == 1 else f"no cut: {len(components)} unconnected pieces"
+        consider(cut_by_labels(active, terms, labels), [len(c) for c in components], note)
+        return _choose(candidates, model, started, norm)
+    if widths is not None:
+        for w in widths:
+            if sum(w) != n or min(w) < 1 or max(w) > limit:
+                raise CuttingError(
+                    f"widths {list(w)} must be positive, add up to {n} and be at most {limit}"
+                )
+        blocks: list[tuple[list[int], list[int], QuantumCircuit, list[list[int]]]] = [
+            (list(w), list(range(n)), active, []) for w in widths
+        ]
+    else:
+        # cut only the components too wide for the limit; the others stay whole pieces
+        fixed = [] if parts else small
+        cut_qubits = large if not parts else list(range(n))
+        index = {q: i for i, q in enumerate(cut_qubits)}
+        sub = QuantumCircuit(len(cut_qubits))
+        for inst in active.data:
+            qs = [active.find_bit(q).index for q in inst.qubits]
+            if qs[0] in index:
+                sub.append(inst.operation, [index[q] for q in qs])
+        blocks = [
+            (w, cut_qubits, sub, fixed)
+            for w in candidate_widths(len(cut_qubits), pools, mode, limit, max_parts, parts)
+        ]
+    for w, cut_qubits, sub, fixed in blocks:
+        sub_labels, _ = block_labels(sub, w)
+        labels = [0] * n
+        for i, q in enumerate(cut_qubits):
+            labels[q] = sub_labels[i]
+        for j, comp in enumerate(fixed):
+            for q in comp:
+                labels[q] = len(w) + j
+        full_w = [*w, *(len(c) for c in fixed)]
+        if estimated_subexperiments(graph_q, labels, len(full_w)) > MAX_SUBEXPERIMENTS:
+            skipped.append(f"widths {full_w}")
             continue
-        consider(cut_by_labels(circuit, observable, labels), w)
+        consider(cut_by_labels(active, terms, labels), full_w)
     if wire_cuts and widths is None:
-        found = wire_cut_problem(circuit, observable, limit)
+        found = wire_cut_problem(active, terms, limit)
         if found is not None and (not parts or len(found.partitions) in parts):
             w = [part.num_qubits for part in found.partitions]
             kinds = [c.kind for c in found.cuts]
@@ -529,14 +581,17 @@ def plan_workload(
             )
     if not candidates:
         detail = f"; skipped {', '.join(skipped)}" if skipped else ""
+        idle = circuit.num_qubits - n
+        what = f"{n}-qubit circuit" + (f" ({idle} idle qubits removed)" if idle > 0 else "")
         raise NoCutFoundError(
-            f"no cut of the {n}-qubit circuit into pieces of at most {limit} qubits is "
-            f"feasible{detail}"
+            f"no cut of the {what} into pieces of at most {limit} qubits is feasible{detail}"
         )
-    return _choose(candidates, model, started)
+    return _choose(candidates, model, started, norm)
 
 
-def _choose(candidates: list[Candidate], model: CostModel, started: float) -> PlanResult:
+def _choose(
+    candidates: list[Candidate], model: CostModel, started: float, norm: Normalized
+) -> PlanResult:
     fitting = [c for c in candidates if c.fits] or candidates
     chosen = min(fitting, key=lambda c: c.makespan)
     others = sorted((c for c in fitting if c is not chosen), key=lambda c: c.makespan)
@@ -549,4 +604,6 @@ def _choose(candidates: list[Candidate], model: CostModel, started: float) -> Pl
         reason += f"; next: widths {others[0].widths} at {others[0].makespan:.3g}s"
     if len(fitting) < len(candidates):
         reason += f"; {len(candidates) - len(fitting)} candidate(s) exceed the memory limit"
-    return PlanResult(candidates, chosen, reason, model.source, time.perf_counter() - started)
+    return PlanResult(
+        candidates, chosen, reason, model.source, time.perf_counter() - started, None, norm
+    )

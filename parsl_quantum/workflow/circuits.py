@@ -1,7 +1,9 @@
 """Circuits and observables named by templates: library generators, QASM files, Pauli sums.
 
-Every generator is seeded, so a template names one circuit exactly. Circuits are returned
-decomposed to one- and two-qubit gates with all parameters bound, ready for cutting.
+Every generator is seeded, so a template names one circuit exactly. Generated circuits are
+returned decomposed to one- and two-qubit gates with all parameters bound; QASM circuits are
+checked and returned as read (the cutting engine lowers them), so cut positions refer to the
+file's instructions.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-from qiskit import QuantumCircuit, qasm2, qasm3, transpile
+from qiskit import QuantumCircuit, qasm2, qasm3
 from qiskit.circuit.library import efficient_su2
 from qiskit.quantum_info import SparsePauliOp
+
+from parsl_quantum.cutting.errors import CuttingError
+from parsl_quantum.cutting.normalize import check_instructions, lower
 
 GENERATORS = ("efficient_su2", "qaoa", "random_2local", "clustered", "bus")
 
@@ -34,14 +39,6 @@ CIRCUIT_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
-
-#: Gates kept as they are for cutting: standard one-qubit gates and the two-qubit gates that
-#: qiskit-addon-cutting decomposes. Anything else (gates on 3+ qubits first) is lowered to them.
-BASIS = [
-    *("id", "rx", "ry", "rz", "p", "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg", "u"),
-    *("cx", "cy", "cz", "ch", "ecr", "crx", "cry", "crz", "cp", "rxx", "ryy", "rzz"),
-    *("swap", "iswap", "dcx", "cs", "csdg", "csx"),
-]
 
 
 class CircuitError(ValueError):
@@ -154,32 +151,28 @@ def read_qasm(path: str | Path) -> QuantumCircuit:
         raise CircuitError(f"malformed QASM in {p}: {first}") from None
 
 
-def prepare(circuit: QuantumCircuit) -> QuantumCircuit:
-    """Check and lower a circuit for cutting: no unbound parameters, no measurements or
-    classical bits, every gate on at most two qubits."""
+def check_circuit(circuit: QuantumCircuit) -> QuantumCircuit:
+    """Refuse a template's circuit that cannot be cut, with a one-line error naming the
+    instruction and its position: unbound parameters (a template binds none), mid-circuit
+    measurements, resets, classical control. Returns the circuit unchanged, so that cut
+    positions refer to its instructions; barriers and final measurements are dropped later."""
     if circuit.num_parameters:
         names = ", ".join(sorted(p.name for p in circuit.parameters)[:5])
         raise CircuitError(f"circuit has unbound parameters: {names}")
-    body = circuit.remove_final_measurements(inplace=False)
-    for inst in body.data:
-        if inst.operation.name in ("measure", "reset") or inst.clbits:
-            raise CircuitError(f"unsupported instruction {inst.operation.name!r} before the end")
-    if body.num_clbits or body.num_qubits != len(body.qubits):
-        stripped = QuantumCircuit(body.num_qubits, name=body.name)
-        for inst in body.data:
-            stripped.append(inst.operation, [body.find_bit(q).index for q in inst.qubits])
-        body = stripped
-    needs_lowering = any(
-        inst.operation.num_qubits > 2 or inst.operation.name not in BASIS + ["barrier"]
-        for inst in body.data
-    )
-    if not needs_lowering:
-        return body
     try:
-        lowered = transpile(body, basis_gates=BASIS, optimization_level=0)
-    except Exception as exc:  # transpile raises TranspilerError/QiskitError subclasses
-        raise CircuitError(f"unsupported gate: {str(exc).splitlines()[0]}") from None
-    return lowered
+        check_instructions(circuit)
+    except CuttingError as exc:
+        raise CircuitError(str(exc)) from None
+    return circuit
+
+
+def prepare(circuit: QuantumCircuit) -> QuantumCircuit:
+    """Check a circuit (:func:`check_circuit`) and lower it to the cutting engine's basis:
+    every gate on at most two qubits, no measurements, barriers or classical bits."""
+    try:
+        return lower(check_circuit(circuit))[0]
+    except CuttingError as exc:
+        raise CircuitError(str(exc)) from None
 
 
 def circuit_from_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> QuantumCircuit:
@@ -189,7 +182,7 @@ def circuit_from_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> 
         path = Path(spec["qasm"])
         if base_dir is not None and not path.is_absolute() and not path.exists():
             path = base_dir / path
-        return prepare(read_qasm(path))
+        return check_circuit(read_qasm(path))
     generator = spec.get("generator", "efficient_su2")
     qubits = spec.get("qubits")
     if qubits is None:

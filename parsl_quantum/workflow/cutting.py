@@ -21,7 +21,9 @@ import parsl
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
-from parsl_quantum.cutting.problem import CutProblem
+from parsl_quantum.cutting.errors import CuttingError
+from parsl_quantum.cutting.normalize import Normalized, normalize
+from parsl_quantum.cutting.problem import CutProblem, recut
 from parsl_quantum.cutting.reconstruct import contract
 from parsl_quantum.cutting.uncertainty import bootstrap_rows
 from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
@@ -80,7 +82,13 @@ BOOTSTRAP_REPLICATES = 200
 
 @dataclass
 class CuttingResult:
-    """The answer and how it was obtained. ``to_dict()`` is the ``--json`` document."""
+    """The answer and how it was obtained. ``to_dict()`` is the ``--json`` document.
+
+    ``std_error`` is the statistical (shot-noise) error of ``value``, by bootstrap through the
+    reconstruction; 0 when every subexperiment was evaluated exactly. It does not include the
+    bias of a noisy device: ``configuration["noisy_backends"]`` names any that ran a
+    partition.
+    """
 
     value: float
     std_error: float
@@ -95,6 +103,27 @@ class CuttingResult:
         keys = ("value", "std_error", "reference", "configuration", "timings", "tasks", "run_dir")
         data = asdict(self)
         return {k: data[k] for k in keys}
+
+
+@dataclass
+class CuttingBatchResult:
+    """Values of several observables over several parameter sets, from one plan and one cut.
+
+    ``values[s, k]`` is observable k's expectation value with parameter set s bound, and
+    ``std_errors[s, k]`` its statistical error (see :class:`CuttingResult`); ``references``
+    the exact values by direct simulation where that is cheap (else None).
+    ``configuration``, ``timings`` and ``tasks`` describe the plan and the whole run, as in
+    :class:`CuttingResult`.
+    """
+
+    values: np.ndarray
+    std_errors: np.ndarray
+    references: np.ndarray | None
+    configuration: dict[str, Any]
+    timings: dict[str, float]
+    tasks: int
+    run_dir: str | None
+    plan: PlanResult | None = field(default=None, repr=False)
 
 
 def loaded_pools(pools: Sequence[str] | None = None) -> dict[str, PoolInfo]:
@@ -112,7 +141,7 @@ def loaded_pools(pools: Sequence[str] | None = None) -> dict[str, PoolInfo]:
 
 def plan_cutting(
     circuit: QuantumCircuit,
-    observable: SparsePauliOp,
+    observable: SparsePauliOp | Sequence[SparsePauliOp],
     pools: Mapping[str, PoolInfo],
     *,
     max_subcircuit_qubits: int,
@@ -125,7 +154,7 @@ def plan_cutting(
 ) -> PlanResult:
     """Plan without running: candidate configurations, their predicted makespans, the choice.
     ``wire_cuts`` lets the planner also consider the cut of qiskit-addon-cutting's
-    ``find_cuts`` when it uses wire cuts."""
+    ``find_cuts`` when it uses wire cuts. Several observables may be given."""
     model = load_model(profile, {name: info.kind for name, info in pools.items()})
     return plan_workload(
         circuit,
@@ -139,6 +168,143 @@ def plan_cutting(
         memory_limit=int(memory_limit_gb * 1024**3),
         wire_cuts=wire_cuts,
     )
+
+
+def parameter_sets(circuit: QuantumCircuit, parameter_values: np.ndarray | None) -> np.ndarray:
+    """``parameter_values`` as an array of shape (sets, circuit.num_parameters), columns in the
+    order of ``circuit.parameters``; one empty set for a circuit without parameters."""
+    k = circuit.num_parameters
+    values = np.zeros((1, 0)) if parameter_values is None else np.asarray(parameter_values, float)
+    if k == 0 and values.size == 0:
+        return np.zeros((1, 0))
+    if values.ndim == 1 and k:
+        values = values.reshape(1, -1)
+    if values.ndim != 2 or values.shape[1] != k or values.shape[0] == 0:
+        names = ", ".join(p.name for p in list(circuit.parameters)[:5])
+        raise CuttingError(
+            f"parameter_values has shape {values.shape} but the circuit has {k} parameter(s)"
+            + (f" ({names}); give an array of shape (sets, {k})" if k else "")
+        )
+    return values
+
+
+def cut_and_run_batch(
+    circuit: QuantumCircuit,
+    observables: Sequence[SparsePauliOp],
+    parameter_values: np.ndarray | None = None,
+    *,
+    pools: Sequence[str] | None = None,
+    max_subcircuit_qubits: int | None = None,
+    mode: Mode = "auto",
+    shots: int = 100_000,
+    seed: int | None = None,
+    reference: str = "auto",
+    profile: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    recorder: TaskRecorder | None = None,
+    plan: PlanResult | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CuttingBatchResult:
+    """Cut ``circuit`` once and evaluate every observable for every parameter set.
+
+    Planning and cutting happen once, on the circuit bound to the first parameter set; each
+    further set re-binds the same cuts (:func:`~parsl_quantum.cutting.problem.recut`: the
+    subexperiments' gate matrices and the QPD coefficients of cut parametric gates follow the
+    new values) and runs on the loaded Config's pools. ``parameter_values`` has shape
+    (sets, circuit.num_parameters), columns in the order of ``circuit.parameters``; None for a
+    circuit without parameters. Observables act on the circuit's qubits, or on its logical
+    qubits when it has a layout (see :mod:`parsl_quantum.cutting.normalize`).
+    """
+    observables = list(observables)
+    if not observables:
+        raise CuttingError("give at least one observable")
+    values_in = parameter_sets(circuit, parameter_values)
+    timings: dict[str, float] = {}
+    infos = loaded_pools(pools)
+    bound = [circuit.assign_parameters(row) if len(row) else circuit for row in values_in]
+    if plan is None:
+        t0 = time.perf_counter()
+        width = max_subcircuit_qubits or max(i.max_qubits for i in infos.values())
+        plan = plan_cutting(
+            bound[0],
+            observables,
+            infos,
+            max_subcircuit_qubits=width,
+            mode=mode,
+            shots=shots,
+            profile=profile,
+        )
+        timings["plan"] = time.perf_counter() - t0
+    else:
+        timings["plan"] = plan.planning_time
+    assert plan.normalized is not None
+    timings.update(bind=0.0, evaluate=0.0, reconstruct=0.0)
+    n_sets, n_obs = len(bound), len(observables)
+    values = np.zeros((n_sets, n_obs))
+    errors = np.zeros((n_sets, n_obs))
+    refs: np.ndarray | None = np.full((n_sets, n_obs), np.nan) if reference != "never" else None
+    results: dict[str, BatchResult] = {}
+    for s, qc in enumerate(bound):
+        t0 = time.perf_counter()
+        if s == 0:
+            norm, problem = plan.normalized, plan.chosen.problem
+        else:
+            norm, problem = rebind(plan, qc, observables)
+        coeffs = norm.coefficient_matrix(problem.term_labels)
+        timings["bind"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        set_seed = None if seed is None else seed + 104_729 * s
+        results = execute_plan(
+            plan, infos, mode, shots, set_seed, recorder, progress, problem=problem
+        )
+        timings["evaluate"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        values[s], errors[s] = reconstruct_all(
+            problem, plan.chosen.graph, results, set_seed, coeffs
+        )
+        timings["reconstruct"] += time.perf_counter() - t0
+        if refs is not None:
+            t0 = time.perf_counter()
+            ref = reference_values(norm, force=reference == "always")
+            if ref is None:
+                refs = None
+            else:
+                refs[s] = ref
+            timings["reference"] = timings.get("reference", 0.0) + time.perf_counter() - t0
+    if n_sets == 1:
+        del timings["bind"]
+    configuration = describe_configuration(plan, results)
+    if run_dir is not None:
+        save_plan(Path(run_dir), plan, results)
+    evaluate_nodes = sum(
+        1 for _, d in plan.chosen.graph.nodes(data=True) if d["kind"] == "evaluate"
+    )
+    return CuttingBatchResult(
+        values,
+        errors,
+        refs,
+        configuration,
+        timings,
+        evaluate_nodes * n_sets,
+        str(run_dir) if run_dir is not None else None,
+        plan,
+    )
+
+
+def rebind(
+    plan: PlanResult, circuit: QuantumCircuit, observables: Sequence[SparsePauliOp]
+) -> tuple[Normalized, CutProblem]:
+    """The plan's cuts applied to ``circuit`` bound to another parameter set: its normalized
+    form and its cut problem, with partitions of the shapes the plan's tasks were made for."""
+    norm = normalize(circuit, observables)
+    problem = norm.locate(recut(plan.chosen.problem, norm.circuit, norm.observable))
+    planned = plan.chosen.problem
+    if [p.shape[1:] for p in problem.partitions] != [p.shape[1:] for p in planned.partitions]:
+        raise CuttingError(
+            "these parameter values change the subexperiments of a cut gate (a special angle); "
+            "run them as a separate batch"
+        )
+    return norm, problem
 
 
 def cut_and_run(
@@ -158,54 +324,39 @@ def cut_and_run(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> CuttingResult:
     """Cut ``circuit``, evaluate its subexperiments on the loaded Config's pools, reconstruct
-    the expectation value of ``observable``.
+    the expectation value of ``observable`` (:func:`cut_and_run_batch` with one observable and
+    no parameters).
 
     ``max_subcircuit_qubits`` defaults to the widest pool. Call it inside ``with
     parsl.load(config):`` with your own Config; pools are executors labelled by name.
     """
-    timings: dict[str, float] = {}
-    infos = loaded_pools(pools)
-    if plan is None:
-        t0 = time.perf_counter()
-        width = max_subcircuit_qubits or max(i.max_qubits for i in infos.values())
-        plan = plan_cutting(
-            circuit,
-            observable,
-            infos,
-            max_subcircuit_qubits=width,
-            mode=mode,
-            shots=shots,
-            profile=profile,
-        )
-        timings["plan"] = time.perf_counter() - t0
-    else:
-        timings["plan"] = plan.planning_time
-    problem = plan.chosen.problem
-    t0 = time.perf_counter()
-    results = execute_plan(plan, infos, mode, shots, seed, recorder, progress)
-    timings["evaluate"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    value, std_error = reconstruct(problem, plan.chosen.graph, results, seed)
-    timings["reconstruct"] = time.perf_counter() - t0
-    ref = None
-    if reference != "never":
-        t0 = time.perf_counter()
-        ref = reference_value(circuit, observable, force=reference == "always")
-        timings["reference"] = time.perf_counter() - t0
-    configuration = describe_configuration(plan, results)
-    result = CuttingResult(
-        value,
-        std_error,
-        ref,
-        configuration,
-        timings,
-        sum(1 for _, d in plan.chosen.graph.nodes(data=True) if d["kind"] == "evaluate"),
-        str(run_dir) if run_dir is not None else None,
-        plan,
+    batch = cut_and_run_batch(
+        circuit,
+        [observable],
+        None,
+        pools=pools,
+        max_subcircuit_qubits=max_subcircuit_qubits,
+        mode=mode,
+        shots=shots,
+        seed=seed,
+        reference=reference,
+        profile=profile,
+        run_dir=run_dir,
+        recorder=recorder,
+        plan=plan,
+        progress=progress,
     )
-    if run_dir is not None:
-        save_plan(Path(run_dir), plan, results)
-    return result
+    ref = None if batch.references is None else float(batch.references[0, 0])
+    return CuttingResult(
+        float(batch.values[0, 0]),
+        float(batch.std_errors[0, 0]),
+        ref,
+        batch.configuration,
+        batch.timings,
+        batch.tasks,
+        batch.run_dir,
+        batch.plan,
+    )
 
 
 def execute_plan(
@@ -221,6 +372,7 @@ def execute_plan(
     lost_after: float = 60.0,
     max_failures: int = 3,
     poll_period: float = 0.2,
+    problem: CutProblem | None = None,
 ) -> dict[str, BatchResult]:
     """Run the evaluate tasks of the chosen DAG and wait for all results.
 
@@ -231,10 +383,11 @@ def execute_plan(
     for ``lost_after`` seconds, or ``max_failures`` failures in a row, loses its work to the
     others. What happened (pool per task, predicted and measured seconds, failovers) is kept in
     ``plan.execution`` and each evaluate node's ``pool`` becomes the pool that ran it (the
-    plan's choice stays in ``planned_pool``).
+    plan's choice stays in ``planned_pool``). ``problem`` replaces the plan's cut problem by
+    one of the same shapes (the plan's cuts bound to other parameters).
     """
     graph = plan.chosen.graph
-    problem = plan.chosen.problem
+    problem = problem if problem is not None else plan.chosen.problem
     allocation = shot_allocation(problem, shots) if mode != "exact" else None
     rows_of = [all_rows(problem, p) for p in range(len(problem.partitions))]
     payloads = {
@@ -319,15 +472,30 @@ def _tensors(
 def reconstruct(
     problem: CutProblem, graph: nx.DiGraph, results: Mapping[str, BatchResult], seed: int | None
 ) -> tuple[float, float]:
-    """The expectation value and its standard error (0 when every subexperiment was exact).
+    """The expectation value of the problem's observable and its standard error (0 when
+    every subexperiment was exact). See :func:`reconstruct_all`."""
+    values, errors = reconstruct_all(problem, graph, results, seed, problem.term_coeffs[None, :])
+    return float(values[0]), float(errors[0])
 
-    The error of sampled subexperiments is a parametric bootstrap through the contraction.
+
+def reconstruct_all(
+    problem: CutProblem,
+    graph: nx.DiGraph,
+    results: Mapping[str, BatchResult],
+    seed: int | None,
+    coefficients: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values and standard errors of several observables, ``coefficients[k]`` weighting the
+    problem's terms for observable k (one contraction serves them all).
+
+    The error of sampled subexperiments is a parametric bootstrap through the contraction:
+    the statistical (shot-noise) error only.
     """
     values = {node: r.values for node, r in results.items()}
-    value = float(problem.term_coeffs @ contract(problem, _tensors(problem, graph, values)))
+    value = coefficients @ contract(problem, _tensors(problem, graph, values))
     sampled = {node: r for node, r in results.items() if r.samples is not None}
     if not sampled:
-        return value, 0.0
+        return value, np.zeros(len(coefficients))
     rng = np.random.default_rng(seed)
     boot = {
         node: bootstrap_rows(
@@ -341,16 +509,21 @@ def reconstruct(
     replicas = []
     for b in range(BOOTSTRAP_REPLICATES):
         vals = {node: (boot[node][b] if node in boot else v) for node, v in values.items()}
-        replicas.append(
-            float(problem.term_coeffs @ contract(problem, _tensors(problem, graph, vals)))
-        )
-    return value, float(np.std(replicas, ddof=1))
+        replicas.append(coefficients @ contract(problem, _tensors(problem, graph, vals)))
+    return value, np.std(np.array(replicas), axis=0, ddof=1)
 
 
 def reference_value(
     circuit: QuantumCircuit, observable: SparsePauliOp, *, force: bool = False
 ) -> float | None:
-    """The exact expectation value by direct simulation with Aer, when that is cheap.
+    """The exact expectation value by direct simulation with Aer, when that is cheap (see
+    :func:`reference_values`); the circuit is normalized first, so idle wires cost nothing."""
+    refs = reference_values(normalize(circuit, [observable]), force=force)
+    return None if refs is None else float(refs[0])
+
+
+def reference_values(norm: Normalized, *, force: bool = False) -> np.ndarray | None:
+    """Exact values of a normalized circuit's observables by direct simulation with Aer.
 
     Narrow circuits (interaction-graph bandwidth along the best qubit order at most
     :data:`MPS_REFERENCE_BANDWIDTH`) use the MPS method, untruncated, at any width; others the
@@ -359,6 +532,7 @@ def reference_value(
     """
     from qiskit_aer.primitives import EstimatorV2
 
+    circuit = norm.circuit
     if _bandwidth(circuit) <= MPS_REFERENCE_BANDWIDTH or (
         force and circuit.num_qubits > STATEVECTOR_REFERENCE_QUBITS
     ):
@@ -368,7 +542,8 @@ def reference_value(
     else:
         return None
     est = EstimatorV2(options={"backend_options": {"method": method}})
-    return float(est.run([(circuit, observable)]).result()[0].data.evs)
+    evs = est.run([(circuit, list(norm.term_labels))]).result()[0].data.evs
+    return norm.coefficients @ np.atleast_1d(np.asarray(evs, dtype=float))
 
 
 def _bandwidth(circuit: QuantumCircuit) -> int:
@@ -380,35 +555,56 @@ def _bandwidth(circuit: QuantumCircuit) -> int:
 
 
 def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult]) -> dict[str, Any]:
+    """The run's plan as plain data: partitions (input qubits, the pool and physical model that
+    ran them), cuts (kind, input instruction index, gate, input qubits), noisy backends used."""
     chosen = plan.chosen
     graph = chosen.graph
     problem = chosen.problem
     partitions = []
+    noisy: set[str] = set()
     for p, part in enumerate(problem.partitions):
-        pools = [
-            graph.nodes[n]["pool"] for n in graph.nodes if graph.nodes[n].get("partition") == p
-        ]
+        nodes = [n for n in graph.nodes if graph.nodes[n].get("partition") == p]
+        pools = [graph.nodes[n]["pool"] for n in nodes]
+        backends = sorted({results[n].backend for n in nodes if n in results})
         main = max(set(pools), key=pools.count) if pools else "driver"
+        sampled = {
+            results[n].backend for n in nodes if n in results and results[n].method == "sampled"
+        }
+        noisy.update(b for b in sampled if _noisy(b))
         partitions.append(
             {
                 "qubits": part.num_qubits,
                 "pool": main,
                 "pools": sorted(set(pools)),
+                "backends": backends,
                 "subexperiments": part.num_subexperiments,
                 "original_qubits": list(problem.qubits[p]),
             }
         )
     methods = sorted({r.method for r in results.values()})
+    norm = plan.normalized
+    input_qubits = norm.num_input_qubits if norm is not None else problem.num_qubits
+    active = len(norm.wires) if norm is not None else problem.num_qubits
     return {
         "partitions": partitions,
-        "cuts": [{"kind": c.kind, "gate": c.gate, "between": [c.a, c.b]} for c in problem.cuts],
+        "cuts": [c.location() for c in problem.cuts],
+        "input_qubits": input_qubits,
+        "idle_qubits_removed": input_qubits - active,
         "subexperiments": problem.num_subexperiments,
         "subexperiments_addon": problem.num_generated_addon,
         "methods": methods,
+        "noisy_backends": sorted(noisy),
         "reason": plan.reason,
         "cost_model": plan.model_source,
         "predicted_makespan": chosen.makespan,
     }
+
+
+def _noisy(backend: str) -> bool:
+    """Whether a backend's results carry device noise (a fake device's noise model, a QPU)."""
+    from parsl_quantum.backends import get_backend
+
+    return bool(get_backend(backend).spec.noisy)
 
 
 def save_plan(run_dir: Path, plan: PlanResult, results: Mapping[str, BatchResult]) -> None:

@@ -1,0 +1,261 @@
+"""Degenerate and unusual circuit shapes through the main job, from the Python API and the CLI.
+
+Circuits that need no cut, unconnected components, idle wires, partitions without cut sites,
+one-qubit and zero-gate circuits, barriers and final measurements (ignored, as Estimator does),
+and the one-line refusal of mid-circuit measurements, resets and classical control.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import parsl
+import pytest
+from qiskit import QuantumCircuit, qasm2, qasm3
+from qiskit.quantum_info import SparsePauliOp, Statevector
+
+from parsl_quantum import configs
+from parsl_quantum.cutting.errors import CuttingError
+from parsl_quantum.cutting.normalize import normalize
+from parsl_quantum.workflow.cutting import cut_and_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory: pytest.TempPathFactory):
+    run_dir = tmp_path_factory.mktemp("shapes")
+    with parsl.load(configs.local(run_dir, ("cpu",), monitoring=False)):
+        yield run_dir
+    parsl.clear()
+
+
+def exact(circuit: QuantumCircuit, observable: SparsePauliOp) -> float:
+    body = circuit.remove_final_measurements(inplace=False)
+    body.remove_final_measurements()
+    return float(Statevector(body).expectation_value(observable).real)
+
+
+def chain(n: int) -> QuantumCircuit:
+    qc = QuantumCircuit(n)
+    qc.h(0)
+    for q in range(n - 1):
+        qc.cx(q, q + 1)
+    return qc
+
+
+def mean_z(n: int) -> SparsePauliOp:
+    return SparsePauliOp.from_sparse_list([("Z", [q], 1 / n) for q in range(n)], n)
+
+
+def test_a_circuit_that_fits_runs_as_one_piece_without_cuts(pools: Path) -> None:
+    qc = chain(4)
+    qc.ry(0.4, 3)
+    obs = mean_z(4) + SparsePauliOp("XXXX", 0.5)
+    result = cut_and_run(qc, obs, pools=["cpu"], max_subcircuit_qubits=4)
+    config = result.configuration
+    assert [p["qubits"] for p in config["partitions"]] == [4]
+    assert config["cuts"] == [] and config["subexperiments"] == 1 and result.tasks == 1
+    assert result.value == pytest.approx(exact(qc, obs), abs=1e-10)
+
+
+def test_unconnected_components_are_pieces_whose_values_multiply(pools: Path) -> None:
+    qc = QuantumCircuit(4)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.x(2)
+    qc.h(3)
+    obs = SparsePauliOp(["XZXX", "ZIZZ", "IZII"], [0.3, -0.7, 0.2])
+    result = cut_and_run(qc, obs, pools=["cpu"], max_subcircuit_qubits=2)
+    config = result.configuration
+    assert sorted(p["qubits"] for p in config["partitions"]) == [1, 1, 2]
+    assert sorted(map(tuple, (p["original_qubits"] for p in config["partitions"]))) == [
+        (0, 1),
+        (2,),
+        (3,),
+    ]
+    assert config["cuts"] == []
+    assert result.value == pytest.approx(exact(qc, obs), abs=1e-10)
+
+
+def test_idle_wires_are_dropped_and_the_value_mapped_back(pools: Path) -> None:
+    qc = QuantumCircuit(9)
+    for q in (0, 1, 3, 4, 6, 8):
+        qc.ry(0.3 + q, q)
+    for a, b in ((0, 1), (1, 3), (3, 4), (4, 6), (6, 8)):
+        qc.cx(a, b)
+    # X on an idle qubit: the term is 0; Z on an idle qubit: factor 1
+    obs = SparsePauliOp(["ZIZIIIIIZ", "IXIIZIIII", "IIIIIIIZZ", "ZZZZZZZZZ"], [0.5, 1, -1, 0.25])
+    result = cut_and_run(qc, obs, pools=["cpu"], max_subcircuit_qubits=3)
+    config = result.configuration
+    assert config["idle_qubits_removed"] == 3 and config["input_qubits"] == 9
+    assert sum(p["qubits"] for p in config["partitions"]) == 6
+    used = {q for p in config["partitions"] for q in p["original_qubits"]}
+    assert used == {0, 1, 3, 4, 6, 8}
+    assert all(c["qubits"][0] in used and c["qubits"][1] in used for c in config["cuts"])
+    assert result.value == pytest.approx(exact(qc, obs), abs=1e-9)
+    assert result.reference == pytest.approx(result.value, abs=1e-9)
+
+
+def test_partitions_without_cut_sites_among_cut_ones(pools: Path) -> None:
+    qc = chain(6)
+    for q in range(6):
+        qc.rx(0.2 * q, q)
+    wide = QuantumCircuit(8)
+    wide.compose(qc, range(6), inplace=True)
+    wide.h(6)
+    wide.cz(6, 7)
+    wide.ry(0.8, 7)
+    obs = mean_z(8) + SparsePauliOp("XZIIIIIX", 0.4)
+    result = cut_and_run(wide, obs, pools=["cpu"], max_subcircuit_qubits=3)
+    config = result.configuration
+    widths = [p["qubits"] for p in config["partitions"]]
+    assert max(widths) <= 3 and len(config["cuts"]) >= 1
+    uncut = [p for p in config["partitions"] if p["original_qubits"] == [6, 7]]
+    assert len(uncut) == 1 and uncut[0]["subexperiments"] == 1
+    assert result.value == pytest.approx(exact(wide, obs), abs=1e-9)
+
+
+@pytest.mark.parametrize("gates", [False, True], ids=["zero-gate", "one-gate"])
+def test_one_qubit_and_zero_gate_circuits(pools: Path, gates: bool) -> None:
+    one = QuantumCircuit(1)
+    if gates:
+        one.rx(0.7, 0)
+    obs = SparsePauliOp(["Z", "Y"], [1.0, 0.5])
+    assert cut_and_run(one, obs, pools=["cpu"]).value == pytest.approx(exact(one, obs), abs=1e-12)
+    empty = QuantumCircuit(3)
+    obs3 = SparsePauliOp(["ZIZ", "IXI", "III"], [0.3, 2.0, -0.1])
+    result = cut_and_run(empty, obs3, pools=["cpu"], max_subcircuit_qubits=2)
+    assert result.value == pytest.approx(0.2, abs=1e-12)
+
+
+def test_barriers_and_final_measurements_are_ignored(pools: Path) -> None:
+    qc = chain(5)
+    qc.barrier()
+    qc.rz(0.3, 2)
+    qc.sx(2)
+    qc.barrier([1, 2])
+    qc.measure_all()
+    obs = SparsePauliOp(["ZZIII", "IIYII", "XXXXX"], [1.0, 0.5, 0.25])
+    result = cut_and_run(qc, obs, pools=["cpu"], max_subcircuit_qubits=3)
+    assert len(result.configuration["cuts"]) >= 1
+    assert result.value == pytest.approx(exact(qc, obs), abs=1e-9)
+
+
+def mid_measure() -> QuantumCircuit:
+    qc = QuantumCircuit(2, 1)
+    qc.h(0)
+    qc.measure(0, 0)
+    qc.cx(0, 1)
+    return qc
+
+
+def reset() -> QuantumCircuit:
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.reset(1)
+    return qc
+
+
+def classical() -> QuantumCircuit:
+    qc = QuantumCircuit(2, 1)
+    qc.h(0)
+    qc.measure(0, 0)
+    with qc.if_test((qc.clbits[0], 1)):
+        qc.x(1)
+    return qc
+
+
+@pytest.mark.parametrize(
+    ("make", "text"),
+    [
+        (mid_measure, "unsupported instruction 'measure' at position 1 on qubit 0"),
+        (reset, "unsupported instruction 'reset' at position 2 on qubit(s) 1"),
+        (classical, "unsupported instruction 'if_else' at position 2"),
+    ],
+    ids=["mid-circuit-measure", "reset", "classical-control"],
+)
+def test_unsupported_instructions_are_named_with_their_position(make, text: str) -> None:
+    with pytest.raises(CuttingError) as info:
+        normalize(make(), [SparsePauliOp("ZZ")])
+    assert str(info.value).startswith(text) and "\n" not in str(info.value)
+
+
+def cli(tmp_path: Path, circuit: QuantumCircuit, *sets: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "circuit.qasm"
+    try:
+        path.write_text(qasm2.dumps(circuit))
+    except qasm2.QASM2ExportError:  # classical control needs OpenQASM 3
+        path.write_text(qasm3.dumps(circuit))
+    cmd = [
+        sys.executable,
+        "-m",
+        "parsl_quantum.workflow.cli",
+        "run",
+        str(ROOT / "workflows" / "circuit-cutting.yaml"),
+        "--set",
+        "pools=cpu",
+        "--set",
+        f"circuit.qasm={path}",
+        *(x for s in sets for x in ("--set", s)),
+        "--json",
+        str(tmp_path / "result.json"),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--no-monitoring",
+        "--quiet",
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+
+
+def test_cli_runs_the_uncut_and_the_unconnected_circuits(tmp_path: Path) -> None:
+    two = QuantumCircuit(6)
+    two.compose(chain(4), range(4), inplace=True)
+    two.x(4)
+    two.h(5)
+    proc = cli(
+        tmp_path,
+        two,
+        "observable=mean-z",
+        "planner.max_subcircuit_qubits=4",
+        "execution.reference=always",
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert data["configuration"]["cuts"] == []
+    assert sorted(p["qubits"] for p in data["configuration"]["partitions"]) == [1, 1, 4]
+    assert data["value"] == pytest.approx(exact(two, mean_z(6)), abs=1e-10)
+    assert data["value"] == pytest.approx(data["reference"], abs=1e-10)
+
+
+@pytest.mark.parametrize("make", [mid_measure, reset, classical])
+def test_cli_refuses_unsupported_instructions_with_exit_2(tmp_path: Path, make) -> None:
+    proc = cli(tmp_path, make(), "planner.max_subcircuit_qubits=2")
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert err.count("\n") == 0 and "unsupported instruction" in err and "position" in err
+
+
+def test_a_refusal_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    dense = QuantumCircuit(6)
+    for a in range(6):
+        for b in range(a + 1, 6):
+            dense.cx(a, b)
+            dense.cx(b, a)
+    proc = cli(tmp_path, dense, "planner.max_subcircuit_qubits=1", "planner.wire_cuts=false")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "no cut" in proc.stderr
+
+
+def test_observable_values_on_idle_qubits_fold_into_coefficients() -> None:
+    qc = QuantumCircuit(3)
+    qc.h(1)
+    norm = normalize(qc, [SparsePauliOp(["ZXZ", "XXI", "IXI"], [2.0, 1.0, 3.0])])
+    assert norm.wires == (1,)
+    assert norm.term_labels == ["X"]
+    assert np.allclose(norm.coefficients, [[5.0]])
