@@ -259,3 +259,47 @@ def test_observable_values_on_idle_qubits_fold_into_coefficients() -> None:
     assert norm.wires == (1,)
     assert norm.term_labels == ["X"]
     assert np.allclose(norm.coefficients, [[5.0]])
+
+
+def isa_circuit() -> tuple[QuantumCircuit, QuantumCircuit]:
+    """An 8-qubit efficient_su2 and its ISA form on a 27-qubit fake device (layout set)."""
+    from qiskit import transpile
+    from qiskit.circuit.library import efficient_su2
+    from qiskit_ibm_runtime.fake_provider import FakeKolkataV2
+
+    logical = efficient_su2(8, reps=2, entanglement="linear")
+    logical = logical.assign_parameters(
+        np.random.default_rng(1).uniform(-np.pi, np.pi, logical.num_parameters)
+    )
+    isa = transpile(logical, FakeKolkataV2(), optimization_level=1, seed_transpiler=3)
+    return logical, isa
+
+
+def test_an_isa_circuit_gives_the_logical_circuits_value(pools: Path) -> None:
+    logical, isa = isa_circuit()
+    assert isa.num_qubits == 27 and isa.layout is not None
+    obs = mean_z(8) + SparsePauliOp.from_sparse_list([("XY", [0, 5], 0.3)], 8)
+    expected = exact(logical, obs)
+    # the logical observable is mapped through the layout; a laid-out one is taken as it is
+    for given in (obs, obs.apply_layout(isa.layout)):
+        result = cut_and_run(isa, given, pools=["cpu"], max_subcircuit_qubits=4)
+        config = result.configuration
+        assert config["input_qubits"] == 27 and config["idle_qubits_removed"] == 19
+        assert result.value == pytest.approx(expected, abs=1e-9)
+        for cut in config["cuts"]:
+            inst = isa.data[cut["instruction"]]
+            assert inst.operation.name == cut["gate"]
+            assert [isa.find_bit(q).index for q in inst.qubits] == cut["qubits"]
+    with pytest.raises(CuttingError, match="acts on 5 qubits but the circuit has 27 or its 8"):
+        cut_and_run(isa, mean_z(5), pools=["cpu"], max_subcircuit_qubits=4)
+
+
+def test_cli_runs_an_isa_circuit_from_qasm(tmp_path: Path) -> None:
+    logical, isa = isa_circuit()
+    proc = cli(tmp_path, isa, "observable=mean-z", "planner.max_subcircuit_qubits=4")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "result.json").read_text())
+    # mean of Z over all 27 wires: the 8 logical qubits plus 19 wires left in |0>
+    expected = (8 * exact(logical, mean_z(8)) + 19) / 27
+    assert data["value"] == pytest.approx(expected, abs=1e-9)
+    assert data["configuration"]["idle_qubits_removed"] == 19
