@@ -303,3 +303,32 @@ def test_cli_runs_an_isa_circuit_from_qasm(tmp_path: Path) -> None:
     expected = (8 * exact(logical, mean_z(8)) + 19) / 27
     assert data["value"] == pytest.approx(expected, abs=1e-9)
     assert data["configuration"]["idle_qubits_removed"] == 19
+
+
+def test_plan_names_every_cut_and_draws_the_circuit_with_them(tmp_path: Path) -> None:
+    picture = tmp_path / "cuts.png"
+    cmd = [
+        sys.executable,
+        "-m",
+        "parsl_quantum.workflow.cli",
+        "plan",
+        str(ROOT / "workflows" / "circuit-cutting.yaml"),
+        *("--set", "pools=cpu", "--set", "circuit.generator=bus", "--set", "circuit.qubits=9"),
+        *("--set", "circuit.depth=1", "--set", "planner.max_subcircuit_qubits=5"),
+        *("--run-dir", str(tmp_path / "plan"), "--circuit-picture", str(picture)),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "cuts of the chosen configuration" in proc.stdout
+    # the bus qubit's wire is cut once, just before its CX onto qubit 5 (instruction 21)
+    row = next(line for line in proc.stdout.splitlines() if "wire" in line and "21" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == [
+        "0",
+        "wire",
+        "21",
+        "cx",
+        "0,5",
+        "0",
+        "0-1",
+    ]
+    assert picture.read_bytes()[:4] == b"\x89PNG"

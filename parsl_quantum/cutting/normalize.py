@@ -82,6 +82,10 @@ class Normalized:
             cuts.append(
                 replace(
                     c,
+                    # a wire cut is named by the gate after it on the cut wire
+                    gate=self.circuit.data[c.position].operation.name
+                    if c.kind == "wire"
+                    else c.gate,
                     position=self.positions[c.position] if c.position >= 0 else -1,
                     qubits=tuple(self.wires[q] for q in c.qubits),
                     wire=self.wires[c.wire] if c.wire is not None else None,

@@ -1,4 +1,5 @@
-"""Showing plans to people: a candidates table, and the chosen DAG as GraphML or a picture."""
+"""Showing plans to people: a candidates table with the chosen cuts, the chosen DAG as GraphML
+or a picture, and the input circuit drawn with its cuts marked."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import sys
 from pathlib import Path
 
 import networkx as nx
+from qiskit.circuit import QuantumCircuit
 from rich.console import Console
 from rich.table import Table
 
+from parsl_quantum.cutting.problem import Cut
 from parsl_quantum.planner.plan import PlanResult
 
 
@@ -45,6 +48,29 @@ def print_plan(plan: PlanResult, console: Console | None = None) -> None:
         )
     console.print(table)
     console.print(f"chosen: {plan.chosen.parts} partition(s): {plan.reason}")
+    norm = plan.normalized
+    if norm is not None and norm.num_input_qubits > len(norm.wires):
+        console.print(
+            f"idle qubits removed: {norm.num_input_qubits - len(norm.wires)} of "
+            f"{norm.num_input_qubits} (no gate acts on them)"
+        )
+    cuts = Table(title="cuts of the chosen configuration (input circuit indices)")
+    for col in ("cut", "kind", "instruction", "gate", "qubits", "wire", "partitions"):
+        cuts.add_column(col)
+    for c in plan.chosen.problem.cuts:
+        cuts.add_row(
+            str(c.index),
+            c.kind,
+            str(c.position),
+            c.gate,
+            ",".join(map(str, c.qubits)),
+            "" if c.wire is None else str(c.wire),
+            f"{c.a}-{c.b}",
+        )
+    if plan.chosen.problem.cuts:
+        console.print(cuts)
+    else:
+        console.print("cuts of the chosen configuration: none")
     console.print(f"cost model: {plan.model_source}; planning took {plan.planning_time:.3f} s")
 
 
@@ -95,3 +121,32 @@ def write_graph(
         fig.tight_layout()
         fig.savefig(Path(picture))
         plt.close(fig)
+
+
+def draw_cut_circuit(circuit: QuantumCircuit, plan: PlanResult, picture: str) -> None:
+    """Draw the input circuit (Qiskit's matplotlib drawer) with the chosen cuts marked: a cut
+    gate is relabelled ``cut <gate> #i``, and a wire cut is a barrier labelled ``wire cut #i``
+    on the cut wire just before the gate it precedes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gate_cuts = {c.position: c for c in plan.chosen.problem.cuts if c.kind == "gate"}
+    wire_cuts: dict[int, list[Cut]] = {}
+    for c in plan.chosen.problem.cuts:
+        if c.kind == "wire":
+            wire_cuts.setdefault(c.position, []).append(c)
+    marked = circuit.copy_empty_like()
+    for pos, inst in enumerate(circuit.data):
+        for c in wire_cuts.get(pos, []):
+            assert c.wire is not None
+            marked.barrier(c.wire, label=f"wire cut #{c.index}")
+        op = inst.operation
+        if pos in gate_cuts:
+            op = op.to_mutable()
+            op.label = f"cut {op.name} #{gate_cuts[pos].index}"
+        marked.append(op, inst.qubits, inst.clbits)
+    fig = marked.draw("mpl", fold=40, idle_wires=False)
+    fig.savefig(Path(picture), bbox_inches="tight")
+    plt.close(fig)

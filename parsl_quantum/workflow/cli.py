@@ -111,14 +111,32 @@ def _print_result(result: dict[str, Any], kind: str) -> None:
     for key in ("value", "std_error", "reference"):
         if key in result:
             val = result[key]
-            table.add_row(key, "null" if val is None else f"{val:.12g}")
+            label = (
+                "std_error (statistical)"
+                if key == "std_error" and kind == "circuit-cutting"
+                else key
+            )
+            table.add_row(label, "null" if val is None else f"{val:.12g}")
     if result.get("reference") is not None and "value" in result:
         table.add_row("|value - reference|", f"{abs(result['value'] - result['reference']):.3g}")
     config = result.get("configuration")
     if isinstance(config, dict) and "partitions" in config:
         parts = ", ".join(f"{p['qubits']}q@{p['pool']}" for p in config["partitions"])
         table.add_row("partitions", parts)
-        table.add_row("cuts", str(len(config.get("cuts", []))))
+        cuts = config.get("cuts", [])
+        where = ", ".join(
+            f"{c['kind']} {c.get('gate', '')}@{c.get('instruction', '?')}"
+            f" q{','.join(map(str, c.get('qubits', [])))}"
+            for c in cuts[:6]
+        )
+        more = f", ... ({len(cuts) - 6} more)" if len(cuts) > 6 else ""
+        table.add_row("cuts", f"{len(cuts)}" + (f": {where}{more}" if cuts else ""))
+        if config.get("noisy_backends"):
+            table.add_row(
+                "device bias",
+                f"the value also carries the noise bias of {', '.join(config['noisy_backends'])}, "
+                "not included in std_error",
+            )
         table.add_row("subexperiments", str(config.get("subexperiments")))
         table.add_row("why", str(config.get("reason", "")))
     if "tasks" in result:
@@ -268,6 +286,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print_plan(prepared.plan)
     if args.graphml or args.picture:
         write_graph(prepared.plan.chosen.graph, graphml=args.graphml, picture=args.picture)
+    if args.circuit_picture:
+        from parsl_quantum.planner.report import draw_cut_circuit
+
+        draw_cut_circuit(prepared.circuit, prepared.plan, args.circuit_picture)
+        print(f"circuit with cuts: {args.circuit_picture}")
     return 0
 
 
@@ -413,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--run-dir", metavar="DIR", help=argparse.SUPPRESS)
     plan.add_argument("--graphml", metavar="PATH", help="write the chosen DAG as GraphML")
     plan.add_argument("--picture", metavar="PATH", help="draw the chosen DAG (PNG/SVG/PDF)")
+    plan.add_argument(
+        "--circuit-picture", metavar="PATH", help="draw the input circuit with the cuts marked"
+    )
     plan.set_defaults(func=cmd_plan)
 
     rep = sub.add_parser("report", help="per-pool summary and timeline picture of a run")
