@@ -163,3 +163,65 @@ def test_cli_bad_input_exits_2_before_starting_pools(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "has 2 qubits but the circuit has 24" in proc.stderr
     assert not (tmp_path / "run" / "parsl").exists()
+
+
+def test_each_partition_runs_under_one_physical_model(pools: Path) -> None:
+    """The QPU is predicted quicker than the simulator, so the plan spreads partitions' tasks
+    over both pools; the dispatcher still runs each partition under one model."""
+    from parsl_quantum.planner.cost import CostModel, PoolCoefficients
+    from parsl_quantum.planner.plan import physical_model, plan_workload
+    from parsl_quantum.workflow.cutting import loaded_pools
+
+    infos = loaded_pools(["cpu", "qpu"])
+    circuit = efficient_su2_circuit(6, 1, "linear", seed=2)
+    obs = parse_observable("mean-z", 6)
+    quick = {"overhead": 0.001, "per_circuit": 1e-4, "per_shot": 1e-7, "per_mid_shot": 1e-7}
+    slow = {k: 3 * v for k, v in quick.items()}
+    model = CostModel({"cpu": PoolCoefficients(**slow), "qpu": PoolCoefficients(**quick)})
+    model.kinds.update({p: i.kind for p, i in infos.items()})
+    plan = plan_workload(
+        circuit,
+        obs,
+        infos,
+        max_subcircuit_qubits=3,
+        model=model,
+        mode="sampled",
+        shots=4000,
+        widths=[[3, 3]],
+        task_rows=1,
+    )
+    graph = plan.chosen.graph
+    planned = {
+        p: {graph.nodes[n]["pool"] for n in graph if graph.nodes[n].get("partition") == p}
+        for p in range(2)
+    }
+    assert any(len(v) == 2 for v in planned.values())  # the plan alone would mix models
+    result = cut_and_run(
+        circuit, obs, pools=["cpu", "qpu"], mode="sampled", shots=4000, seed=3, plan=plan
+    )
+    config = result.configuration
+    for part in config["partitions"]:
+        assert len({physical_model(infos[p]) for p in part["pools"]}) == 1
+    assert config["mixed_model_partitions"] == []
+    # the QPU, predicted quickest, gets the first partition bound to it
+    assert any(part["pools"] == ["qpu"] for part in config["partitions"])
+    assert config["noisy_backends"] == list(infos["qpu"].backends[:1])
+    assert np.isfinite(result.value) and result.std_error > 0
+
+
+def test_the_summary_labels_std_error_statistical_and_names_device_bias(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parsl_quantum.workflow.cli import _print_result
+
+    monkeypatch.setenv("COLUMNS", "250")
+    config = {
+        "partitions": [{"qubits": 3, "pool": "qpu"}],
+        "cuts": [{"kind": "gate", "gate": "cx", "instruction": 4, "qubits": [2, 3]}],
+        "noisy_backends": ["fake:fake_perth"],
+    }
+    _print_result({"value": 0.4, "std_error": 0.01, "configuration": config}, "circuit-cutting")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "std_error (statistical)" in out
+    assert "1: gate cx@4 q2,3" in out
+    assert "noise bias of fake:fake_perth" in out and "not included in std_error" in out

@@ -19,9 +19,10 @@ Which pools may run a task is the plan's decision (the task's ``pool_costs``): w
 and exact when the run must be exact, so exact-only work never fails over to a sampled-only
 pool. All tasks of one partition run under one physical model (:func:`physical_model`: ideal
 simulation, or one noisy device): the first task of a partition binds it, and its other tasks
-go only to pools of the same model while one of them is healthy (a failover across models is
-recorded as an event). Parsl still executes, retries and scales; this only decides where each
-task goes.
+go only to pools of the same model while one of them is healthy (a failover across models
+rebinds the partition and is recorded as an event; the run's configuration then says whether
+results of two models were mixed). Parsl still executes, retries and scales; this only
+decides where each task goes.
 
 Everything that happened is kept in a :class:`DispatchReport`: the pool that ran each task,
 its predicted and measured seconds, every attempt, failovers and pool events.
@@ -363,7 +364,8 @@ class Dispatcher:
         model = physical_model(pool.info)
         bound = self.models.setdefault(partition, model)
         if bound != model:
-            self._event(pool_name, f"partition {partition} mixes models {bound} and {model}")
+            self.models[partition] = model
+            self._event(pool_name, f"partition {partition} fails over from {bound} to {model}")
         index = len(record.attempts) - 1
         pool.in_flight[node] = (now, float(self.graph.nodes[node]["pool_costs"][pool_name]))
         future.add_done_callback(self._notifier(node, index))

@@ -555,17 +555,22 @@ def _bandwidth(circuit: QuantumCircuit) -> int:
 
 
 def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult]) -> dict[str, Any]:
-    """The run's plan as plain data: partitions (input qubits, the pool and physical model that
-    ran them), cuts (kind, input instruction index, gate, input qubits), noisy backends used."""
+    """The run's plan as plain data: partitions (input qubits, the pools and backends that ran
+    them), cuts (kind, input instruction index, gate, input qubits), the noisy backends used
+    and any partition whose results mix physical models (only after a failover across them)."""
     chosen = plan.chosen
     graph = chosen.graph
     problem = chosen.problem
     partitions = []
     noisy: set[str] = set()
+    mixed: list[int] = []
     for p, part in enumerate(problem.partitions):
         nodes = [n for n in graph.nodes if graph.nodes[n].get("partition") == p]
         pools = [graph.nodes[n]["pool"] for n in nodes]
         backends = sorted({results[n].backend for n in nodes if n in results})
+        models = {"ideal" if not _noisy(b) else b for b in backends}
+        if len(models) > 1:
+            mixed.append(p)
         main = max(set(pools), key=pools.count) if pools else "driver"
         sampled = {
             results[n].backend for n in nodes if n in results and results[n].method == "sampled"
@@ -594,6 +599,7 @@ def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult])
         "subexperiments_addon": problem.num_generated_addon,
         "methods": methods,
         "noisy_backends": sorted(noisy),
+        "mixed_model_partitions": mixed,
         "reason": plan.reason,
         "cost_model": plan.model_source,
         "predicted_makespan": chosen.makespan,
@@ -601,10 +607,14 @@ def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult])
 
 
 def _noisy(backend: str) -> bool:
-    """Whether a backend's results carry device noise (a fake device's noise model, a QPU)."""
+    """Whether a backend's results carry device noise (a fake device's noise model, a QPU);
+    a backend whose description cannot be read here (a remote QPU) counts as noisy."""
     from parsl_quantum.backends import get_backend
 
-    return bool(get_backend(backend).spec.noisy)
+    try:
+        return bool(get_backend(backend).spec.noisy)
+    except Exception:  # remote backends may need a service to describe themselves
+        return True
 
 
 def save_plan(run_dir: Path, plan: PlanResult, results: Mapping[str, BatchResult]) -> None:
