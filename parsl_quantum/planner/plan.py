@@ -427,17 +427,18 @@ def estimated_subexperiments(graph_q: nx.Graph, labels: Sequence[int], parts: in
 
 
 def wire_cut_problem(
-    circuit: QuantumCircuit, observable: SparsePauliOp, limit: int
+    circuit: QuantumCircuit, observable: SparsePauliOp, limit: int, *, wire_only: bool = True
 ) -> CutProblem | None:
     """The cut qiskit-addon-cutting's ``find_cuts`` search picks for pieces of at most ``limit``
-    qubits, when it uses at least one wire cut (a cut of gate cuts only is a labelling the
-    block enumeration already covers). The search is bounded (:data:`FIND_CUTS_BACKJUMPS`): on
-    large circuits it returns its greedy best, which is still a valid cut."""
+    qubits, when it uses at least one wire cut or ``wire_only`` is off (a cut of gate cuts only
+    is a labelling the block enumeration usually covers; it is kept when that enumeration found
+    nothing). The search is bounded (:data:`FIND_CUTS_BACKJUMPS`): on large circuits it returns
+    its greedy best, which is still a valid cut."""
     try:
         problem = find_cut_problem(circuit, observable, limit, max_backjumps=FIND_CUTS_BACKJUMPS)
     except CuttingError:
         return None
-    if not any(c.kind == "wire" for c in problem.cuts):
+    if wire_only and not any(c.kind == "wire" for c in problem.cuts):
         return None
     if max(p.num_qubits for p in problem.partitions) > limit:
         return None
@@ -459,6 +460,7 @@ def plan_workload(
     widths: Sequence[Sequence[int]] | None = None,
     task_rows: int | None = None,
     wire_cuts: bool = True,
+    max_subexperiments: int = MAX_SUBEXPERIMENTS,
 ) -> PlanResult:
     """Enumerate, schedule and choose a cut configuration for the workload.
 
@@ -470,7 +472,8 @@ def plan_workload(
     evaluated together). ``parts`` keeps only candidates with those partition counts,
     ``widths`` tries exactly the given width vectors over the active wires (forcing a
     configuration), ``task_rows`` fixes the rows per task, ``wire_cuts`` adds the
-    :func:`wire_cut_problem` candidate when there is one.
+    :func:`wire_cut_problem` candidate when there is one. Candidates with a partition of more
+    than ``max_subexperiments`` distinct subexperiments are skipped.
     """
     started = time.perf_counter()
     observables = [observable] if isinstance(observable, SparsePauliOp) else list(observable)
@@ -493,7 +496,7 @@ def plan_workload(
 
     def consider(problem: CutProblem, w: list[int], note: str = "") -> None:
         problem = norm.locate(problem)
-        if max(p.num_subexperiments for p in problem.partitions) > MAX_SUBEXPERIMENTS:
+        if max(p.num_subexperiments for p in problem.partitions) > max_subexperiments:
             skipped.append(f"widths {w} ({problem.num_subexperiments} subexperiments)")
             return
         best: Candidate | None = None
@@ -565,12 +568,12 @@ def plan_workload(
             for q in comp:
                 labels[q] = len(w) + j
         full_w = [*w, *(len(c) for c in fixed)]
-        if estimated_subexperiments(graph_q, labels, len(full_w)) > MAX_SUBEXPERIMENTS:
+        if estimated_subexperiments(graph_q, labels, len(full_w)) > max_subexperiments:
             skipped.append(f"widths {full_w}")
             continue
         consider(cut_by_labels(active, terms, labels), full_w)
     if wire_cuts and widths is None:
-        found = wire_cut_problem(active, terms, limit)
+        found = wire_cut_problem(active, terms, limit, wire_only=bool(candidates))
         if found is not None and (not parts or len(found.partitions) in parts):
             w = [part.num_qubits for part in found.partitions]
             kinds = [c.kind for c in found.cuts]
