@@ -15,7 +15,7 @@ from parsl_quantum import configs
 from parsl_quantum.cutting import CuttingError, expectation_value, find_cut_problem
 from parsl_quantum.cutting.problem import recut
 from parsl_quantum.cutting.statevector import evaluate_exact
-from parsl_quantum.workflow.cutting import cut_and_run_batch, parameter_sets
+from parsl_quantum.workflow.cutting import cut_and_run, cut_and_run_batch, parameter_sets
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,11 @@ def test_a_circuit_without_parameters_is_one_set(pools: Path) -> None:
     result = cut_and_run_batch(qc, [obs], pools=["cpu"], max_subcircuit_qubits=3)
     assert result.values.shape == (1, 1)
     assert result.values[0, 0] == pytest.approx(exact(qc, obs), abs=1e-9)
+
+
+def test_cut_and_run_refuses_unbound_parameters_before_planning() -> None:
+    with pytest.raises(CuttingError, match="unbound parameters: b\\[0\\].*cut_and_run_batch"):
+        cut_and_run(qaoa_ansatz(4), SparsePauliOp("ZZZZ"))
 
 
 def test_parameter_values_must_match_the_circuit() -> None:

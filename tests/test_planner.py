@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsl_quantum.cutting import NoCutFoundError
 from parsl_quantum.planner.cost import (
     DEFAULT_COEFFICIENTS,
     DRIVER,
@@ -121,9 +120,9 @@ def test_a_qpu_narrower_than_the_gpu_gets_an_uneven_partition() -> None:
 
 
 def test_a_bus_qubit_is_cut_on_its_wire() -> None:
-    """A bus coupling to two 6-qubit registers in turn: no block of contiguous qubits separates
-    the registers with a feasible number of gate cuts, one wire cut of the bus (10
-    subexperiments) does."""
+    """A bus coupling to two 6-qubit registers in turn: separating the registers takes a gate
+    cut per coupling (6 cuts, tens of thousands of subexperiments), one wire cut of the bus
+    (10 subexperiments) does it."""
     circuit = bus_circuit(13, clusters=2, depth=2, seed=3)
     obs = parse_observable("mean-z", 13)
     plan = plan_workload(
@@ -134,16 +133,18 @@ def test_a_bus_qubit_is_cut_on_its_wire() -> None:
     assert plan.chosen.problem.num_subexperiments == 10
     assert plan.chosen.note == "find_cuts: 1 wire and 0 gate cut(s)"
     assert "find_cuts" in plan.reason
-    with pytest.raises(NoCutFoundError, match="skipped widths"):
-        plan_workload(
-            circuit,
-            obs,
-            {"cpu": CPU},
-            max_subcircuit_qubits=7,
-            model=DEFAULTS,
-            mode="exact",
-            wire_cuts=False,
-        )
+    gates_only = plan_workload(
+        circuit,
+        obs,
+        {"cpu": CPU},
+        max_subcircuit_qubits=7,
+        model=DEFAULTS,
+        mode="exact",
+        wire_cuts=False,
+    )
+    assert {c.kind for c in gates_only.chosen.problem.cuts} == {"gate"}
+    assert len(gates_only.chosen.problem.cuts) == 6
+    assert gates_only.chosen.problem.num_subexperiments > 1000 * 10
     # a chain has no bus: find_cuts picks gate cuts only, which the block enumeration covers
     chain, chain_obs = su2(16)
     plan = plan_workload(

@@ -5,12 +5,14 @@ call the evaluation functions on workers.
 """
 
 from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
+from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import (
     Cut,
     CutProblem,
     cut_by_labels,
     cut_with_wires,
     find_cut_problem,
+    recut,
 )
 from parsl_quantum.cutting.program import PartitionProgram, compile_partition
 from parsl_quantum.cutting.reconstruct import contract, expectation_value
@@ -21,6 +23,7 @@ __all__ = [
     "CutProblem",
     "CuttingError",
     "NoCutFoundError",
+    "Normalized",
     "PartitionProgram",
     "compile_partition",
     "contract",
@@ -29,4 +32,6 @@ __all__ = [
     "evaluate_exact",
     "expectation_value",
     "find_cut_problem",
+    "normalize",
+    "recut",
 ]

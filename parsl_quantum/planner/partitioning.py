@@ -2,9 +2,10 @@
 
 Gate cuts are placed by labels: every two-qubit gate between differently labelled qubits is
 cut. Good labels keep strongly interacting qubits together. We order the qubits along the
-interaction graph (a walk along paths and rings, reverse Cuthill-McKee otherwise), try every
-rotation of that order, cut it into contiguous blocks of the requested widths, and keep the
-labelling that cuts the fewest gates. This is O(n * (n + g)) for n qubits and g two-qubit gates.
+interaction graph (a walk along paths and rings, reverse Cuthill-McKee otherwise, and a
+depth-first walk), try every rotation of each order, cut it into contiguous blocks of the
+requested widths, and keep the labelling that cuts the fewest gates. This is O(n * (n + g))
+for n qubits and g two-qubit gates.
 """
 
 from __future__ import annotations
@@ -48,6 +49,21 @@ def qubit_order(graph: nx.Graph) -> list[int]:
     return order
 
 
+def candidate_orders(graph: nx.Graph) -> list[list[int]]:
+    """Linear orders to cut into blocks: :func:`qubit_order`, and a depth-first walk from a
+    node of least degree in each component, which follows rings that have a few chords (a
+    graph reverse Cuthill-McKee scatters)."""
+    orders = [qubit_order(graph)]
+    walk: list[int] = []
+    for comp in sorted(nx.connected_components(graph), key=min):
+        sub = graph.subgraph(comp)
+        start = min(sub.nodes, key=lambda v: (sub.degree(v), v))
+        walk.extend(nx.dfs_preorder_nodes(sub, start))
+    if walk != orders[0]:
+        orders.append(walk)
+    return orders
+
+
 def balanced_widths(num_qubits: int, parts: int) -> list[int]:
     """``parts`` widths summing to ``num_qubits`` that differ by at most one."""
     base, extra = divmod(num_qubits, parts)
@@ -67,21 +83,21 @@ def block_labels(
     Returns the labels and the number of gate cuts they imply.
     """
     graph = graph if graph is not None else interaction_graph(circuit)
-    order = qubit_order(graph)
-    n = len(order)
+    n = graph.number_of_nodes()
     if sum(widths) != n:
         raise ValueError(f"widths {list(widths)} do not add up to {n} qubits")
     best: tuple[int, list[int]] | None = None
-    for shift in range(n if len(widths) > 1 else 1):
-        rotated = order[shift:] + order[:shift]
-        labels = [0] * n
-        pos = 0
-        for label, w in enumerate(widths):
-            for q in rotated[pos : pos + w]:
-                labels[q] = label
-            pos += w
-        cost = crossing_gates(graph, labels)
-        if best is None or cost < best[0]:
-            best = (cost, labels)
+    for order in candidate_orders(graph):
+        for shift in range(n if len(widths) > 1 else 1):
+            rotated = order[shift:] + order[:shift]
+            labels = [0] * n
+            pos = 0
+            for label, w in enumerate(widths):
+                for q in rotated[pos : pos + w]:
+                    labels[q] = label
+                pos += w
+            cost = crossing_gates(graph, labels)
+            if best is None or cost < best[0]:
+                best = (cost, labels)
     assert best is not None
     return best[1], best[0]

@@ -330,6 +330,12 @@ def cut_and_run(
     ``max_subcircuit_qubits`` defaults to the widest pool. Call it inside ``with
     parsl.load(config):`` with your own Config; pools are executors labelled by name.
     """
+    if circuit.num_parameters:
+        names = ", ".join(p.name for p in list(circuit.parameters)[:5])
+        raise CuttingError(
+            f"circuit has unbound parameters: {names}; bind them, or give their values to "
+            "cut_and_run_batch"
+        )
     batch = cut_and_run_batch(
         circuit,
         [observable],
@@ -728,8 +734,10 @@ def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]
 
 __all__ = [
     "CostModel",
+    "CuttingBatchResult",
     "CuttingResult",
     "cut_and_run",
+    "cut_and_run_batch",
     "plan_cutting",
     "reference_value",
     "run_template",
