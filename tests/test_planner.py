@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parsl_quantum.cutting import NoCutFoundError
 from parsl_quantum.planner.cost import (
     DEFAULT_COEFFICIENTS,
     DRIVER,
@@ -342,3 +343,25 @@ def test_cli_plan_prints_candidates_and_writes_the_dag(tmp_path: Path) -> None:
     assert "cut" in graph and "reconstruct" in graph
     assert sum(1 for n in graph if n.startswith("evaluate:")) >= 2
     assert (tmp_path / "plan.png").exists()
+
+
+def test_subexperiment_counts_of_heavily_cut_partitions_do_not_wrap_around() -> None:
+    """find_cuts' gate cuts of a dense 12-qubit block into pieces of 4 touch each piece at
+    ~100 sites: the count must stay an exact (huge) integer so the planner refuses the cut
+    instead of sizing a negative number of rows."""
+    from parsl_quantum.planner.plan import wire_cut_problem
+
+    dense = clustered_circuit(12, 1, 3, 0, seed=1)
+    problem = wire_cut_problem(dense, parse_observable("mean-z", 12), 4, wire_only=False)
+    assert problem is not None
+    counts = [p.num_subexperiments for p in problem.partitions]
+    assert min(counts) > 2**63
+    with pytest.raises(NoCutFoundError, match="no cut of the 12-qubit circuit"):
+        plan_workload(
+            dense,
+            parse_observable("mean-z", 12),
+            {"cpu": CPU},
+            max_subcircuit_qubits=4,
+            model=DEFAULTS,
+            mode="exact",
+        )

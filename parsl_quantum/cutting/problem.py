@@ -9,6 +9,7 @@ data.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -104,7 +105,7 @@ class CutProblem:
         """Subexperiments qiskit-addon-cutting's ``generate_cutting_experiments`` produces for the
         same cuts: every partition gets the product of all cuts' term counts (one commuting
         observable group assumed per partition)."""
-        total_terms = int(np.prod([c.num_terms for c in self.cuts], dtype=np.int64))
+        total_terms = math.prod(c.num_terms for c in self.cuts)  # exact: no int64 overflow
         return len(self.partitions) * total_terms
 
     @property

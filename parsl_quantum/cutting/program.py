@@ -10,6 +10,7 @@ the number of subexperiments a product over the cuts touching the partition, and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -91,8 +92,9 @@ class PartitionProgram:
 
     @property
     def num_subexperiments(self) -> int:
-        """Distinct subexperiments: one per combination of the site options."""
-        return int(np.prod([len(s.options) for s in self.sites], dtype=np.int64))
+        """Distinct subexperiments: one per combination of the site options (an exact integer:
+        a partition with many cut sites must compare as huge, not wrap around)."""
+        return math.prod(len(s.options) for s in self.sites)
 
     @property
     def num_gates(self) -> int:
