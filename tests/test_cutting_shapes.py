@@ -171,14 +171,22 @@ def classical() -> QuantumCircuit:
     return qc
 
 
+def initialize() -> QuantumCircuit:
+    qc = QuantumCircuit(2)
+    qc.h(1)
+    qc.initialize([0, 1, 0, 0], [0, 1])
+    return qc
+
+
 @pytest.mark.parametrize(
     ("make", "text"),
     [
         (mid_measure, "unsupported instruction 'measure' at position 1 on qubit 0"),
         (reset, "unsupported instruction 'reset' at position 2 on qubit(s) 1"),
         (classical, "unsupported instruction 'if_else' at position 2"),
+        (initialize, "unsupported instruction 'initialize' at position 1: it contains 'reset'"),
     ],
-    ids=["mid-circuit-measure", "reset", "classical-control"],
+    ids=["mid-circuit-measure", "reset", "classical-control", "initialize"],
 )
 def test_unsupported_instructions_are_named_with_their_position(make, text: str) -> None:
     with pytest.raises(CuttingError) as info:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from qiskit import transpile
-from qiskit.circuit import ControlFlowOp, QuantumCircuit
+from qiskit.circuit import ControlFlowOp, Gate, QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
 from parsl_quantum.cutting.errors import CuttingError
@@ -170,7 +170,13 @@ def lower(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[int]]:
                 pieces.append([])
             elif inst.operation.name not in NO_OPS:
                 pieces[-1].append((inst.operation, [out.find_bit(q).index for q in inst.qubits]))
-        for (pos, _, _), piece in zip(todo, pieces, strict=False):
+        for (pos, op, _), piece in zip(todo, pieces, strict=False):
+            bad = [sub.name for sub, _ in piece if not isinstance(sub, Gate)]  # type: ignore[attr-defined]
+            if bad:
+                raise CuttingError(
+                    f"unsupported instruction {op.name!r} at position {pos}: "  # type: ignore[attr-defined]
+                    f"it contains {bad[0]!r}, which is not a gate"
+                )
             lowered[pos] = piece
     result = QuantumCircuit(circuit.num_qubits)
     positions: list[int] = []
