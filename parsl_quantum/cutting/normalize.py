@@ -115,7 +115,7 @@ def check_instructions(circuit: QuantumCircuit) -> None:
                 f"unsupported instruction {op.name!r} at position {pos}: classical control is "
                 "not supported (remove it or bind the branch taken)"
             )
-        if op.name == "barrier":
+        if op.name in NO_OPS:
             continue
         later = [q for q in qubits if q in measured]
         if later and op.name != "measure":
