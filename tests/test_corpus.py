@@ -269,14 +269,14 @@ def random_circuits(draw: st.DrawFn) -> tuple[QuantumCircuit, SparsePauliOp, int
 def test_random_circuits_are_exact_or_refused(case) -> None:
     qc, obs, limit = case
     exact = float(Statevector(qc).expectation_value(obs).real)
-    check("random", qc, obs, exact, limit)
+    check(f"random:{qc.num_qubits}q/{qc.size()}ops/w{limit}", qc, obs, exact, limit)
 
 
 def test_corpus_summary() -> None:
     """Runs last in this module: the corpus size and how many cases were refused."""
-    corpus = [o for name, o in OUTCOMES if name != "random"]
+    corpus = [o for name, o in OUTCOMES if not name.startswith("random")]
     refused = sum(o == "refused" for o in corpus)
-    random_refused = sum(o == "refused" for name, o in OUTCOMES if name == "random")
+    random_refused = sum(o == "refused" for name, o in OUTCOMES if name.startswith("random"))
     print(
         f"\ncorpus: {len(corpus)} library cases, {refused} refused; "
         f"{len(OUTCOMES) - len(corpus)} random cases, {random_refused} refused"
