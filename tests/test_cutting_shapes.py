@@ -345,3 +345,37 @@ def test_plan_names_every_cut_and_draws_the_circuit_with_them(tmp_path: Path) ->
         "0-1",
     ]
     assert picture.read_bytes()[:4] == b"\x89PNG"
+
+
+def mixed_shapes() -> QuantumCircuit:
+    """A 6-qubit chain that must be cut at width 3, a separate 2-qubit piece (a partition
+    without cut sites), an idle qubit, barriers and final measurements."""
+    qc = QuantumCircuit(9)
+    qc.compose(chain(6), range(6), inplace=True)
+    qc.ry(0.3, 2)
+    qc.barrier()
+    qc.h(7)
+    qc.cz(7, 8)
+    qc.rx(0.4, 8)
+    qc.measure_all()
+    return qc
+
+
+@pytest.mark.parametrize(
+    ("make", "limit", "cuts"),
+    [(mixed_shapes, 3, True), (lambda: QuantumCircuit(1), 2, False)],
+    ids=["cut-uncut-idle-measured", "one-qubit-zero-gate"],
+)
+def test_cli_runs_mixed_shapes_and_a_zero_gate_circuit(
+    tmp_path: Path, make, limit: int, cuts: bool
+) -> None:
+    qc = make()
+    proc = cli(tmp_path, qc, "observable=mean-z", f"planner.max_subcircuit_qubits={limit}")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "result.json").read_text())
+    config = data["configuration"]
+    assert bool(config["cuts"]) == cuts
+    assert data["value"] == pytest.approx(exact(qc, mean_z(qc.num_qubits)), abs=1e-9)
+    if cuts:
+        assert config["idle_qubits_removed"] == 1
+        assert any(p["original_qubits"] == [7, 8] for p in config["partitions"])
