@@ -43,7 +43,6 @@ from parsl_quantum.executors.selection import (
     task_circuits,
 )
 
-
 #: Start the interchange with this interpreter, so a pool does not depend on ``PATH``.
 INTERCHANGE_LAUNCH_CMD = (sys.executable, "-m", "parsl.executors.high_throughput.interchange")
 
