@@ -10,9 +10,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import typeguard
+from parsl.app.errors import RemoteExceptionWrapper
 from parsl.data_provider.staging import Staging
 from parsl.executors.high_throughput.errors import (
     CommandClientBadError,
@@ -45,6 +46,20 @@ from parsl_quantum.executors.selection import (
 
 #: Start the interchange with this interpreter, so a pool does not depend on ``PATH``.
 INTERCHANGE_LAUNCH_CMD = (sys.executable, "-m", "parsl.executors.high_throughput.interchange")
+
+
+class FailoverRoute(Protocol):
+    """Where a down pool's tasks go (:class:`~parsl_quantum.reliability.FailoverPolicy`)."""
+
+    def forward(
+        self,
+        source: str,
+        func: Callable,
+        resource_specification: dict | None,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+    ) -> Future | None:
+        """Submit the task to another pool and return its future, or None when none fits."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +247,8 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         # thread while the DataFlowKernel submits: every hand-over to HTEX goes through here.
         self._handover_lock = threading.Lock()
         self._probe_lock = threading.Lock()
+        self._local = threading.local()
+        self._failover: FailoverRoute | None = None
 
     @property
     def backend_specs(self) -> dict[str, BackendSpec]:
@@ -296,13 +313,23 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         self._last_choice = choice
         return choice
 
-    def submit(  # type: ignore[override]  # a held task's future is a plain Future
+    def submit(  # type: ignore[override]  # the future is the executor's own
         self, func: Callable, resource_specification: dict, *args: Any, **kwargs: Any
     ) -> Future:
         """Validate the request, bind a backend (into the task's own
-        ``parsl_resource_specification`` too), and hand the task to HTEX."""
+        ``parsl_resource_specification`` too), and hand the task to HTEX.
+
+        On a pool that is down, a task is passed to the failover policy installed with
+        :meth:`fail_over_with`, which submits it to another pool."""
         if self.bad_state_is_set:
-            raise self.executor_exception
+            forwarded = (
+                self._failover.forward(self.label, func, resource_specification, args, kwargs)
+                if self._failover
+                else None
+            )
+            if forwarded is None:
+                raise self.executor_exception
+            return forwarded
         spec = dict(resource_specification or {})
         candidates = select_backends(spec, self.backend_specs, f"pool {self.label!r}")
         with self._gate_lock:
@@ -327,44 +354,81 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
             "task_executor": {"f": HOOK, "a": (backend, self.backend_options.get(backend, {}))},
         }
         key = next(self._keys)
-        held: Future[Any] = Future()
+        outer: Future[Any] = Future()
         with self._gate_lock:
-            send_now = self._gates[backend].admit(key, spec.get("priority"), (bound, buffer, held))
+            send_now = self._gates[backend].admit(key, spec.get("priority"), (bound, buffer, outer))
         if send_now:
-            return self._hand_over(key, backend, bound, buffer)
-        return held
+            self._hand_over(key, backend, bound, buffer, outer)
+        return outer
 
-    def _hand_over(self, key: int, backend: str, context: dict, buffer: bytes) -> Future:
-        """Give one admitted task to HTEX; its end frees room on its backend."""
+    def _hand_over(
+        self, key: int, backend: str, context: dict, buffer: bytes, outer: Future
+    ) -> None:
+        """Give one admitted task to HTEX; ``outer`` follows HTEX's future, and the task's end
+        frees room on its backend."""
         try:
             with self._handover_lock:
-                fut = super().submit_payload(context, buffer)
+                inner = super().submit_payload(context, buffer)
         except BaseException:
             self._finished(backend, key)
             raise
-        fut.add_done_callback(lambda _: self._finished(backend, key))
-        return fut
+        inner.add_done_callback(
+            functools.partial(self._inner_done, backend=backend, key=key, outer=outer)
+        )
+
+    def _inner_done(self, inner: Future, *, backend: str, key: int, outer: Future) -> None:
+        self._finished(backend, key)
+        exc = inner.exception()
+        if exc is not None:
+            self._fail(outer, lambda: outer.set_exception(exc))
+        elif isinstance(result := inner.result(), RemoteExceptionWrapper):  # the app raised
+            self._fail(outer, lambda: outer.set_result(result))
+        else:
+            outer.set_result(result)
 
     def _finished(self, backend: str, key: int) -> None:
         """A task of ``backend`` ended: send the held tasks that now have room."""
         with self._gate_lock:
             released = self._gates[backend].finish(key)
-        for next_key, (context, buffer, held) in released:
+        for next_key, (context, buffer, outer) in released:
             try:
-                inner = self._hand_over(next_key, backend, context, buffer)
+                self._hand_over(next_key, backend, context, buffer, outer)
             except BaseException as exc:
-                held.set_exception(exc)
-                continue
-            inner.add_done_callback(functools.partial(_copy_outcome, target=held))
+                self._fail(outer, functools.partial(outer.set_exception, exc))
+
+    def _fail(self, outer: Future, complete: Callable[[], None]) -> None:
+        """Complete a failed task's future on a thread of its own, so that the DataFlowKernel's
+        callbacks (its ``retry_handler`` among them) may wait without stalling the pool's
+        results."""
+
+        def fail() -> None:
+            self._local.failure_callback = True
+            if not outer.done():
+                complete()
+
+        threading.Thread(target=fail, name=f"{self.label}-failure", daemon=True).start()
+
+    def in_failure_callback(self) -> bool:
+        """True in the thread that completes a failed task of this pool: a ``retry_handler``
+        called there may wait (back off) before the retry is launched."""
+        return bool(getattr(self._local, "failure_callback", False))
+
+    def fail_over_with(self, policy: FailoverRoute) -> None:
+        """Once this pool is down, pass the tasks submitted to it to ``policy``."""
+        self._failover = policy
+
+    @property
+    def failover_route(self) -> FailoverRoute | None:
+        """The policy installed with :meth:`fail_over_with`, if any."""
+        return self._failover
 
     def set_bad_state_and_fail_all(self, exception: Exception) -> None:
         """HTEX's bad state, which also fails the tasks held for a saturated backend."""
         super().set_bad_state_and_fail_all(exception)
         with self._gate_lock:
             dropped = [p for g in self._gates.values() for _, p in g.drain()]
-        for _, _, held in dropped:
-            if not held.done():
-                held.set_exception(exception)
+        for _, _, outer in dropped:
+            self._fail(outer, functools.partial(outer.set_exception, exception))
 
     def held_tasks(self) -> int:
         """Tasks waiting in the executor for a saturated backend (not yet given to HTEX)."""
@@ -446,14 +510,3 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
             held=held,
             backends=entries,
         )
-
-
-def _copy_outcome(source: Future, *, target: Future) -> None:
-    """Complete ``target`` as ``source`` completed (a held task's future follows HTEX's)."""
-    if target.done():
-        return
-    exc = source.exception()
-    if exc is not None:
-        target.set_exception(exc)
-    else:
-        target.set_result(source.result())
