@@ -84,7 +84,9 @@ def run(scratch: Path) -> subprocess.CompletedProcess[str]:
 
 
 if __name__ == "__main__":
-    where = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="parsl-tests-"))
+    where = (
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="parsl-tests-"))
+    )
     where.mkdir(parents=True, exist_ok=True)
     outcome = run(where)
     print(outcome.stdout[-4000:], outcome.stderr[-4000:], sep="\n")
