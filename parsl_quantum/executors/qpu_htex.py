@@ -286,7 +286,18 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         """Reject unknown keys and requests no backend of this pool can serve."""
         select_backends(resource_specification, self.backend_specs, f"pool {self.label!r}")
 
-    def _choose(self, candidates: list[str], args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    def _scores(
+        self, candidates: list[str], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> dict[str, float]:
+        """Estimated errors of the task's circuits on each candidate (``least-error`` only;
+        computed before the gate lock is taken, as it may transpile)."""
+        if self.selection != "least-error" or len(candidates) == 1:
+            return {}
+        assert self._scorer is not None
+        circuits = task_circuits(args, kwargs)
+        return {n: self._scorer.score(n, circuits) for n in candidates}
+
+    def _choose(self, candidates: list[str], scores: Mapping[str, float]) -> str:
         """The backend for one task, by the pool's selection policy (caller holds the gate
         lock)."""
         if len(candidates) == 1:
@@ -298,15 +309,7 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         elif self.selection == "least-busy":
             choice = min(candidates, key=lambda n: self._gates[n].in_flight + self._gates[n].held)
         elif self.selection == "least-error":
-            assert self._scorer is not None
-            circuits = task_circuits(args, kwargs)
-            choice = min(
-                candidates,
-                key=lambda n: (
-                    self._scorer.score(n, circuits),  # type: ignore[union-attr]
-                    not self._gates[n].has_room(),
-                ),
-            )
+            choice = min(candidates, key=lambda n: (scores[n], not self._gates[n].has_room()))
         else:
             room = [n for n in candidates if self._gates[n].has_room()]
             choice = room[0] if room else min(candidates, key=lambda n: self._gates[n].held)
@@ -332,8 +335,9 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
             return forwarded
         spec = dict(resource_specification or {})
         candidates = select_backends(spec, self.backend_specs, f"pool {self.label!r}")
+        scores = self._scores(candidates, args, kwargs)
         with self._gate_lock:
-            backend = self._choose(candidates, args, kwargs)
+            backend = self._choose(candidates, scores)
         bound = {**spec, "backend": backend}
         if "parsl_resource_specification" in kwargs:
             kwargs["parsl_resource_specification"] = bound
@@ -346,8 +350,9 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
             raise self.executor_exception
         spec = dict(context.get("resource_spec") or {})
         candidates = select_backends(spec, self.backend_specs, f"pool {self.label!r}")
+        scores = {} if "backend" in spec else self._scores(candidates, (), {})
         with self._gate_lock:
-            backend = candidates[0] if "backend" in spec else self._choose(candidates, (), {})
+            backend = candidates[0] if "backend" in spec else self._choose(candidates, scores)
         bound = {
             **context,
             "resource_spec": {**spec, "backend": backend},
