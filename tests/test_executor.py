@@ -28,7 +28,7 @@ from parsl import python_app
 from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import HighThroughputExecutor
-from parsl.executors.errors import InvalidResourceSpecification
+from parsl.executors.errors import BadStateException, InvalidResourceSpecification
 from parsl.providers import LocalProvider
 from parsl.serialize import pack_apply_message
 
@@ -362,6 +362,7 @@ def test_capacity_matches_what_is_running(dfk: DataFlowKernel, tmp_path: Path) -
     assert (cap.backend("aer").in_flight, cap.backend("aer").held) == (1, 0)
     qpu = cap.backend(DEFAULT_FAKE_QPU)
     assert (qpu.in_flight, qpu.held, qpu.free_jobs) == (1, 1, 0)
+    assert executor.held_tasks() == 1
     assert executor.outstanding() == 2  # held tasks do not ask the strategy for more blocks
     Path(release).touch()
     assert sorted(f.result(timeout=120)[0] for f in futures) == ["aer", "qpu-1", "qpu-2"]
@@ -420,6 +421,30 @@ def test_capacity_times_out_when_the_interchange_is_killed(tmp_path: Path) -> No
         assert len(outcomes) == 2, "capacity() blocked on a dead interchange"
         assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
         assert "did not answer" in str(outcomes[0])
+    finally:
+        executor.shutdown()
+
+
+def test_a_pool_going_down_fails_its_held_tasks_too(tmp_path: Path) -> None:
+    executor = QPUHighThroughputExecutor(
+        label="going-down",
+        backends=(DEFAULT_FAKE_QPU,),  # one job at a time
+        provider=LocalProvider(init_blocks=0, min_blocks=0, max_blocks=0),  # no workers
+    )
+    executor.run_dir = str(tmp_path)
+    executor.start()
+    try:
+        buffer = pack_apply_message(bound_here, (), {}, buffer_threshold=1 << 20)
+        sent, held = (executor.submit_payload({}, buffer) for _ in range(2))
+        assert (executor.outstanding(), executor.held_tasks()) == (1, 1)
+        down = RuntimeError("pool is down")
+        executor.set_bad_state_and_fail_all(down)
+        for future in (sent, held):  # as HTEX fails its own tasks
+            failure = future.exception(timeout=60)
+            assert isinstance(failure, BadStateException) and "pool is down" in str(failure)
+        assert executor.held_tasks() == 0
+        with pytest.raises(RuntimeError, match="pool is down"):
+            executor.submit_payload({}, buffer)
     finally:
         executor.shutdown()
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import typeguard
 from parsl.app.errors import RemoteExceptionWrapper
 from parsl.data_provider.staging import Staging
+from parsl.executors.errors import BadStateException
 from parsl.executors.high_throughput.errors import (
     CommandClientBadError,
     CommandClientTimeoutError,
@@ -399,7 +400,12 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
             try:
                 self._hand_over(next_key, backend, context, buffer, outer)
             except BaseException as exc:
-                self._fail(outer, functools.partial(outer.set_exception, exc))
+                failure = (  # a pool gone down fails the task as HTEX fails its own
+                    BadStateException(self, self.executor_exception)
+                    if self.bad_state_is_set
+                    else exc
+                )
+                self._fail(outer, functools.partial(outer.set_exception, failure))
 
     def _fail(self, outer: Future, complete: Callable[[], None]) -> None:
         """Complete a failed task's future on a thread of its own, so that the DataFlowKernel's
@@ -432,8 +438,9 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         super().set_bad_state_and_fail_all(exception)
         with self._gate_lock:
             dropped = [p for g in self._gates.values() for _, p in g.drain()]
+        failure = BadStateException(self, exception)  # as HTEX fails the tasks it was given
         for _, _, outer in dropped:
-            self._fail(outer, functools.partial(outer.set_exception, exception))
+            self._fail(outer, functools.partial(outer.set_exception, failure))
 
     def held_tasks(self) -> int:
         """Tasks waiting in the executor for a saturated backend (not yet given to HTEX)."""
