@@ -45,6 +45,10 @@ from parsl_quantum.executors.selection import (
     task_circuits,
 )
 
+#: Marks the threads on which QPU-aware pools complete failed tasks (any pool's: a task a down
+#: pool passed on fails on its target pool's thread).
+_FAILURE_THREAD = threading.local()
+
 #: Start the interchange with this interpreter, so a pool does not depend on ``PATH``.
 INTERCHANGE_LAUNCH_CMD = (sys.executable, "-m", "parsl.executors.high_throughput.interchange")
 
@@ -248,7 +252,6 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         # thread while the DataFlowKernel submits: every hand-over to HTEX goes through here.
         self._handover_lock = threading.Lock()
         self._probe_lock = threading.Lock()
-        self._local = threading.local()
         self._failover: FailoverRoute | None = None
 
     @property
@@ -413,16 +416,17 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         results."""
 
         def fail() -> None:
-            self._local.failure_callback = True
+            _FAILURE_THREAD.active = True
             if not outer.done():
                 complete()
 
         threading.Thread(target=fail, name=f"{self.label}-failure", daemon=True).start()
 
     def in_failure_callback(self) -> bool:
-        """True in the thread that completes a failed task of this pool: a ``retry_handler``
-        called there may wait (back off) before the retry is launched."""
-        return bool(getattr(self._local, "failure_callback", False))
+        """True in a thread that completes a failed task of a QPU-aware pool (this one, or the
+        one a down pool passed the task to): a ``retry_handler`` called there may wait (back
+        off) before the retry is launched."""
+        return bool(getattr(_FAILURE_THREAD, "active", False))
 
     def fail_over_with(self, policy: FailoverRoute) -> None:
         """Once this pool is down, pass the tasks submitted to it to ``policy``."""
