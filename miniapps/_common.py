@@ -29,9 +29,6 @@ from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo i
 from parsl_quantum.workflow import context
 from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
 
-#: Executor labels that Parsl adds on its own and that are never a mini-app pool.
-_INTERNAL_LABELS = frozenset({"_parsl_internal"})
-
 
 def loaded_dfk() -> DataFlowKernel:
     """The loaded DataFlowKernel, or a one-line error saying how to load one."""
@@ -45,8 +42,9 @@ def loaded_dfk() -> DataFlowKernel:
 
 
 def pool_labels() -> list[str]:
-    """Labels of the loaded config's executors, which the mini-apps treat as pools."""
-    return [label for label in loaded_dfk().executors if label not in _INTERNAL_LABELS]
+    """Labels of the loaded Config's executors, which the mini-apps treat as pools (the
+    executors Parsl adds for itself are not in the Config)."""
+    return [executor.label for executor in loaded_dfk().config.executors]
 
 
 def resolve_pools(pools: Sequence[str] | None, default: Sequence[str] = ("cpu",)) -> list[str]:

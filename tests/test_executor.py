@@ -1,14 +1,18 @@
 """The QPU-aware HTEX on real local pools: spec validation, backend binding, concurrency limits,
-priority order, live capacity, and retries of injected transient failures.
+priority order, live capacity (and its timeout when the interchange dies), raw payloads, and
+retries of injected transient failures.
 
 One DataFlowKernel with two small pools serves the whole module:
-``qpu``: 2 workers bound to Aer, the default fake QPU (limit 1) and a flaky fake device;
+``qpu``: 2 workers bound to Aer, the default fake QPU (limit 1), a flaky fake device and a
+device only raw payloads use;
 ``prio``: 1 worker, started by the test after its tasks are queued (priority order).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import parsl
+import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,14 +28,16 @@ from parsl import python_app
 from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import HighThroughputExecutor
-from parsl.executors.errors import InvalidResourceSpecification
+from parsl.executors.errors import BadStateException, InvalidResourceSpecification
 from parsl.providers import LocalProvider
+from parsl.serialize import pack_apply_message
 
 from parsl_quantum.backends import DEFAULT_FAKE_QPU, BackendTransientError
 from parsl_quantum.executors import QPUHighThroughputExecutor
 from parsl_quantum.executors._gate import BackendGate
 
 FLAKY = "fake:fake_manila"
+PAYLOAD_ONLY = "fake:fake_lima"  # bound by raw payloads only
 FLAKY_SEED = 3  # default_rng(3).random() = 0.09 < 0.3: each worker's first job fails
 
 
@@ -73,7 +80,7 @@ def dfk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataFlowKernel]:
     qpu = make_pool(
         "qpu",
         2,
-        backends=("aer", DEFAULT_FAKE_QPU, FLAKY),
+        backends=("aer", DEFAULT_FAKE_QPU, FLAKY, PAYLOAD_ONLY),
         backend_options={
             FLAKY: {"failure_rate": 0.3, "failure_seed": FLAKY_SEED, "max_concurrent_jobs": None}
         },
@@ -155,6 +162,13 @@ def bell_counts(seed: int, parsl_resource_specification: dict | None = None) -> 
     (isa,) = backend.transpile([qc], seed=seed)
     result = backend.sampler(seed=seed).run([isa], shots=64).result()
     return dict(result[0].data.meas.get_counts())
+
+
+def bound_here() -> tuple[str, ...]:
+    """The backends bound in this worker process (a raw payload's function)."""
+    from parsl_quantum.backends import bound_backends
+
+    return tuple(sorted(bound_backends()))
 
 
 # --- resource specification, no pool needed -------------------------------------------------
@@ -348,6 +362,7 @@ def test_capacity_matches_what_is_running(dfk: DataFlowKernel, tmp_path: Path) -
     assert (cap.backend("aer").in_flight, cap.backend("aer").held) == (1, 0)
     qpu = cap.backend(DEFAULT_FAKE_QPU)
     assert (qpu.in_flight, qpu.held, qpu.free_jobs) == (1, 1, 0)
+    assert executor.held_tasks() == 1
     assert executor.outstanding() == 2  # held tasks do not ask the strategy for more blocks
     Path(release).touch()
     assert sorted(f.result(timeout=120)[0] for f in futures) == ["aer", "qpu-1", "qpu-2"]
@@ -363,6 +378,75 @@ def test_transient_failures_are_retried(dfk: DataFlowKernel) -> None:
     assert all(sum(c.values()) == 64 for c in counts)
     retries = sum(f.task_record["fail_count"] for f in futures)
     assert retries >= 1, "the flaky device's first job in each worker fails"
+
+
+def test_raw_payloads_are_validated_and_bound_on_the_worker(dfk: DataFlowKernel) -> None:
+    executor = pool(dfk, "qpu")
+    buffer = pack_apply_message(bound_here, (), {}, buffer_threshold=1 << 20)
+    with pytest.raises(InvalidResourceSpecification, match="gpus"):
+        executor.submit_payload({"resource_spec": {"gpus": 1}}, buffer)
+    bound = executor.submit_payload({"resource_spec": {"backend": PAYLOAD_ONLY}}, buffer)
+    assert PAYLOAD_ONLY in bound.result(timeout=120), "the worker hook bound the backend"
+    assert executor.capacity().backend(PAYLOAD_ONLY).in_flight == 0
+
+
+def test_capacity_times_out_when_the_interchange_is_killed(tmp_path: Path) -> None:
+    executor = QPUHighThroughputExecutor(
+        label="doomed",
+        provider=LocalProvider(init_blocks=0, min_blocks=0, max_blocks=0),
+        capacity_timeout=1,
+    )
+    executor.run_dir = str(tmp_path)
+    assert executor.capacity().connected_workers == 0, "not started: no managers to ask"
+    before = {p.pid for p in psutil.Process().children()}
+    executor.start()
+    try:
+        (interchange,) = [p for p in psutil.Process().children() if p.pid not in before]
+        assert executor.capacity().connected_workers == 0
+        interchange.send_signal(signal.SIGKILL)
+        interchange.wait(60)
+        outcomes: list[BaseException | None] = []
+
+        def ask_twice() -> None:
+            for _ in range(2):
+                try:
+                    executor.capacity()
+                    outcomes.append(None)
+                except BaseException as exc:
+                    outcomes.append(exc)
+
+        asker = threading.Thread(target=ask_twice, daemon=True)
+        asker.start()
+        asker.join(120)  # a hang guard only
+        assert len(outcomes) == 2, "capacity() blocked on a dead interchange"
+        assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
+        assert "did not answer" in str(outcomes[0])
+    finally:
+        executor.shutdown()
+
+
+def test_a_pool_going_down_fails_its_held_tasks_too(tmp_path: Path) -> None:
+    executor = QPUHighThroughputExecutor(
+        label="going-down",
+        backends=(DEFAULT_FAKE_QPU,),  # one job at a time
+        provider=LocalProvider(init_blocks=0, min_blocks=0, max_blocks=0),  # no workers
+    )
+    executor.run_dir = str(tmp_path)
+    executor.start()
+    try:
+        buffer = pack_apply_message(bound_here, (), {}, buffer_threshold=1 << 20)
+        sent, held = (executor.submit_payload({}, buffer) for _ in range(2))
+        assert (executor.outstanding(), executor.held_tasks()) == (1, 1)
+        down = RuntimeError("pool is down")
+        executor.set_bad_state_and_fail_all(down)
+        for future in (sent, held):  # as HTEX fails its own tasks
+            failure = future.exception(timeout=60)
+            assert isinstance(failure, BadStateException) and "pool is down" in str(failure)
+        assert executor.held_tasks() == 0
+        with pytest.raises(RuntimeError, match="pool is down"):
+            executor.submit_payload({}, buffer)
+    finally:
+        executor.shutdown()
 
 
 def test_plain_htex_tasks_do_not_see_qpu_keys() -> None:

@@ -233,3 +233,31 @@ def test_resume_loads_the_run_directorys_checkpoints(tmp_path: Path) -> None:
     configuration: dict = {}
     guards.record(configuration)
     assert configuration["reused_from_checkpoint"] == 0
+
+
+def refuse() -> None:
+    """A task whose every try fails transiently (nothing listens on port 1)."""
+    import socket
+
+    socket.create_connection(("127.0.0.1", 1))
+
+
+def test_retries_on_other_executors_go_at_once(tmp_path: Path) -> None:
+    import parsl
+    from parsl.config import Config
+    from parsl.executors import ThreadPoolExecutor
+
+    handler = RetryHandler(2, backoff=30.0, seed=1)  # a wait would stall the test for minutes
+    config = Config(
+        executors=[ThreadPoolExecutor(label="threads", max_threads=1)],
+        retries=2,
+        retry_handler=handler,
+        run_dir=str(tmp_path),
+    )
+    with parsl.load(config):
+        future = parsl.python_app(refuse, executors=["threads"])()
+        assert isinstance(future.exception(), ConnectionRefusedError)
+    parsl.clear()
+    assert future.task_record["fail_count"] == 3
+    assert handler.retried == {"threads": 2}
+    assert handler.waited == {}, "a thread pool's callbacks run where waiting would stall it"

@@ -155,13 +155,14 @@ def test_qpu_block_killed_mid_run_fails_over_when_the_template_allows_it(tmp_pat
     assert b"pool qpu is down, moved to pool cpu" in err
     assert abs(result["value"] - result["reference"]) < 5 * result["std_error"] + 0.1
     report = load_report(run_dir)
-    assert report.pools["qpu"].failovers_out >= len(moves)
-    # one lane per worker slot the run recorded in run.json: cpu has 2, qpu 1
-    assert [lane.label for lane in report.lanes] == [
-        "cpu / worker 0",
-        "cpu / worker 1",
-        "qpu / worker 0",
-    ]
+    # Parsl's task records are never re-pointed: its monitoring lists each moved try under the
+    # task's own (down) pool, as a try after a failed one
+    assert report.pools["qpu"].retries >= len(moves)
+    # one lane per worker slot the run recorded in run.json (cpu has 2, qpu 1); the moved tries
+    # that ran beside qpu's own, listed under qpu, may add a qpu lane
+    labels = [lane.label for lane in report.lanes]
+    assert labels[:3] == ["cpu / worker 0", "cpu / worker 1", "qpu / worker 0"], labels
+    assert all(label.startswith("qpu / ") for label in labels[3:]), labels
 
 
 def is_qpu_block(proc: psutil.Process, run_dir: Path) -> bool:

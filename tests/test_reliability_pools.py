@@ -66,7 +66,7 @@ def test_transient_failures_retry_after_a_wait_and_permanent_ones_fail_at_once(
         assert isinstance(refused.exception(), ConnectionRefusedError)
         assert isinstance(broken.exception(), ZeroDivisionError)
     assert refused.task_record["fail_count"] == 3, "the first try and two retries"
-    assert len(refused.task_record["depends"]) == 2, "each retry waited on a backoff timer"
+    assert handler.waited == {"cpu": 2}, "each retry backed off first"
     assert broken.task_record["fail_count"] == 1, "a permanent failure is not retried"
     assert handler.retried == {"cpu": 2}
 
@@ -137,13 +137,14 @@ def test_qpu_blocks_cancelled_mid_run_fail_over_to_the_simulator_pool(tmp_path: 
     assert "is down" in moves[0]["reason"]
     assert_right_value(result)
 
+    # Parsl's task records are never re-pointed: its monitoring lists each moved try under the
+    # task's own (down) pool, as a try after a failed one
     report = load_report(tmp_path)
-    assert report.pools["qpu"].failovers_out == len(moves)
-    assert report.pools["cpu"].failovers_in == len(moves)
-    assert report.pools["qpu"].tasks + report.pools["cpu"].tasks == result.tasks
+    assert report.pools["qpu"].tasks == result.tasks
+    assert report.pools["qpu"].retries == len(moves)
     picture = tmp_path / "timeline.png"
     labels = draw_timeline(report, picture)
-    assert {label.split(" / ")[0] for label in labels} == {"cpu", "qpu"}
+    assert {label.split(" / ")[0] for label in labels} == {"qpu"}
     image = matplotlib.image.imread(picture)
     assert image.shape[0] > 50 and image.shape[1] > 50 and image.std() > 0
 

@@ -56,6 +56,16 @@ class BackendGate:
         self._held_ids.add(task_id)
         return False
 
+    def drain(self) -> list[tuple[int, Any]]:
+        """Forget every held task (the pool is going down); return them as
+        ``(task_id, payload)``."""
+        dropped = [
+            (item.task_id, item.payload) for item in self._held if item.task_id in self._held_ids
+        ]
+        self._held.clear()
+        self._held_ids.clear()
+        return dropped
+
     def finish(self, task_id: int) -> list[tuple[int, Any]]:
         """Record that a task ended (or failed before being sent); return the held tasks that
         may be sent now, as ``(task_id, payload)``, already counted in flight."""

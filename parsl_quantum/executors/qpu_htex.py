@@ -3,19 +3,26 @@ and each backend's concurrency limit enforced across the pool."""
 
 from __future__ import annotations
 
-import logging
+import functools
+import itertools
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import typeguard
+from parsl.app.errors import RemoteExceptionWrapper
 from parsl.data_provider.staging import Staging
+from parsl.executors.errors import BadStateException
+from parsl.executors.high_throughput.errors import (
+    CommandClientBadError,
+    CommandClientTimeoutError,
+)
 from parsl.executors.high_throughput.executor import (
     GENERAL_HTEX_PARAM_DOCS,
     HighThroughputExecutor,
-    HTEXFuture,
 )
 from parsl.executors.high_throughput.manager_selector import (
     ManagerSelector,
@@ -25,18 +32,39 @@ from parsl.executors.status_handling import BlockProviderExecutor
 from parsl.jobs.states import JobStatus
 from parsl.monitoring.radios.base import RadioConfig
 from parsl.providers.base import ExecutionProvider
-from parsl.serialize import pack_apply_message
-from parsl.serialize.errors import SerializationError
 
-from parsl_quantum.backends import BackendSpec, canonical_name, get_backend
+from parsl_quantum.backends import BackendSpec, QuantumBackend, canonical_name, get_backend
 from parsl_quantum.executors._gate import BackendGate
 from parsl_quantum.executors._resource_spec import ACCEPTED_KEYS, select_backends
 from parsl_quantum.executors._worker import HOOK
+from parsl_quantum.executors.selection import (
+    SELECTION_POLICIES,
+    ErrorScorer,
+    Selection,
+    check_selection,
+    task_circuits,
+)
 
-logger = logging.getLogger(__name__)
+#: Marks the threads on which QPU-aware pools complete failed tasks (any pool's: a task a down
+#: pool passed on fails on its target pool's thread).
+_FAILURE_THREAD = threading.local()
 
 #: Start the interchange with this interpreter, so a pool does not depend on ``PATH``.
 INTERCHANGE_LAUNCH_CMD = (sys.executable, "-m", "parsl.executors.high_throughput.interchange")
+
+
+class FailoverRoute(Protocol):
+    """Where a down pool's tasks go (:class:`~parsl_quantum.reliability.FailoverPolicy`)."""
+
+    def forward(
+        self,
+        source: str,
+        func: Callable,
+        resource_specification: dict | None,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+    ) -> Future | None:
+        """Submit the task to another pool and return its future, or None when none fits."""
 
 
 @dataclass(frozen=True)
@@ -93,15 +121,18 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
 
     Tasks may carry a resource specification with the keys {", ".join(ACCEPTED_KEYS)}
     (``priority`` as in HTEX: lower runs first). It is validated at submit time against the
-    pool's backends, a backend is chosen for the task (``backend`` if given, otherwise the first
-    backend that fits ``qpu`` and ``qubits``), and the chosen name is written into the task's
-    own ``parsl_resource_specification`` argument, which is how the task learns its backend on
-    the worker. The worker process binds the backend before the task runs and reuses it for
-    later tasks (:func:`~parsl_quantum.backends.worker_backend`).
+    pool's backends, a backend is chosen for the task (``backend`` if given, otherwise by the
+    pool's ``selection`` policy among the backends that fit ``qpu`` and ``qubits``), and the
+    chosen name is written into the task's own ``parsl_resource_specification`` argument,
+    which is how the task learns its backend on the worker. The worker process binds the
+    backend before the task runs and reuses it for later tasks
+    (:func:`~parsl_quantum.backends.worker_backend`); tasks sent through
+    :meth:`submit_payload` are bound the same way.
 
     Each backend's ``max_concurrent_jobs`` holds across all workers of the pool: tasks of a
-    saturated backend wait in the executor, in priority order, and are released as that
-    backend's tasks finish. :meth:`capacity` gives a live view for a planner.
+    saturated backend wait in the executor, in priority order, behind a future of their own,
+    and are handed to HTEX as that backend's tasks finish. :meth:`capacity` gives a live view
+    for a planner.
 
     Parameters
     ----------
@@ -112,6 +143,13 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         Options per backend name, passed to :func:`~parsl_quantum.backends.get_backend` in the
         submitting process and on workers (e.g. ``{{"fake:fake_perth": {{"max_concurrent_jobs":
         2}}}}``). Never put credentials here: they would travel with every task.
+
+    selection: str
+        How a task that several backends could serve gets one: {", ".join(SELECTION_POLICIES)}
+        (see :mod:`parsl_quantum.executors.selection`). Default: ``first-fit``.
+
+    capacity_timeout: float
+        Seconds :meth:`capacity` waits for the interchange before it raises ``TimeoutError``.
 
     {GENERAL_HTEX_PARAM_DOCS}
     """
@@ -150,6 +188,8 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         remote_monitoring_radio: RadioConfig | None = None,
         backends: Sequence[str] = ("aer",),
         backend_options: Mapping[str, Mapping[str, Any]] | None = None,
+        selection: Selection = "first-fit",
+        capacity_timeout: float = 3.0,
     ) -> None:
         super().__init__(
             label=label,
@@ -193,136 +233,275 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
                 f"backend_options for {', '.join(stray)}, which the pool does not serve "
                 f"(backends: {', '.join(self.backends)})"
             )
+        if capacity_timeout <= 0:
+            raise ValueError(f"capacity_timeout must be > 0 seconds, got {capacity_timeout}")
         self.backend_options: dict[str, dict[str, Any]] = options
-        self._specs: dict[str, BackendSpec] | None = None
+        self.selection: str = check_selection(selection)
+        self.capacity_timeout = float(capacity_timeout)
+        self._handles: dict[str, QuantumBackend] | None = None
+        self._specs: dict[str, BackendSpec] = {}
         self._gates: dict[str, BackendGate] = {}
-        self._task_backend: dict[int, str] = {}
-        self._held_blocks: set[str] = set()
+        self._scorer: ErrorScorer | None = None
+        self._last_choice: str | None = None
+        self._keys = itertools.count(1)
+        self._running = False
+        self._probe: Future[list[dict[str, Any]]] | None = None
         self._spec_lock = threading.Lock()
         self._gate_lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        # HTEX's submit path is not thread-safe, and held tasks are released from the result
+        # thread while the DataFlowKernel submits: every hand-over to HTEX goes through here.
+        self._handover_lock = threading.Lock()
+        self._probe_lock = threading.Lock()
+        self._failover: FailoverRoute | None = None
 
     @property
     def backend_specs(self) -> dict[str, BackendSpec]:
         """Spec of each backend of the pool, resolved once in the submitting process."""
         with self._spec_lock:
-            if self._specs is None:
-                specs = {
-                    n: get_backend(n, **self.backend_options.get(n, {})).spec for n in self.backends
+            if self._handles is None:
+                handles = {
+                    n: get_backend(n, **self.backend_options.get(n, {})) for n in self.backends
                 }
-                self._gates = {n: BackendGate(s.max_concurrent_jobs) for n, s in specs.items()}
-                self._specs = specs
+                self._specs = {n: h.spec for n, h in handles.items()}
+                self._gates = {
+                    n: BackendGate(s.max_concurrent_jobs) for n, s in self._specs.items()
+                }
+                self._scorer = ErrorScorer(handles)
+                self._handles = handles
             return self._specs
 
     def start(self) -> None:
         """Resolve the backends first (a misconfigured backend fails here), then start HTEX."""
         self.backend_specs  # noqa: B018
         super().start()
+        self._running = True
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop asking the interchange for :meth:`capacity` (waiting for a question still
+        out, which must not see its channel closed under it), then shut HTEX down."""
+        with self._probe_lock:
+            self._running = False
+            probe = self._probe
+        if probe is not None:
+            wait([probe], timeout=self.answer_deadline + 1)
+        super().shutdown(timeout=timeout)
 
     def validate_resource_spec(self, resource_specification: dict) -> None:
         """Reject unknown keys and requests no backend of this pool can serve."""
         select_backends(resource_specification, self.backend_specs, f"pool {self.label!r}")
 
-    def _choose(self, candidates: list[str]) -> str:
-        """First candidate with room under its limit, else the one with the fewest held."""
-        for name in candidates:
-            if self._gates[name].has_room():
-                return name
-        return min(candidates, key=lambda n: self._gates[n].held)
+    def _scores(
+        self, candidates: list[str], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> dict[str, float]:
+        """Estimated errors of the task's circuits on each candidate (``least-error`` only;
+        computed before the gate lock is taken, as it may transpile)."""
+        if self.selection != "least-error" or len(candidates) == 1:
+            return {}
+        assert self._scorer is not None
+        circuits = task_circuits(args, kwargs)
+        return {n: self._scorer.score(n, circuits) for n in candidates}
 
-    def submit(
+    def _choose(self, candidates: list[str], scores: Mapping[str, float]) -> str:
+        """The backend for one task, by the pool's selection policy (caller holds the gate
+        lock)."""
+        if len(candidates) == 1:
+            choice = candidates[0]
+        elif self.selection == "round-robin":
+            after = self.backends.index(self._last_choice) if self._last_choice else -1
+            order = self.backends[after + 1 :] + self.backends[: after + 1]
+            choice = next(n for n in order if n in candidates)
+        elif self.selection == "least-busy":
+            choice = min(candidates, key=lambda n: self._gates[n].in_flight + self._gates[n].held)
+        elif self.selection == "least-error":
+            choice = min(candidates, key=lambda n: (scores[n], not self._gates[n].has_room()))
+        else:
+            room = [n for n in candidates if self._gates[n].has_room()]
+            choice = room[0] if room else min(candidates, key=lambda n: self._gates[n].held)
+        self._last_choice = choice
+        return choice
+
+    def submit(  # type: ignore[override]  # the future is the executor's own
         self, func: Callable, resource_specification: dict, *args: Any, **kwargs: Any
-    ) -> HTEXFuture:
-        """Validate, bind a backend, and send the task (or hold it while its backend is full)."""
+    ) -> Future:
+        """Validate the request, bind a backend (into the task's own
+        ``parsl_resource_specification`` too), and hand the task to HTEX.
+
+        On a pool that is down, a task is passed to the failover policy installed with
+        :meth:`fail_over_with`, which submits it to another pool."""
         if self.bad_state_is_set:
-            raise self.executor_exception
+            forwarded = (
+                self._failover.forward(self.label, func, resource_specification, args, kwargs)
+                if self._failover
+                else None
+            )
+            if forwarded is None:
+                raise self.executor_exception
+            return forwarded
         spec = dict(resource_specification or {})
         candidates = select_backends(spec, self.backend_specs, f"pool {self.label!r}")
+        scores = self._scores(candidates, args, kwargs)
         with self._gate_lock:
-            backend = self._choose(candidates)
+            backend = self._choose(candidates, scores)
         bound = {**spec, "backend": backend}
         if "parsl_resource_specification" in kwargs:
             kwargs["parsl_resource_specification"] = bound
-        try:
-            fn_buf = pack_apply_message(func, args, kwargs, buffer_threshold=1 << 20)
-        except TypeError:
-            raise SerializationError(func.__name__) from None
-        context = {
-            "resource_spec": bound,
-            "task_executor": {"f": HOOK, "a": (backend, self.backend_options.get(backend, {}))},
-        }
-        return self._submit_bound(context, fn_buf, backend)
+        return super().submit(func, bound, *args, **kwargs)
 
-    def submit_payload(self, context: dict, buffer: bytes) -> HTEXFuture:
-        """HTEX's raw-payload entry point, routed through the backend gates as well."""
-        spec = dict(context.get("resource_spec") or {})
-        candidates = select_backends(spec, self.backend_specs, f"pool {self.label!r}")
-        with self._gate_lock:
-            backend = self._choose(candidates)
-        return self._submit_bound(
-            {**context, "resource_spec": {**spec, "backend": backend}}, buffer, backend
-        )
-
-    def _submit_bound(self, context: dict, buffer: bytes, backend: str) -> HTEXFuture:
+    def submit_payload(self, context: dict, buffer: bytes) -> Future:  # type: ignore[override]
+        """HTEX's payload entry point (also reached from :meth:`submit`): binds the task's
+        backend on the worker and sends it, or holds it while that backend is saturated."""
         if self.bad_state_is_set:
             raise self.executor_exception
-        priority = context["resource_spec"].get("priority")
+        spec = dict(context.get("resource_spec") or {})
+        candidates = select_backends(spec, self.backend_specs, f"pool {self.label!r}")
+        scores = {} if "backend" in spec else self._scores(candidates, (), {})
         with self._gate_lock:
-            self._task_counter += 1
-            task_id = self._task_counter
-            fut = HTEXFuture(task_id)
-            self.tasks[task_id] = fut
-            self._task_backend[task_id] = backend
-            send_now = self._gates[backend].admit(task_id, priority, (context, buffer))
-        fut.add_done_callback(self._task_done)
+            backend = candidates[0] if "backend" in spec else self._choose(candidates, scores)
+        bound = {
+            **context,
+            "resource_spec": {**spec, "backend": backend},
+            "task_executor": {"f": HOOK, "a": (backend, self.backend_options.get(backend, {}))},
+        }
+        key = next(self._keys)
+        outer: Future[Any] = Future()
+        with self._gate_lock:
+            send_now = self._gates[backend].admit(key, spec.get("priority"), (bound, buffer, outer))
         if send_now:
-            self._send(task_id, context, buffer)
-        return fut
+            self._hand_over(key, backend, bound, buffer, outer)
+        return outer
 
-    def _send(self, task_id: int, context: dict, buffer: bytes) -> None:
-        if self.bad_state_is_set:  # set_bad_state_and_fail_all fails every future in self.tasks
-            return
-        with self._send_lock:  # submit and result threads both send; zmq sockets are not
-            self.outgoing_q.put({"task_id": task_id, "context": context, "buffer": buffer})
+    def _hand_over(
+        self, key: int, backend: str, context: dict, buffer: bytes, outer: Future
+    ) -> None:
+        """Give one admitted task to HTEX; ``outer`` follows HTEX's future, and the task's end
+        frees room on its backend."""
+        try:
+            with self._handover_lock:
+                inner = super().submit_payload(context, buffer)
+        except BaseException:
+            self._finished(backend, key)
+            raise
+        inner.add_done_callback(
+            functools.partial(self._inner_done, backend=backend, key=key, outer=outer)
+        )
 
-    def _task_done(self, fut: Any) -> None:
-        task_id = fut.parsl_executor_task_id
+    def _inner_done(self, inner: Future, *, backend: str, key: int, outer: Future) -> None:
+        self._finished(backend, key)
+        exc = inner.exception()
+        if exc is not None:
+            self._fail(outer, lambda: outer.set_exception(exc))
+        elif isinstance(result := inner.result(), RemoteExceptionWrapper):  # the app raised
+            self._fail(outer, lambda: outer.set_result(result))
+        else:
+            outer.set_result(result)
+
+    def _finished(self, backend: str, key: int) -> None:
+        """A task of ``backend`` ended: send the held tasks that now have room."""
         with self._gate_lock:
-            backend = self._task_backend.pop(task_id)
-            released = self._gates[backend].finish(task_id)
-        for tid, (context, buffer) in released:
-            self._send(tid, context, buffer)
-
-    def status(self) -> dict[str, JobStatus]:
-        """HTEX's block status; managers of a block that has ended (an expired QPU session, a
-        finished batch job) are put on hold at once, so no task is sent to a pool that is
-        gone while the interchange waits for its heartbeats to time out."""
-        status = super().status()
-        ended = [b for b, s in status.items() if s.terminal and b not in self._held_blocks]
-        for block_id in ended:
-            self._held_blocks.add(block_id)
+            released = self._gates[backend].finish(key)
+        for next_key, (context, buffer, outer) in released:
             try:
-                self._hold_block(block_id)
-            except Exception:
-                logger.warning("could not hold managers of ended block %s", block_id)
-        return status
+                self._hand_over(next_key, backend, context, buffer, outer)
+            except BaseException as exc:
+                failure = (  # a pool gone down fails the task as HTEX fails its own
+                    BadStateException(self, self.executor_exception)
+                    if self.bad_state_is_set
+                    else exc
+                )
+                self._fail(outer, functools.partial(outer.set_exception, failure))
 
-    def outstanding(self) -> int:
-        """Tasks that could use a worker now: held tasks are left out, so that tasks waiting
-        for a saturated backend do not make the scaling strategy add blocks."""
+    def _fail(self, outer: Future, complete: Callable[[], None]) -> None:
+        """Complete a failed task's future on a thread of its own, so that the DataFlowKernel's
+        callbacks (its ``retry_handler`` among them) may wait without stalling the pool's
+        results."""
+
+        def fail() -> None:
+            _FAILURE_THREAD.active = True
+            if not outer.done():
+                complete()
+
+        threading.Thread(target=fail, name=f"{self.label}-failure", daemon=True).start()
+
+    def in_failure_callback(self) -> bool:
+        """True in a thread that completes a failed task of a QPU-aware pool (this one, or the
+        one a down pool passed the task to): a ``retry_handler`` called there may wait (back
+        off) before the retry is launched."""
+        return bool(getattr(_FAILURE_THREAD, "active", False))
+
+    def fail_over_with(self, policy: FailoverRoute) -> None:
+        """Once this pool is down, pass the tasks submitted to it to ``policy``."""
+        self._failover = policy
+
+    @property
+    def failover_route(self) -> FailoverRoute | None:
+        """The policy installed with :meth:`fail_over_with`, if any."""
+        return self._failover
+
+    def set_bad_state_and_fail_all(self, exception: Exception) -> None:
+        """HTEX's bad state, which also fails the tasks held for a saturated backend."""
+        super().set_bad_state_and_fail_all(exception)
         with self._gate_lock:
-            held = sum(g.held for g in self._gates.values())
-        return len(self.tasks) - held
+            dropped = [p for g in self._gates.values() for _, p in g.drain()]
+        failure = BadStateException(self, exception)  # as HTEX fails the tasks it was given
+        for _, _, outer in dropped:
+            self._fail(outer, functools.partial(outer.set_exception, failure))
+
+    def held_tasks(self) -> int:
+        """Tasks waiting in the executor for a saturated backend (not yet given to HTEX)."""
+        with self._gate_lock:
+            return sum(g.held for g in self._gates.values())
+
+    def _ask_managers(self, probe: Future[list[dict[str, Any]]]) -> None:
+        try:
+            probe.set_result(self.command_client.run("MANAGERS", timeout_s=self.answer_deadline))
+        except BaseException as exc:
+            probe.set_exception(exc)
+
+    @property
+    def answer_deadline(self) -> float:
+        """Seconds an unanswered question may wait before HTEX gives its command channel up
+        (ten times ``capacity_timeout``): a slow interchange is waited for, a dead one is not."""
+        return 10 * self.capacity_timeout
+
+    def managers(self) -> list[dict[str, Any]]:
+        """HTEX's :meth:`connected_managers`, waiting at most ``capacity_timeout`` seconds.
+
+        The question runs in a thread of its own; when the interchange does not answer in
+        time (it died), ``TimeoutError`` is raised, and later calls wait on the same question
+        rather than asking again. Before :meth:`start` and after :meth:`shutdown`: no managers.
+        """
+        with self._probe_lock:
+            if not self._running:
+                return []
+            probe = self._probe
+            if probe is None or probe.done():
+                probe = Future()
+                threading.Thread(
+                    target=self._ask_managers,
+                    args=(probe,),
+                    name=f"{self.label}-capacity",
+                    daemon=True,
+                ).start()
+                self._probe = probe
+        try:
+            return probe.result(timeout=self.capacity_timeout)
+        except (TimeoutError, CommandClientTimeoutError, CommandClientBadError):
+            raise TimeoutError(
+                f"pool {self.label!r}: the interchange did not answer within "
+                f"{self.capacity_timeout:g} s"
+            ) from None
 
     def capacity(self) -> PoolCapacity:
-        """A live view of the pool from the interchange's managers and the backend gates."""
+        """A live view of the pool from the interchange's managers and the backend gates.
+
+        Raises ``TimeoutError`` within ``capacity_timeout`` seconds when the interchange does
+        not answer."""
         specs = self.backend_specs
-        managers = self.connected_managers() if self.interchange_proc is not None else []
+        managers = self.managers()
         active = [m for m in managers if m["active"] and not m.get("draining", False)]
         workers = sum(int(m["worker_count"]) for m in active)
         busy = sum(min(int(m["tasks"]), int(m["worker_count"])) for m in active)
         with self._gate_lock:
-            outstanding = len(self.tasks)
             entries = tuple(
                 BackendCapacity(
                     name=n,
@@ -335,6 +514,7 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
                 for n, s in specs.items()
             )
         held = sum(e.held for e in entries)
+        outstanding = self.outstanding() + held
         return PoolCapacity(
             label=self.label,
             blocks=len({m["block_id"] for m in active}),

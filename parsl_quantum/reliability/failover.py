@@ -5,8 +5,13 @@ block of the pool has failed; :class:`PoolDownHandler` adds the case of a pool w
 all ended without Parsl asking (cancelled, killed, lost) while it still had work - a QPU
 reservation revoked, a session cancelled by the provider. Either way the executor fails its
 outstanding tasks, and each failure reaches the
-:class:`~parsl_quantum.reliability.retry.RetryHandler`, which asks :class:`FailoverPolicy` for a
-target pool and re-points the task there before Parsl launches it again.
+:class:`~parsl_quantum.reliability.retry.RetryHandler`. When :class:`FailoverPolicy` has a target
+pool for the task, the handler records the move, installs the policy on the down executor
+(:meth:`~parsl_quantum.executors.QPUHighThroughputExecutor.fail_over_with`) and lets Parsl try
+the task again: the down executor then passes it to :meth:`FailoverPolicy.forward`, which submits
+it to the target pool through that executor's public ``submit``. Parsl's task record is never
+changed, so Parsl's monitoring lists the moved tries under the down pool; the moves themselves
+are in :meth:`FailoverPolicy.records`.
 
 Compatible means: wide enough for the task's ``qubits``, not down, and a simulator (a QPU only
 for work that came from a QPU): QPU work may finish on a simulator, never the other way round.
@@ -15,7 +20,8 @@ for work that came from a QPU): QPU work may finish on a simulator, never the ot
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -67,7 +73,8 @@ class PoolDownHandler:
 
     def __call__(self, executor: BlockProviderExecutor, status: dict[str, JobStatus]) -> None:
         self.previous(executor, status)
-        if executor.bad_state_is_set or not status or not executor.tasks:
+        outstanding = executor.outstanding() + int(getattr(executor, "held_tasks", lambda: 0)())
+        if executor.bad_state_is_set or not status or not outstanding:
             return
         if any(not s.terminal for s in status.values()):
             return
@@ -79,7 +86,7 @@ class PoolDownHandler:
         executor.set_bad_state_and_fail_all(
             PoolDownError(
                 f"pool {executor.label!r} is down: its block {block} ended "
-                f"({last.state.name}{detail}) with {len(executor.tasks)} task(s) outstanding"
+                f"({last.state.name}{detail}) with {outstanding} task(s) outstanding"
             )
         )
 
@@ -95,7 +102,7 @@ class Failover:
 
 
 class FailoverPolicy:
-    """Chooses where a down pool's tasks go and re-points them; keeps a record of every move.
+    """Chooses where a down pool's tasks go and submits them there; keeps a record of every move.
 
     ``pools`` are all pools of the loaded Config (:func:`~parsl_quantum.configs.pool_infos`),
     including ones the plan does not use: an idle simulator pool is a failover target.
@@ -103,6 +110,7 @@ class FailoverPolicy:
 
     def __init__(self, pools: Mapping[str, PoolInfo]) -> None:
         self.pools = dict(pools)
+        self.executors: Mapping[str, Any] = {}
         self.moves: list[Failover] = []
         self._lock = threading.Lock()
 
@@ -126,16 +134,28 @@ class FailoverPolicy:
                 best = key
         return None if best is None else best[2]
 
-    def move(self, task_record: Any, reason: str) -> str | None:
-        """Re-point a failed task at a target pool (executor, resource specification and
-        ``backend`` argument) and record the move; None when no pool can take it."""
-        source = str(task_record["executor"])
-        kwargs = task_record["kwargs"]
-        spec = dict(task_record["resource_specification"] or {})
+    def bind(self, executors: Mapping[str, Any]) -> None:
+        """The executors (by label) that :meth:`forward` submits to: the DataFlowKernel's."""
+        self.executors = executors
+
+    def record(self, task: str, source: str, target: str, reason: str) -> None:
+        """Note one task moved from ``source`` to ``target``."""
+        with self._lock:
+            self.moves.append(Failover(task, source, target, reason))
+
+    def forward(
+        self,
+        source: str,
+        func: Callable,
+        resource_specification: dict | None,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+    ) -> Future | None:
+        """Submit a task of the down pool ``source`` to its target pool, with the resource
+        specification and ``backend`` argument of that pool; None when no pool can take it."""
+        spec = dict(resource_specification or {})
         qubits = spec.get("qubits")
-        target = self.target(
-            source, qubits if isinstance(qubits, int) else None, task_record["dfk"].executors
-        )
+        target = self.target(source, qubits if isinstance(qubits, int) else None, self.executors)
         if target is None:
             return None
         info = self.pools[target]
@@ -144,16 +164,12 @@ class FailoverPolicy:
             moved["backend"] = info.backends[0]
         else:
             moved = {k: v for k, v in moved.items() if k == "priority"}
-        task_record["executor"] = target
-        task_record["resource_specification"] = moved
+        kwargs = dict(kwargs)
         if "parsl_resource_specification" in kwargs:
             kwargs["parsl_resource_specification"] = moved
         if "backend" in kwargs:
             kwargs["backend"] = info.backends[0]
-        task = f"{task_record['func_name']}#{task_record['id']}"
-        with self._lock:
-            self.moves.append(Failover(task, source, target, reason))
-        return target
+        return self.executors[target].submit(func, moved, *args, **kwargs)
 
     def records(self) -> list[dict[str, Any]]:
         """Every move so far, as plain data."""

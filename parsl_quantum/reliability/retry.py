@@ -9,8 +9,12 @@ of repeating it. A task whose pool is down moves to another pool when a
 :class:`~parsl_quantum.reliability.failover.FailoverPolicy` allows it.
 
 Retries wait before they run again: ``backoff * 2**(n-1)`` seconds before the n-th (capped at
-``max_backoff``, with up to 50% jitter so that failed QPU jobs do not return in lockstep). The
-wait is a timer that Parsl's task waits on like a dependency, so no Parsl thread sleeps.
+``max_backoff``, with up to 50% jitter so that failed QPU jobs do not return in lockstep).
+Parsl launches a retry as soon as its ``retry_handler`` returns, so the handler waits itself -
+only on a thread where waiting holds nothing else up: the QPU-aware executor completes each
+failed task on a thread of its own
+(:meth:`~parsl_quantum.executors.QPUHighThroughputExecutor.in_failure_callback`). On other
+executors a retry is launched at once. Parsl's task record is only read, never changed.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import enum
 import logging
 import random
 import threading
+import time
 from collections import Counter
-from concurrent.futures import Future
+from collections.abc import Mapping
 from typing import Any
 
 from parsl_quantum.reliability.failover import FailoverPolicy, pool_is_down
@@ -97,7 +102,8 @@ class RetryHandler:
 
     ``budget`` must equal the Config's ``retries`` (:meth:`Reliability.apply
     <parsl_quantum.reliability.Reliability.apply>` sets both). ``retried`` counts the retried
-    tries of each pool; the CLI reports it in the result.
+    tries of each pool (the CLI reports it in the result), ``waited`` those that backed off
+    before their retry.
     """
 
     def __init__(
@@ -118,6 +124,7 @@ class RetryHandler:
         self.max_backoff = max_backoff
         self.failover = failover
         self.retried: Counter[str] = Counter()
+        self.waited: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
 
@@ -128,43 +135,61 @@ class RetryHandler:
             return base * self._rng.uniform(0.5, 1.0)
 
     def __call__(self, exc: BaseException, task_record: Any) -> float:
-        pool = str(task_record["executor"])
-        executor = task_record["dfk"].executors.get(pool)
+        """The cost of this failed try (Parsl's ``retry_handler`` signature)."""
+        dfk = task_record.get("dfk")
+        executors: Mapping[str, Any] = dfk.executors if dfk is not None else {}
+        pool = str(task_record.get("executor"))
+        executor = executors.get(pool)
         verdict = classify(exc)
-        if verdict is not Verdict.POOL_DOWN and pool_is_down(executor):
-            verdict = Verdict.POOL_DOWN
+        forwarded = getattr(executor, "failover_route", None) is not None
+        if verdict is not Verdict.POOL_DOWN and pool_is_down(executor) and not forwarded:
+            verdict = Verdict.POOL_DOWN  # a try that ran elsewhere is judged by its own error
         if verdict is Verdict.POOL_DOWN and self.failover is not None:
-            target = self.failover.move(task_record, reason=_one_line(exc))
+            target = self._fail_over(exc, task_record, pool, executor, executors)
             if target is not None:
-                logger.warning(
-                    "task %s: pool %s is down, moved to pool %s", task_record["id"], pool, target
-                )
                 return 0.0  # a move is not a retry; the policy never moves back to a down pool
         if verdict is not Verdict.TRANSIENT:
             return float(self.budget + 1)
-        if task_record["fail_cost"] + 1 <= self.budget:  # Parsl will try it again
+        if int(task_record.get("fail_cost", 0)) + 1 <= self.budget:  # Parsl will try it again
             with self._lock:
                 self.retried[pool] += 1
-            self._wait(task_record, self.delay(int(task_record["fail_count"])))
+            self._wait(pool, executor, self.delay(int(task_record.get("fail_count", 1))))
         return 1.0
 
-    def _wait(self, task_record: Any, seconds: float) -> None:
-        """Hold the task's relaunch for ``seconds``: Parsl launches a pending task only once all
-        futures in its ``depends`` are done, so a timer-completed future delays it."""
-        if seconds <= 0:
+    def _fail_over(
+        self,
+        exc: BaseException,
+        task_record: Any,
+        pool: str,
+        executor: Any,
+        executors: Mapping[str, Any],
+    ) -> str | None:
+        """Route the down pool's tasks through the failover policy and record this task's
+        move; None when the pool cannot pass tasks on (not QPU-aware) or no pool fits."""
+        assert self.failover is not None
+        fail_over_with = getattr(executor, "fail_over_with", None)
+        if fail_over_with is None:
+            return None
+        spec = task_record.get("resource_specification") or {}
+        qubits = spec.get("qubits")
+        target = self.failover.target(pool, qubits if isinstance(qubits, int) else None, executors)
+        if target is None:
+            return None
+        self.failover.bind(executors)
+        fail_over_with(self.failover)
+        task = f"{task_record.get('func_name')}#{task_record.get('id')}"
+        self.failover.record(task, pool, target, _one_line(exc))
+        logger.warning("task %s: pool %s is down, moved to pool %s", task, pool, target)
+        return target
+
+    def _wait(self, pool: str, executor: Any, seconds: float) -> None:
+        """Back off for ``seconds`` when this thread may wait (see the module docstring)."""
+        may_wait = getattr(executor, "in_failure_callback", None)
+        if seconds <= 0 or may_wait is None or not may_wait():
             return
-        dfk = task_record["dfk"]
-        gate: Future[None] = Future()
-        task_record["depends"].append(gate)
-
-        def relaunch(_: Future[None]) -> None:
-            if not dfk.cleanup_called:
-                dfk.launch_if_ready(task_record)
-
-        gate.add_done_callback(relaunch)
-        timer = threading.Timer(seconds, gate.set_result, args=(None,))
-        timer.daemon = True
-        timer.start()
+        with self._lock:
+            self.waited[pool] += 1
+        time.sleep(seconds)
 
 
 def _one_line(exc: BaseException) -> str:
