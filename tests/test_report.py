@@ -15,13 +15,13 @@ import pytest
 
 from parsl_quantum.configs import local
 from parsl_quantum.workflow import cli
-from parsl_quantum.workflow.progress import RunProgress
+from parsl_quantum.workflow.progress import ProgressRecorder, RunProgress
 from parsl_quantum.workflow.report import draw_timeline, load_report
 
 
 def test_plain_progress_prints_each_quarter_once() -> None:
     stream = io.StringIO()
-    with RunProgress(stream) as progress:
+    with RunProgress(stream, interval=0.0) as progress:
         for done in range(1, 11):
             progress("cpu", done, 10)
         progress("qpu", 1, 1)
@@ -34,6 +34,39 @@ def test_plain_progress_prints_each_quarter_once() -> None:
         "pool qpu: 1/1 tasks done",
     ]
     assert all(line.startswith("[") and "s] pool" in line for line in lines)
+
+
+def test_plain_progress_follows_growing_totals_and_ends_with_the_final_count() -> None:
+    """A run that submits as it goes (an optimiser loop) ends on its real total, once."""
+    stream = io.StringIO()
+    with RunProgress(stream, interval=3600.0) as progress:
+        for step in range(1, 51):
+            progress("cpu", 2 * step - 2, 2 * step)
+            progress("cpu", 2 * step, 2 * step)
+    lines = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == ["pool cpu: 2/2 tasks done", "pool cpu: 100/100 tasks done"]
+
+
+def test_progress_recorder_counts_submitted_and_finished_tasks(tmp_path: Path) -> None:
+    from concurrent.futures import Future
+
+    seen: list[tuple[str, int, int]] = []
+    recorder = ProgressRecorder(tmp_path / "tasks.csv", progress=lambda *a: seen.append(a))
+    futures: list[Future[int]] = [Future() for _ in range(3)]
+    for i, fut in enumerate(futures):
+        recorder.track(fut, task=f"t{i}", kind="evaluate", pool="cpu" if i < 2 else "qpu")
+    futures[1].set_result(1)
+    futures[2].set_result(2)
+    futures[0].set_result(0)
+    assert seen == [
+        ("cpu", 0, 1),
+        ("cpu", 0, 2),
+        ("qpu", 0, 1),
+        ("cpu", 1, 2),
+        ("qpu", 1, 1),
+        ("cpu", 2, 2),
+    ]
+    assert len(recorder.rows) == 3 and recorder.write().exists()
 
 
 def test_live_progress_on_a_terminal_shows_bars_counts_and_elapsed_time() -> None:

@@ -29,6 +29,8 @@ from parsl_quantum.workflow.template import (
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+#: Console width of tables written to a pipe or a file: wide enough that no cell is cut.
+PIPE_WIDTH = 250
 #: What ``run`` records in the run directory besides the template, for ``run --resume``.
 RUN_INFO = "run.json"
 
@@ -45,6 +47,23 @@ def templates_dir() -> Path:
 def published_templates() -> dict[str, Path]:
     """Published template names (file stems) and their paths."""
     return {p.stem: p for p in sorted(templates_dir().glob("*.yaml"))}
+
+
+def template_path(name: str) -> Path:
+    """A template file, or the file of a published template of that name (``templates list``).
+
+    An existing file wins over a published name."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    published = published_templates()
+    if name in published:
+        return published[name]
+    if path.suffix in (".yaml", ".yml") or path.parent != Path("."):
+        return path  # a path: loading it reports what is wrong with it
+    raise BadInput(
+        f"{name!r} is neither a template file nor a published template ({', '.join(published)})"
+    )
 
 
 #: ``site.options`` the local site takes, passed to :func:`parsl_quantum.configs.local`.
@@ -177,16 +196,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from parsl_quantum.configs import pool_infos
     from parsl_quantum.reliability import Reliability
-    from parsl_quantum.workflow.context import RunContext, TaskRecorder
-    from parsl_quantum.workflow.progress import RunProgress
+    from parsl_quantum.workflow.context import RunContext
+    from parsl_quantum.workflow.progress import ProgressRecorder, RunProgress
 
+    if args.help:
+        return _run_help(args)
     started = time.perf_counter()
     try:
         if args.resume:
             source, base_dir, run_dir = _resume_source(args)
             template = load_template(source)
         elif args.template:
-            source, base_dir = Path(args.template), Path(args.template).resolve().parent
+            source = template_path(args.template)
+            base_dir = source.resolve().parent
             template = load_template(source, args.set or [])
             run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(template)
         else:
@@ -222,11 +244,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     startup = time.perf_counter() - t0
     try:
         with RunProgress(live=None if not args.quiet else False) as progress:
+            # progress counts every task the run records, so its totals are the tasks submitted
             ctx = RunContext(
                 run_dir,
                 pools,
-                TaskRecorder(run_dir / "tasks.csv"),
-                progress,
+                ProgressRecorder(run_dir / "tasks.csv", progress=progress),
                 resume=bool(args.resume),
                 prepared=prepared,
             )
@@ -250,17 +272,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_help(args: argparse.Namespace) -> int:
+    """``run --help``: the options, then the ``--set`` keys of the named template (types and
+    current values, from its kind's schema), or the published templates to name."""
+    from rich.table import Table
+
+    from parsl_quantum.workflow.settings import set_keys
+
+    args.parser.print_help()
+    console = _console()
+    if not args.template:
+        print("\npublished templates (run NAME --help lists its --set keys):")
+        for name in published_templates():
+            print(f"  {name}")
+        return 0
+    try:
+        template = load_template(template_path(args.template))
+    except (BadInput, ValueError, OSError) as exc:
+        return _bad_input(_one_line(exc))
+    table = Table(title=f"--set keys of {template.name} ({template.kind.name})")
+    for col in ("key", "type", "value in the template"):
+        table.add_column(col)
+    for key in set_keys(template):
+        table.add_row(key.key, key.type, key.shown_value)
+    console.print(table)
+    return 0
+
+
+def _console() -> Any:
+    """A rich console on stdout: a terminal keeps its width; a pipe or file gets whole lines
+    (rich would otherwise squeeze tables to 80 columns there)."""
+    from rich.console import Console
+
+    wide = None if sys.stdout.isatty() else PIPE_WIDTH
+    return Console(file=sys.stdout, highlight=False, markup=False, width=wide)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from parsl_quantum.configs import pool_infos
     from parsl_quantum.workflow import cutting
 
     try:
-        template = load_template(args.template, args.set or [])
+        source = template_path(args.template)
+        template = load_template(source, args.set or [])
         if template.kind.name != "circuit-cutting":
             raise BadInput(f"`plan` works on circuit-cutting templates, not {template.kind.name!r}")
         config = _site_config(template, Path(args.run_dir or "runs/plan"), monitoring=False)
         pools = {k: v for k, v in pool_infos(config).items() if k in template.pools}
-        prepared = cutting.prepare(template.data, pools, Path(args.template).resolve().parent)
+        prepared = cutting.prepare(template.data, pools, source.resolve().parent)
     except (BadInput, ValueError, OSError) as exc:
         return _bad_input(_one_line(exc))
     from parsl_quantum.planner.report import print_plan, write_graph
@@ -387,12 +446,31 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def version_line() -> str:
+    """``parsl-quantum X (parsl Y, qiskit Z, qiskit-aer W)``: what a bug report needs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from parsl_quantum import __version__
+
+    parts = []
+    for dist in ("parsl", "qiskit", "qiskit-aer"):
+        try:
+            parts.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist} missing")
+    return f"parsl-quantum {__version__} ({', '.join(parts)})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parsl-quantum", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a workflow template on its pools")
-    run.add_argument("template", nargs="?", help="template file (YAML)")
+    run = sub.add_parser("run", help="run a workflow template on its pools", add_help=False)
+    run.add_argument("template", nargs="?", help="template file (YAML) or published template name")
+    run.add_argument(
+        "-h", "--help", action="store_true", help="show this help and the template's --set keys"
+    )
     run.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -405,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-dir", metavar="DIR", help="run directory (default: runs/NAME-TIME)")
     run.add_argument("--no-monitoring", action="store_true", help="do not start Parsl monitoring")
     run.add_argument("--quiet", action="store_true", help="no live progress display")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, parser=run)
 
     plan = sub.add_parser("plan", help="print the candidate cut configurations without running")
     plan.add_argument("template")
