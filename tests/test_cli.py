@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from parsl_quantum import __version__
 from parsl_quantum.workflow import cli
 from parsl_quantum.workflow.settings import set_keys
+from parsl_quantum.workflow.summary import headline, pictures
 from parsl_quantum.workflow.template import load_template
 
 PROGRESS = re.compile(r"pool (\S+): (\d+)/(\d+) tasks done")
@@ -77,20 +79,67 @@ def monitored_tasks(run_dir: Path) -> int:
             ["circuit.qubits=8", "planner.max_subcircuit_qubits=4", "pools=cpu"],
         ),
         ("ensemble", ["circuits.count=6", "batch_size=2", "pools=cpu"]),
+        (
+            "variational",
+            ["hamiltonian.qubits=4", "ansatz.layers=1", "optimizer.max_iterations=3"],
+        ),
     ],
 )
 def test_progress_totals_are_the_tasks_submitted(
     name: str, overrides: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Run by published name; the final progress count of every pool adds up to the monitoring
-    database's task count."""
+    database's task count; the summary names its metric, reference and flag, and its
+    pictures."""
     run_dir = tmp_path / "run"
     sets = [arg for o in overrides for arg in ("--set", o)]
     assert cli.main(["run", name, *sets, "--run-dir", str(run_dir)]) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    result = json.loads((run_dir / "result.json").read_text())
+    head = headline(name, result)
+    for label in (head.metric, head.reference_label, head.flag_label):
+        assert f"│ {label} " in out, (label, out)
+    for picture in pictures(result):
+        assert picture.is_file() and str(picture) in out
+    assert "…" not in out  # piped: whole cells, never cut
     final: dict[str, tuple[int, int]] = {}
     for pool, done, total in PROGRESS.findall(err):
         final[pool] = (int(done), int(total))
     assert final, err
     assert all(done == total for done, total in final.values())
     assert sum(total for _, total in final.values()) == monitored_tasks(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("kind", "doc", "metric", "flag"),
+    [
+        (
+            "qml-training",
+            {"value": 0.9, "target_accuracy": 0.85, "reached": True},
+            "test accuracy",
+            True,
+        ),
+        (
+            "error-mitigation",
+            {"value": 0.02, "unmitigated_error": 0.1},
+            "mitigated error (best extrapolation)",
+            True,
+        ),
+        (
+            "distributed-simulation",
+            {"value": 0.25, "reference": 0.25 + 1e-9, "quantity": "amplitude"},
+            "probability |amplitude|^2",
+            True,
+        ),
+        (
+            "circuit-cutting",
+            {"value": 0.5, "reference": 0.4, "std_error": 0.01},
+            "expectation value",
+            False,
+        ),
+        ("circuit-cutting", {"value": 0.5, "reference": None}, "expectation value", None),
+    ],
+)
+def test_every_kind_names_its_metric(kind: str, doc: dict, metric: str, flag: bool | None) -> None:
+    head = headline(kind, doc)
+    assert (head.metric, head.flag, head.value) == (metric, flag, doc["value"])

@@ -122,16 +122,23 @@ def _default_run_dir(template: Template) -> Path:
 
 
 def _print_result(result: dict[str, Any], kind: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    from parsl_quantum.workflow.summary import headline, pictures
+
+    def number(val: Any) -> str:
+        return "n/a" if val is None else f"{val:.12g}"
+
+    console = _console()
     table = Table(title=f"parsl-quantum {kind}", show_header=False)
-    for key in ("value", "std_error", "reference"):
-        if key in result:
-            val = result[key]
-            table.add_row(key, "null" if val is None else f"{val:.12g}")
-    if result.get("reference") is not None and "value" in result:
+    head = headline(kind, result)
+    shown = number(head.value)
+    if result.get("std_error"):
+        shown += f" ± {result['std_error']:.3g}"
+    table.add_row(head.metric, shown)
+    table.add_row(head.reference_label, number(head.reference))
+    table.add_row(head.flag_label, {True: "yes", False: "NO", None: "n/a"}[head.flag])
+    if result.get("reference") is not None and "value" in result and kind != "ensemble":
         table.add_row("|value - reference|", f"{abs(result['value'] - result['reference']):.3g}")
     config = result.get("configuration")
     if isinstance(config, dict) and "partitions" in config:
@@ -152,6 +159,8 @@ def _print_result(result: dict[str, Any], kind: str) -> None:
             table.add_row("failovers", f"{n} task(s) {src} -> {dst}")
         if "reused_from_checkpoint" in config:
             table.add_row("reused from checkpoint", str(config["reused_from_checkpoint"]))
+    for picture in pictures(result):
+        table.add_row("picture", str(picture))
     table.add_row("run_dir", str(result.get("run_dir")))
     console.print(table)
 
@@ -396,7 +405,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Calibrate the local pools and write the cost-model profile."""
-    from rich.console import Console
     from rich.table import Table
 
     from parsl_quantum.planner.calibrate import run_calibration
@@ -430,7 +438,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             table.add_row(name, f"{kind} fit", f"{fit.median_error:.1%}", f"{fit.samples} probes")
     for key, value in vars(model.driver).items():
         table.add_row("driver", key, f"{value:.4g}", "")
-    Console(file=sys.stdout, highlight=False).print(table)
+    _console().print(table)
     print(f"calibrated in {calibration.seconds:.0f} s; profile written to {path}")
     return 0
 

@@ -25,6 +25,8 @@ from typing import TextIO
 #: File names inside a run directory.
 MONITORING_DB = "monitoring.db"
 TIMELINE = "timeline.png"
+#: Console width of the table written to a pipe or a file: wide enough that no cell is cut.
+PIPE_WIDTH = 250
 
 
 #: States that workers report with their own clocks; they never end a task.
@@ -292,8 +294,11 @@ def print_report(report: RunReport, stream: TextIO | None = None) -> None:
     from rich.table import Table
 
     out = stream or sys.stdout
-    # wide enough for the whole table in logs and pipes; a terminal keeps its own width
-    console = Console(file=out, highlight=False, markup=False, width=None if out.isatty() else 120)
+    # whole lines in logs and pipes (rich would squeeze them to 80 columns); a terminal keeps
+    # its own width
+    console = Console(
+        file=out, highlight=False, markup=False, width=None if out.isatty() else PIPE_WIDTH
+    )
     runs = len(report.run_starts)
     if runs > 1:
         console.print(f"{runs} Parsl runs in {report.run_dir} (resumed {runs - 1} time(s))")
