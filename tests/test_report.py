@@ -13,6 +13,7 @@ import matplotlib.image
 import parsl
 import pytest
 
+from miniapps._common import warm_up
 from parsl_quantum.configs import local
 from parsl_quantum.workflow import cli
 from parsl_quantum.workflow.progress import ProgressRecorder, RunProgress
@@ -99,6 +100,10 @@ def two_pool_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real run with monitoring: a few tasks on each of the cpu and qpu pools."""
     run_dir = tmp_path_factory.mktemp("report")
     with parsl.load(local(run_dir, ("cpu", "qpu"))):
+        warm = parsl.python_app(warm_up, executors=["cpu"])(
+            "aer", parsl_resource_specification={"backend": "aer"}
+        )
+        assert warm.result() > 0
         futures = [
             parsl.python_app(os.getpid, executors=[pool])() for pool in ("cpu", "qpu", "cpu")
         ]
@@ -126,12 +131,26 @@ def test_report_lanes_match_the_pools_used(two_pool_run: Path) -> None:
     assert image.ndim == 3 and image.shape[0] > 50 and image.std() > 0
 
 
+def test_warm_up_tasks_are_apart_and_start_up_is_marked(two_pool_run: Path) -> None:
+    report = load_report(two_pool_run)
+    assert report.pools["cpu"].warmup_tasks == 1 and report.pools["qpu"].warmup_tasks == 0
+    assert sum(t.warmup for t in report.tries) == 1
+    first_task = min(t.running or 0.0 for t in report.tries)
+    assert {s.pool for s in report.startups} == {"cpu", "qpu"}
+    for startup in report.startups:
+        assert startup.running is not None and startup.requested <= startup.running
+    assert report.worker_starts and all(0 <= w <= first_task for w in report.worker_starts[:2])
+    assert draw_timeline(report, two_pool_run / "marked.png")
+
+
 def test_report_command_prints_the_table_and_writes_the_timeline(
     two_pool_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["report", str(two_pool_run)]) == 0
     out = capsys.readouterr().out
     assert "pool" in out and "cpu" in out and "qpu" in out and "busy" in out
+    assert "warm-up" in out and "pool cpu: block requested at" in out
+    assert "worker managers connected at" in out
     assert (two_pool_run / "timeline.png").stat().st_size > 0
 
 
