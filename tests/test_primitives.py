@@ -48,7 +48,10 @@ def compare(pubs: list, estimator: CuttingEstimator | None = None) -> list:
     return list(ours)
 
 
-def test_it_is_an_estimator_v2() -> None:
+def test_it_is_an_estimator_v2_at_the_top_of_the_package() -> None:
+    import parsl_quantum
+
+    assert parsl_quantum.CuttingEstimator is CuttingEstimator
     assert isinstance(CuttingEstimator(), BaseEstimatorV2)
 
 
