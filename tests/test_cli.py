@@ -143,3 +143,14 @@ def test_progress_totals_are_the_tasks_submitted(
 def test_every_kind_names_its_metric(kind: str, doc: dict, metric: str, flag: bool | None) -> None:
     head = headline(kind, doc)
     assert (head.metric, head.flag, head.value) == (metric, flag, doc["value"])
+
+
+def test_plan_by_name_prints_whole_columns_when_piped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sets = ["--set", "circuit.qubits=12", "--set", "planner.max_subcircuit_qubits=3"]
+    args = ["plan", "circuit-cutting", *sets, "--run-dir", str(tmp_path)]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "peak memory (MiB)" in out and "subexperiments" in out and "…" not in out
+    assert max(len(line) for line in out.splitlines()) > 80

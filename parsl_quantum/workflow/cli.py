@@ -333,7 +333,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return _bad_input(_one_line(exc))
     from parsl_quantum.planner.report import print_plan, write_graph
 
-    print_plan(prepared.plan)
+    print_plan(prepared.plan, console=_console())
     if args.graphml or args.picture:
         write_graph(prepared.plan.chosen.graph, graphml=args.graphml, picture=args.picture)
     return 0
