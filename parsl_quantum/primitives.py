@@ -191,7 +191,8 @@ def _evaluate(
     ``(num_parameter_sets, num_observables)``, and what was done (plan, timings, tasks).
 
     All of a PUB's work goes through here. A repeated (parameter set, observable) pair reuses
-    its first plan.
+    its first plan. The metadata's cuts and partitions are those of the first evaluation; its
+    pools, tasks and timings cover them all.
     """
     infos = loaded_pools(pools)
     width = max_subcircuit_qubits or max(i.max_qubits for i in infos.values())
@@ -202,12 +203,14 @@ def _evaluate(
     timings: dict[str, float] = {}
     tasks = 0
     shots_used: set[int] = set()
+    pools_used: set[str] = set()
     configuration: dict[str, Any] = {}
     for s, row in enumerate(parameter_values):
         bound = circuit.assign_parameters(row) if circuit.num_parameters else circuit
         for o, observable in enumerate(observables):
             key = (np.asarray(row, dtype=float).tobytes(), keys.index(keys[o]))
             plan = plans.get(key)
+            reused = plan is not None
             if plan is None:
                 plan = plan_cutting(
                     bound,
@@ -236,12 +239,16 @@ def _evaluate(
             if result.std_error > 0:
                 shots_used.add(shots)
             for stage, seconds in result.timings.items():
-                timings[stage] = timings.get(stage, 0.0) + seconds
+                if not (reused and stage == "plan"):  # a reused plan was not made again
+                    timings[stage] = timings.get(stage, 0.0) + seconds
             configuration = configuration or result.configuration
+            pools_used.update(
+                p for part in result.configuration["partitions"] for p in part["pools"]
+            )
     meta = {
         "cuts": configuration.get("cuts", []),
         "partitions": configuration.get("partitions", []),
-        "pools": sorted({p for part in configuration.get("partitions", []) for p in part["pools"]}),
+        "pools": sorted(pools_used),
         "predicted_makespan": configuration.get("predicted_makespan"),
         "reason": configuration.get("reason"),
         "evaluations": int(evs.size),

@@ -104,6 +104,14 @@ def test_several_observables_and_elementwise_broadcasting(
     assert [r.data.evs.shape for r in results] == [(3,), (3,)]
 
 
+def test_a_repeated_parameter_set_reuses_its_plan(pools: Path, ansatz: QuantumCircuit) -> None:
+    row = values((), ansatz.num_parameters, 8)
+    (result,) = compare([(ansatz, ["ZIIIIZ", "ZIIIIZ"], np.stack([row, row]))])
+    plan = result.metadata["cutting"]
+    assert (plan["evaluations"], plan["plans"]) == (4, 1)
+    assert result.data.evs[0] == result.data.evs[1]
+
+
 def test_sampled_precision_sets_shots_and_errors(pools: Path) -> None:
     circuit = efficient_su2(4, reps=1, entanglement="linear").assign_parameters(values((), 16, 6))
     obs = SparsePauliOp("ZZZZ")
