@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +29,16 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
     assert {"getting-started", "cli", "api", "cutting", "workflow-layer"} <= built
     pages = {p.stem for p in (ROOT / "docs").rglob("*.md")} - {"README"}
     assert pages <= built
+
+
+def test_every_script_example_has_the_main_guard() -> None:
+    """A Python example that loads a Parsl config is a script: it needs the ``__main__`` guard
+    (Parsl's spawned processes re-import it)."""
+    pages = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
+    unguarded = [
+        f"{page.relative_to(ROOT)}: {block.splitlines()[0]}"
+        for page in pages
+        for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+        if "parsl.load(" in block and 'if __name__ == "__main__":' not in block
+    ]
+    assert unguarded == []

@@ -19,6 +19,7 @@ from parsl.monitoring import MonitoringHub
 from parsl.providers import PBSProProvider, SlurmProvider
 from parsl.providers.base import ExecutionProvider
 
+from parsl_quantum.configs.guard import require_main_guard
 from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS
 from parsl_quantum.executors import QPUHighThroughputExecutor
 
@@ -93,6 +94,7 @@ def slurm(
     monitoring: bool = True,
 ) -> Config:
     """Pools whose blocks are Slurm jobs, workers started on every node with ``srun``."""
+    require_main_guard()
     return _config(
         run_dir,
         _default_pools(pools),
@@ -116,6 +118,7 @@ def pbs(
     monitoring: bool = True,
 ) -> Config:
     """Pools whose blocks are PBS Pro jobs, workers started on every node with ``mpiexec``."""
+    require_main_guard()
     return _config(
         run_dir,
         _default_pools(pools),

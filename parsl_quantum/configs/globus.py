@@ -40,6 +40,7 @@ from parsl.executors.errors import InvalidResourceSpecification
 from parsl.monitoring import MonitoringHub
 
 from parsl_quantum.backends import BackendSpec, UnknownBackendError, canonical_name, get_backend
+from parsl_quantum.configs.guard import require_main_guard
 from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS, local
 from parsl_quantum.executors import ACCEPTED_KEYS, select_backends
 from parsl_quantum.remote import (
@@ -295,6 +296,7 @@ def globus(
     the ``globus_compute_sdk.Client`` to share, ``executor_factory`` replaces how each pool's SDK
     executor is made, and ``environ`` replaces ``os.environ`` when looking up endpoint ids.
     """
+    require_main_guard()
     env = os.environ if environ is None else environ
     endpoints = dict(endpoints) if endpoints is not None else None
     backends = dict(backends or {})

@@ -22,6 +22,7 @@ from parsl_quantum.backends import (
     canonical_name,
     get_backend,
 )
+from parsl_quantum.configs.guard import require_main_guard
 from parsl_quantum.executors import QPUHighThroughputExecutor
 from parsl_quantum.workflow.context import PoolInfo
 
@@ -96,6 +97,7 @@ def local(
     retries, failover and checkpointing (:meth:`Reliability.apply
     <parsl_quantum.reliability.Reliability.apply>`; the Config's ``retry_handler`` keeps count).
     """
+    require_main_guard()
     run_path = Path(run_dir)
     run_path.mkdir(parents=True, exist_ok=True)
     workers = {"cpu": 2, "gpu": 1, "qpu": 1, **(workers or {})}

@@ -29,6 +29,8 @@ from parsl_quantum.workflow.template import (
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+#: Console width of tables written to a pipe or a file: wide enough that no cell is cut.
+PIPE_WIDTH = 250
 #: What ``run`` records in the run directory besides the template, for ``run --resume``.
 RUN_INFO = "run.json"
 
@@ -45,6 +47,23 @@ def templates_dir() -> Path:
 def published_templates() -> dict[str, Path]:
     """Published template names (file stems) and their paths."""
     return {p.stem: p for p in sorted(templates_dir().glob("*.yaml"))}
+
+
+def template_path(name: str) -> Path:
+    """A template file, or the file of a published template of that name (``templates list``).
+
+    An existing file wins over a published name."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    published = published_templates()
+    if name in published:
+        return published[name]
+    if path.suffix in (".yaml", ".yml") or path.parent != Path("."):
+        return path  # a path: loading it reports what is wrong with it
+    raise BadInput(
+        f"{name!r} is neither a template file nor a published template ({', '.join(published)})"
+    )
 
 
 #: ``site.options`` the local site takes, passed to :func:`parsl_quantum.configs.local`.
@@ -103,21 +122,23 @@ def _default_run_dir(template: Template) -> Path:
 
 
 def _print_result(result: dict[str, Any], kind: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    from parsl_quantum.workflow.summary import headline, pictures
+
+    def number(val: Any) -> str:
+        return "n/a" if val is None else f"{val:.12g}"
+
+    console = _console()
     table = Table(title=f"parsl-quantum {kind}", show_header=False)
-    for key in ("value", "std_error", "reference"):
-        if key in result:
-            val = result[key]
-            label = (
-                "std_error (statistical)"
-                if key == "std_error" and kind == "circuit-cutting"
-                else key
-            )
-            table.add_row(label, "null" if val is None else f"{val:.12g}")
-    if result.get("reference") is not None and "value" in result:
+    head = headline(kind, result)
+    table.add_row(head.metric, number(head.value))
+    if result.get("std_error") is not None:
+        label = "std_error (statistical)" if kind == "circuit-cutting" else "std_error"
+        table.add_row(label, f"{result['std_error']:.3g}")
+    table.add_row(head.reference_label, number(head.reference))
+    table.add_row(head.flag_label, {True: "yes", False: "NO", None: "n/a"}[head.flag])
+    if result.get("reference") is not None and "value" in result and kind != "ensemble":
         table.add_row("|value - reference|", f"{abs(result['value'] - result['reference']):.3g}")
     config = result.get("configuration")
     if isinstance(config, dict) and "partitions" in config:
@@ -151,6 +172,8 @@ def _print_result(result: dict[str, Any], kind: str) -> None:
             table.add_row("failovers", f"{n} task(s) {src} -> {dst}")
         if "reused_from_checkpoint" in config:
             table.add_row("reused from checkpoint", str(config["reused_from_checkpoint"]))
+    for picture in pictures(result):
+        table.add_row("picture", str(picture))
     table.add_row("run_dir", str(result.get("run_dir")))
     console.print(table)
 
@@ -195,16 +218,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from parsl_quantum.configs import pool_infos
     from parsl_quantum.reliability import Reliability
-    from parsl_quantum.workflow.context import RunContext, TaskRecorder
-    from parsl_quantum.workflow.progress import RunProgress
+    from parsl_quantum.workflow.context import RunContext
+    from parsl_quantum.workflow.progress import ProgressRecorder, RunProgress
 
+    if args.help:
+        return _run_help(args)
     started = time.perf_counter()
     try:
         if args.resume:
             source, base_dir, run_dir = _resume_source(args)
             template = load_template(source)
         elif args.template:
-            source, base_dir = Path(args.template), Path(args.template).resolve().parent
+            source = template_path(args.template)
+            base_dir = source.resolve().parent
             template = load_template(source, args.set or [])
             run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(template)
         else:
@@ -240,11 +266,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     startup = time.perf_counter() - t0
     try:
         with RunProgress(live=None if not args.quiet else False) as progress:
+            # progress counts every task the run records, so its totals are the tasks submitted
             ctx = RunContext(
                 run_dir,
                 pools,
-                TaskRecorder(run_dir / "tasks.csv"),
-                progress,
+                ProgressRecorder(run_dir / "tasks.csv", progress=progress),
                 resume=bool(args.resume),
                 prepared=prepared,
             )
@@ -268,22 +294,59 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_help(args: argparse.Namespace) -> int:
+    """``run --help``: the options, then the ``--set`` keys of the named template (types and
+    current values, from its kind's schema), or the published templates to name."""
+    from rich.table import Table
+
+    from parsl_quantum.workflow.settings import set_keys
+
+    args.parser.print_help()
+    console = _console()
+    if not args.template:
+        print("\npublished templates (run NAME --help lists its --set keys):")
+        for name in published_templates():
+            print(f"  {name}")
+        return 0
+    try:
+        template = load_template(template_path(args.template))
+    except (BadInput, ValueError, OSError) as exc:
+        return _bad_input(_one_line(exc))
+    table = Table(title=f"--set keys of {template.name} ({template.kind.name})")
+    for col in ("key", "type", "value in the template"):
+        table.add_column(col)
+    for key in set_keys(template):
+        table.add_row(key.key, key.type, key.shown_value)
+    console.print(table)
+    return 0
+
+
+def _console() -> Any:
+    """A rich console on stdout: a terminal keeps its width; a pipe or file gets whole lines
+    (rich would otherwise squeeze tables to 80 columns there)."""
+    from rich.console import Console
+
+    wide = None if sys.stdout.isatty() else PIPE_WIDTH
+    return Console(file=sys.stdout, highlight=False, markup=False, width=wide)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from parsl_quantum.configs import pool_infos
     from parsl_quantum.workflow import cutting
 
     try:
-        template = load_template(args.template, args.set or [])
+        source = template_path(args.template)
+        template = load_template(source, args.set or [])
         if template.kind.name != "circuit-cutting":
             raise BadInput(f"`plan` works on circuit-cutting templates, not {template.kind.name!r}")
         config = _site_config(template, Path(args.run_dir or "runs/plan"), monitoring=False)
         pools = {k: v for k, v in pool_infos(config).items() if k in template.pools}
-        prepared = cutting.prepare(template.data, pools, Path(args.template).resolve().parent)
+        prepared = cutting.prepare(template.data, pools, source.resolve().parent)
     except (BadInput, ValueError, OSError) as exc:
         return _bad_input(_one_line(exc))
     from parsl_quantum.planner.report import print_plan, write_graph
 
-    print_plan(prepared.plan)
+    print_plan(prepared.plan, console=_console())
     if args.graphml or args.picture:
         write_graph(prepared.plan.chosen.graph, graphml=args.graphml, picture=args.picture)
     if args.circuit_picture:
@@ -360,7 +423,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Calibrate the local pools and write the cost-model profile."""
-    from rich.console import Console
     from rich.table import Table
 
     from parsl_quantum.planner.calibrate import run_calibration
@@ -394,7 +456,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             table.add_row(name, f"{kind} fit", f"{fit.median_error:.1%}", f"{fit.samples} probes")
     for key, value in vars(model.driver).items():
         table.add_row("driver", key, f"{value:.4g}", "")
-    Console(file=sys.stdout, highlight=False).print(table)
+    _console().print(table)
     print(f"calibrated in {calibration.seconds:.0f} s; profile written to {path}")
     return 0
 
@@ -410,12 +472,31 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def version_line() -> str:
+    """``parsl-quantum X (parsl Y, qiskit Z, qiskit-aer W)``: what a bug report needs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from parsl_quantum import __version__
+
+    parts = []
+    for dist in ("parsl", "qiskit", "qiskit-aer"):
+        try:
+            parts.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist} missing")
+    return f"parsl-quantum {__version__} ({', '.join(parts)})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parsl-quantum", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a workflow template on its pools")
-    run.add_argument("template", nargs="?", help="template file (YAML)")
+    run = sub.add_parser("run", help="run a workflow template on its pools", add_help=False)
+    run.add_argument("template", nargs="?", help="template file (YAML) or published template name")
+    run.add_argument(
+        "-h", "--help", action="store_true", help="show this help and the template's --set keys"
+    )
     run.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -428,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-dir", metavar="DIR", help="run directory (default: runs/NAME-TIME)")
     run.add_argument("--no-monitoring", action="store_true", help="do not start Parsl monitoring")
     run.add_argument("--quiet", action="store_true", help="no live progress display")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, parser=run)
 
     plan = sub.add_parser("plan", help="print the candidate cut configurations without running")
     plan.add_argument("template")

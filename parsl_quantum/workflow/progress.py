@@ -5,8 +5,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +21,8 @@ from rich.progress import (
     TextColumn,
 )
 from rich.text import Text
+
+from parsl_quantum.workflow.context import TaskRecorder
 
 
 def _clock(seconds: float) -> str:
@@ -38,20 +43,27 @@ class _RunElapsedColumn(ProgressColumn):
 
 
 class RunProgress:
-    """Tasks done/total per pool. Use as a context manager; call the instance as the
-    ``progress(pool, done, total)`` callback of :class:`~parsl_quantum.workflow.context.RunContext`.
+    """Tasks done/total per pool. Use as a context manager; call the instance as a
+    ``progress(pool, done, total)`` callback (:class:`ProgressRecorder` does, for every task
+    a run records).
 
     On a terminal it draws one bar per pool with the time since the run began, and leaves the
-    final counts on screen; otherwise it prints a line when a pool reaches each quarter of its
-    tasks, so logs stay short.
+    final counts on screen. Otherwise it prints a line when a pool reaches a new quarter of its
+    tasks (at most one line per ``interval`` seconds per pool, since totals grow while a run
+    submits), and each pool's final count when the run ends, so logs stay short.
     """
 
-    def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, live: bool | None = None, interval: float = 5.0
+    ) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
+        self.interval = interval
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {}
         self._last_quarter: dict[str, int] = {}
+        self._last_line: dict[str, tuple[float, int, int]] = {}
+        self._latest: dict[str, tuple[int, int]] = {}
         self._start = time.monotonic()
         self._progress: Progress | None = None
         if self.live:
@@ -76,6 +88,11 @@ class RunProgress:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+            return
+        with self._lock:
+            for pool, (done, total) in self._latest.items():
+                if self._last_line.get(pool, (0.0, -1, -1))[1:] != (done, total):
+                    self._print(pool, done, total)
 
     def __call__(self, pool: str, done: int, total: int) -> None:
         with self._lock:
@@ -84,10 +101,55 @@ class RunProgress:
                     self._tasks[pool] = self._progress.add_task(f"pool {pool}", total=total)
                 self._progress.update(self._tasks[pool], completed=done, total=total)
                 return
+            self._latest[pool] = (done, total)
             quarter = (4 * done) // max(1, total)
-            if quarter > self._last_quarter.get(pool, 0) or done == total:
-                if self._last_quarter.get(pool) == 4:
-                    return
+            last_time = self._last_line.get(pool, (-float("inf"), 0, 0))[0]
+            # a new quarter; one below the last when the total grew
+            new_quarter = 0 < quarter != self._last_quarter.get(pool, 0)
+            if new_quarter and time.monotonic() - last_time >= self.interval:
                 self._last_quarter[pool] = quarter
-                elapsed = time.monotonic() - self._start
-                print(f"[{elapsed:7.1f}s] pool {pool}: {done}/{total} tasks done", file=self.stream)
+                self._print(pool, done, total)
+
+    def _print(self, pool: str, done: int, total: int) -> None:
+        elapsed = time.monotonic() - self._start
+        self._last_line[pool] = (time.monotonic(), done, total)
+        print(f"[{elapsed:7.1f}s] pool {pool}: {done}/{total} tasks done", file=self.stream)
+
+
+@dataclass
+class ProgressRecorder(TaskRecorder):
+    """A :class:`~parsl_quantum.workflow.context.TaskRecorder` that also reports, per pool, the
+    tasks finished out of the tasks submitted so far to ``progress``, so the totals shown are
+    exactly the tasks a run submits, whatever the template kind."""
+
+    progress: Callable[[str, int, int], None] = field(default=lambda pool, done, total: None)
+    _counts: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    def track(
+        self,
+        future: Future[Any],
+        *,
+        task: str,
+        kind: str,
+        pool: str,
+        backend: str = "",
+        qubits: int = 0,
+        shots: int = 0,
+    ) -> Future[Any]:
+        super().track(
+            future, task=task, kind=kind, pool=pool, backend=backend, qubits=qubits, shots=shots
+        )
+        with self._lock:
+            counts = self._counts.setdefault(pool, [0, 0])
+            counts[1] += 1
+            done, total = counts
+        self.progress(pool, done, total)
+
+        def finished(_: Future[Any]) -> None:
+            with self._lock:
+                counts[0] += 1
+                done, total = counts
+            self.progress(pool, done, total)
+
+        future.add_done_callback(finished)
+        return future

@@ -8,6 +8,12 @@ tries, retries (failed tries tried again on the same pool), failovers (tries who
 ran on another pool: "moved out/in"), tasks reused from checkpoints, busy fraction and queue
 wait; and a timeline picture with one lane per worker of each pool and each try as a bar. A
 resumed run directory holds several Parsl runs; they share one time axis, each start marked.
+
+Warm-up tasks (the mini-apps' ``warm_up``, one per worker slot before the run's own tasks) are
+counted apart from run tasks and drawn apart. The ``block`` table says when each pool's block
+was requested and when its provider reported it running (pool start-up), and the ``node`` table
+when each worker manager connected (worker start): the timeline shades the first and marks the
+second, so the time before the first task is explained, not empty.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import json
 import sqlite3
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +31,12 @@ from typing import TextIO
 #: File names inside a run directory.
 MONITORING_DB = "monitoring.db"
 TIMELINE = "timeline.png"
+#: Console width of the table written to a pipe or a file: wide enough that no cell is cut.
+PIPE_WIDTH = 250
 
+
+#: Functions of warm-up tasks (``miniapps._common.warm_up``): counted apart from run tasks.
+WARMUP_FUNCTIONS = frozenset({"warm_up"})
 
 #: States that workers report with their own clocks; they never end a task.
 WORKER_STATES = frozenset({"running", "running_ended"})
@@ -50,6 +61,7 @@ class Try:
     running: float | None
     ended: float | None
     failed: bool
+    warmup: bool = False
 
 
 @dataclass
@@ -59,6 +71,7 @@ class PoolSummary:
     pool: str
     workers: int
     tasks: int = 0
+    warmup_tasks: int = 0
     tries: int = 0
     retries: int = 0
     failovers_out: int = 0
@@ -80,6 +93,7 @@ class PoolSummary:
             "pool": self.pool,
             "workers": self.workers,
             "tasks": self.tasks,
+            "warmup_tasks": self.warmup_tasks,
             "tries": self.tries,
             "retries": self.retries,
             "failovers_out": self.failovers_out,
@@ -104,15 +118,28 @@ class Lane:
         return f"{self.pool} / worker {self.slot}"
 
 
+@dataclass(frozen=True)
+class PoolStartup:
+    """When a block of a pool was requested from its provider and when it was reported running
+    (seconds since the first run began; ``running`` None when it never was)."""
+
+    pool: str
+    requested: float
+    running: float | None
+
+
 @dataclass
 class RunReport:
-    """Everything ``report`` prints and draws."""
+    """Everything ``report`` prints and draws. ``worker_starts`` are the times worker managers
+    connected, whichever pool they serve (the monitoring database does not say)."""
 
     run_dir: Path
     run_starts: list[float]
     tries: list[Try]
     pools: dict[str, PoolSummary]
     lanes: list[Lane]
+    startups: list[PoolStartup] = field(default_factory=list)
+    worker_starts: list[float] = field(default_factory=list)
 
 
 def _time(text: str | None) -> datetime | None:
@@ -162,6 +189,14 @@ def load_report(run_dir: str | Path) -> RunReport:
             "SELECT run_id, task_id, try_id, task_status_name, timestamp FROM status "
             "ORDER BY timestamp"
         ).fetchall()
+        functions = con.execute("SELECT run_id, task_id, task_func_name FROM task").fetchall()
+        blocks = con.execute(
+            "SELECT run_id, executor_label, block_id, status, timestamp FROM block "
+            "ORDER BY timestamp"
+        ).fetchall()
+        managers = con.execute(
+            "SELECT run_id, MIN(timestamp) FROM node GROUP BY run_id, uid, block_id"
+        ).fetchall()
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"cannot read {db}: {exc}") from None
     finally:
@@ -188,6 +223,11 @@ def load_report(run_dir: str | Path) -> RunReport:
             ended[key[:2]] = name  # rows come in time order
             if name in ("fail_retryable", "failed"):
                 failed_tries.add(key)
+    warmups = {
+        (run_index[run_id], int(task))
+        for run_id, task, name in functions
+        if run_id in run_index and name in WARMUP_FUNCTIONS
+    }
     by_task: dict[tuple[int, int], list[Try]] = defaultdict(list)
     for run_id, task, attempt, pool, launched, running, returned in rows:
         if run_id not in run_index:
@@ -202,6 +242,7 @@ def load_report(run_dir: str | Path) -> RunReport:
                 seconds(running),
                 seconds(returned) if end is None else end,
                 key in failed_tries,
+                key[:2] in warmups,
             )
         )
     declared = _declared_workers(run_path)
@@ -212,7 +253,10 @@ def load_report(run_dir: str | Path) -> RunReport:
         last = task_tries[-1]
         for t in task_tries:
             pools.setdefault(t.pool, PoolSummary(t.pool, declared.get(t.pool, 0)))
-        pools[last.pool].tasks += 1
+        if last.warmup:
+            pools[last.pool].warmup_tasks += 1
+        else:
+            pools[last.pool].tasks += 1
         if ended.get(task_key) == "memo_done":
             pools[last.pool].reused += 1
             continue
@@ -239,7 +283,42 @@ def load_report(run_dir: str | Path) -> RunReport:
             summary.span_seconds = max(t.ended or 0.0 for t in ran) - start
             lanes.extend(Lane(name, i, tuple(lane)) for i, lane in enumerate(packed))
     starts = [seconds(began) or 0.0 for _, began in runs]
-    return RunReport(run_path, starts, tries, pools, lanes)
+    return RunReport(
+        run_path,
+        starts,
+        tries,
+        pools,
+        lanes,
+        _startups(blocks, run_index, seconds),
+        sorted(
+            w
+            for run_id, when in managers
+            if run_id in run_index and (w := seconds(when)) is not None
+        ),
+    )
+
+
+def _startups(
+    blocks: Sequence[tuple[str, str, str, str, str]],
+    run_index: dict[str, int],
+    seconds: Callable[[str | None], float | None],
+) -> list[PoolStartup]:
+    """Each block's first PENDING and first RUNNING report, per pool."""
+    requested: dict[tuple[str, str, str], float] = {}
+    running: dict[tuple[str, str, str], float] = {}
+    for run_id, pool, block, status, when in blocks:
+        t = seconds(when)
+        if run_id not in run_index or t is None:
+            continue
+        key = (run_id, str(pool), str(block))
+        if status == "PENDING":
+            requested.setdefault(key, t)
+        elif status == "RUNNING":
+            running.setdefault(key, t)
+    return [
+        PoolStartup(pool, t, running.get((run_id, pool, block)))
+        for (run_id, pool, block), t in sorted(requested.items(), key=lambda kv: kv[1])
+    ]
 
 
 def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
@@ -249,6 +328,8 @@ def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.artist import Artist
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     if not report.lanes:
@@ -258,6 +339,11 @@ def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
     colour = {name: colours(i % 10) for i, name in enumerate(pool_names)}
     fig, ax = plt.subplots(figsize=(10, 1.2 + 0.4 * len(report.lanes)))
     labels = []
+    for startup in report.startups:
+        if startup.pool in colour and startup.running is not None:
+            ax.axvspan(startup.requested, startup.running, color=colour[startup.pool], alpha=0.15)
+    for when in report.worker_starts:
+        ax.axvline(when, color="black", linestyle=":", linewidth=1)
     for y, lane in enumerate(reversed(report.lanes)):
         labels.append(lane.label)
         for t in lane.tries:
@@ -265,10 +351,10 @@ def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
             ax.broken_barh(
                 [(t.running, max(t.ended - t.running, 1e-3))],
                 (y - 0.4, 0.8),
-                facecolors=colour[lane.pool],
+                facecolors="lightgrey" if t.warmup else colour[lane.pool],
                 edgecolor="red" if t.failed else "black",
                 linewidth=1.5 if t.failed else 0.3,
-                hatch="//" if t.failed else None,
+                hatch="//" if t.failed else (".." if t.warmup else None),
             )
     for start in report.run_starts[1:]:
         ax.axvline(start, color="grey", linestyle="--", linewidth=1)
@@ -277,8 +363,14 @@ def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("seconds since the run began")
     ax.set_title(f"{report.run_dir.name}: tries per worker")
-    handles = [Patch(facecolor=colour[n], label=f"pool {n}") for n in pool_names]
+    handles: list[Artist] = [Patch(facecolor=colour[n], label=f"pool {n}") for n in pool_names]
     handles.append(Patch(facecolor="white", edgecolor="red", hatch="//", label="failed try"))
+    if any(t.warmup for lane in report.lanes for t in lane.tries):
+        handles.append(Patch(facecolor="lightgrey", hatch="..", label="warm-up task"))
+    if any(s.pool in colour and s.running is not None for s in report.startups):
+        handles.append(Patch(facecolor="grey", alpha=0.15, label="pool start-up"))
+    if report.worker_starts:
+        handles.append(Line2D([], [], color="black", linestyle=":", label="worker connected"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -292,13 +384,26 @@ def print_report(report: RunReport, stream: TextIO | None = None) -> None:
     from rich.table import Table
 
     out = stream or sys.stdout
-    # wide enough for the whole table in logs and pipes; a terminal keeps its own width
-    console = Console(file=out, highlight=False, markup=False, width=None if out.isatty() else 120)
+    # whole lines in logs and pipes (rich would squeeze them to 80 columns); a terminal keeps
+    # its own width
+    console = Console(
+        file=out, highlight=False, markup=False, width=None if out.isatty() else PIPE_WIDTH
+    )
     runs = len(report.run_starts)
     if runs > 1:
         console.print(f"{runs} Parsl runs in {report.run_dir} (resumed {runs - 1} time(s))")
     table = Table(title=f"parsl-quantum report: {report.run_dir}")
-    for col in ("pool", "workers", "tasks", "tries", "retries", "moved\nout/in", "reused", "busy"):
+    for col in (
+        "pool",
+        "workers",
+        "tasks",
+        "warm-up\ntasks",
+        "tries",
+        "retries",
+        "moved\nout/in",
+        "reused",
+        "busy",
+    ):
         table.add_column(col, justify="left" if col == "pool" else "right")
     table.add_column("queue\nwait (s)", justify="right")
     table.add_column("max\nwait (s)", justify="right")
@@ -308,6 +413,7 @@ def print_report(report: RunReport, stream: TextIO | None = None) -> None:
             summary.pool,
             str(d["workers"]),
             str(d["tasks"]),
+            str(d["warmup_tasks"]),
             str(d["tries"]),
             str(d["retries"]),
             f"{d['failovers_out']}/{d['failovers_in']}",
@@ -316,4 +422,12 @@ def print_report(report: RunReport, stream: TextIO | None = None) -> None:
             f"{d['queue_wait_mean']:.2f}",
             f"{d['queue_wait_max']:.2f}",
         )
+    for startup in report.startups:
+        ready = "never" if startup.running is None else f"{startup.running:.1f} s"
+        console.print(
+            f"pool {startup.pool}: block requested at {startup.requested:.1f} s, running at {ready}"
+        )
+    if report.worker_starts:
+        times = ", ".join(f"{t:.1f}" for t in report.worker_starts)
+        console.print(f"worker managers connected at (s): {times}")
     console.print(table)

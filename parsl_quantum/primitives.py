@@ -1,0 +1,277 @@
+"""A Qiskit ``EstimatorV2`` that cuts: the entry point for Qiskit users.
+
+:class:`CuttingEstimator` takes the same PUBs as any Estimator V2 (a circuit, an array of
+observables, an array of parameter values and a precision, broadcast together by Qiskit's
+rules) and returns the same ``PrimitiveResult``; underneath, each circuit is planned, cut into
+pieces no wider than ``max_subcircuit_qubits``, its subexperiments run as Parsl apps on the
+pools of a Parsl config, and the expectation values are reconstructed. Code written against
+``StatevectorEstimator`` (a VQE loop, a parameter sweep) runs unchanged on circuits wider than
+any one pool.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import parsl
+from parsl.config import Config
+from qiskit import QuantumCircuit
+from qiskit.primitives import BaseEstimatorV2, DataBin, PrimitiveJob, PrimitiveResult, PubResult
+from qiskit.primitives.containers.estimator_pub import EstimatorPub, EstimatorPubLike
+from qiskit.quantum_info import SparsePauliOp
+
+from parsl_quantum.planner.plan import Mode, PlanResult, runs_exact
+from parsl_quantum.workflow.context import PoolInfo
+from parsl_quantum.workflow.cutting import cut_and_run, loaded_pools, plan_cutting
+
+#: Precision of a PUB that names none: a standard error of 0.01 on sampled pools.
+DEFAULT_PRECISION = 0.01
+#: Shots of an exact run (precision 0) should a task fail over to a sampled pool.
+FAILOVER_SHOTS = 100_000
+
+
+class CuttingEstimator(BaseEstimatorV2):
+    """Estimator V2 whose circuits are cut and evaluated on Parsl pools.
+
+    Parameters
+    ----------
+    max_subcircuit_qubits
+        Widest piece a cut may leave; defaults to the widest pool (no cut when the circuit
+        fits).
+    config
+        A Parsl config (e.g. :func:`parsl_quantum.configs.local`) to load on the first
+        :meth:`run` and release on :meth:`close`; by default the Parsl config already loaded
+        with ``parsl.load`` is used.
+    pools
+        Labels of the pools that may run subexperiments; by default every pool of the config.
+    mode
+        ``"auto"`` evaluates exactly on exact simulators and by shots on sampled pools (QPUs);
+        ``"exact"`` or ``"sampled"`` force one way.
+    default_precision
+        Target standard error of PUBs that set none. On sampled pools it sets the shots
+        (``ceil(overhead / precision**2)``, with the cut's sampling overhead); exact pools
+        ignore it, as Aer's exact estimator does, and report standard errors of 0.
+    seed
+        Seed of the shot sampling and of the error bootstrap, for reproducible sampled runs.
+    profile
+        Cost-model profile file written by ``parsl-quantum calibrate``.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_subcircuit_qubits: int | None = None,
+        config: Config | None = None,
+        pools: Sequence[str] | None = None,
+        mode: Mode = "auto",
+        default_precision: float = DEFAULT_PRECISION,
+        seed: int | None = None,
+        profile: str | Path | None = None,
+    ) -> None:
+        if max_subcircuit_qubits is not None and max_subcircuit_qubits < 1:
+            raise ValueError(
+                f"max_subcircuit_qubits must be at least 1, not {max_subcircuit_qubits}"
+            )
+        if default_precision < 0:
+            raise ValueError(f"default_precision must be non-negative, not {default_precision}")
+        self.max_subcircuit_qubits = max_subcircuit_qubits
+        self.config = config
+        self.pools = None if pools is None else list(pools)
+        self.mode: Mode = mode
+        self.default_precision = default_precision
+        self.seed = seed
+        self.profile = profile
+        self._loaded = False
+
+    def run(
+        self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None
+    ) -> PrimitiveJob[PrimitiveResult[PubResult]]:
+        """Estimate the expectation values of each PUB; the job's ``result()`` waits for them.
+
+        Each PUB result's ``data.evs`` and ``data.stds`` have the PUB's broadcast shape; its
+        metadata holds the target precision, the shots per evaluation and ``cutting``: the
+        plan (cuts, partitions with their pools, predicted makespan), summed stage timings and
+        the number of evaluate tasks.
+        """
+        if precision is None:
+            precision = self.default_precision
+        coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
+        for pub in coerced:
+            pub.validate()
+        self._ensure_loaded()
+        loaded_pools(self.pools)  # an unknown pool label fails here, before the job starts
+        job = PrimitiveJob(self._run, coerced)
+        job._submit()
+        return job
+
+    def close(self) -> None:
+        """Release the pools of the config this estimator loaded (nothing if it loaded none)."""
+        if self._loaded:
+            parsl.dfk().cleanup()
+            parsl.clear()
+            self._loaded = False
+
+    def __enter__(self) -> CuttingEstimator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ensure_loaded(self) -> None:
+        if self.config is None or self._loaded:
+            parsl.dfk()  # raises NoDataFlowKernelError with Parsl's own message when none
+            return
+        parsl.load(self.config)
+        self._loaded = True
+
+    def _run(self, pubs: list[EstimatorPub]) -> PrimitiveResult[PubResult]:
+        return PrimitiveResult([self._run_pub(pub) for pub in pubs], metadata={"version": 2})
+
+    def _run_pub(self, pub: EstimatorPub) -> PubResult:
+        circuit = pub.circuit
+        bindings = pub.parameter_values
+        num_sets = int(np.prod(bindings.shape, dtype=np.int64))
+        values = bindings.as_array(circuit.parameters).reshape(num_sets, circuit.num_parameters)
+        flat_obs = pub.observables.ravel()
+        observables = [
+            SparsePauliOp.from_list(list(flat_obs[i].items())) for i in range(flat_obs.size)
+        ]
+        evs, stds, meta = _evaluate(
+            circuit,
+            observables,
+            values,
+            pools=self.pools,
+            max_subcircuit_qubits=self.max_subcircuit_qubits,
+            mode=self.mode,
+            precision=pub.precision,
+            seed=self.seed,
+            profile=self.profile,
+        )
+        # Qiskit's broadcasting of the bindings' shape against the observables' shape
+        set_index = np.arange(num_sets).reshape(bindings.shape)
+        obs_index = np.arange(flat_obs.size).reshape(pub.observables.shape)
+        set_index, obs_index = np.broadcast_arrays(set_index, obs_index)
+        data = DataBin(
+            evs=evs[set_index, obs_index], stds=stds[set_index, obs_index], shape=pub.shape
+        )
+        metadata = {
+            "target_precision": pub.precision,
+            "circuit_metadata": circuit.metadata,
+            "cutting": meta,
+        }
+        return PubResult(data, metadata=metadata)
+
+
+def precision_shots(precision: float, overhead: float) -> int:
+    """Total shots for a standard error of about ``precision`` on a cut whose sampling overhead
+    (the product of the cuts' squared gammas) is ``overhead``; raises for a precision of 0,
+    which no finite number of shots reaches."""
+    if precision <= 0:
+        raise ValueError("precision 0 needs exact pools (mode='exact' or simulators only)")
+    return max(1, math.ceil(overhead / precision**2))
+
+
+def _evaluate(
+    circuit: QuantumCircuit,
+    observables: list[SparsePauliOp],
+    parameter_values: np.ndarray,
+    *,
+    pools: Sequence[str] | None = None,
+    max_subcircuit_qubits: int | None = None,
+    mode: Mode = "auto",
+    precision: float = DEFAULT_PRECISION,
+    seed: int | None = None,
+    profile: str | Path | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Values and standard errors of every observable at every parameter set, each of shape
+    ``(num_parameter_sets, num_observables)``, and what was done (plan, timings, tasks).
+
+    All of a PUB's work goes through here. A repeated (parameter set, observable) pair reuses
+    its first plan. The metadata's cuts and partitions are those of the first evaluation; its
+    pools, tasks and timings cover them all.
+    """
+    infos = loaded_pools(pools)
+    width = max_subcircuit_qubits or max(i.max_qubits for i in infos.values())
+    evs = np.zeros((len(parameter_values), len(observables)))
+    stds = np.zeros_like(evs)
+    plans: dict[tuple[bytes, int], PlanResult] = {}
+    keys = [_observable_key(o) for o in observables]
+    timings: dict[str, float] = {}
+    tasks = 0
+    shots_used: set[int] = set()
+    pools_used: set[str] = set()
+    configuration: dict[str, Any] = {}
+    for s, row in enumerate(parameter_values):
+        bound = circuit.assign_parameters(row) if circuit.num_parameters else circuit
+        for o, observable in enumerate(observables):
+            key = (np.asarray(row, dtype=float).tobytes(), keys.index(keys[o]))
+            plan = plans.get(key)
+            reused = plan is not None
+            if plan is None:
+                plan = plan_cutting(
+                    bound,
+                    observable,
+                    infos,
+                    max_subcircuit_qubits=width,
+                    mode=mode,
+                    profile=profile,
+                )
+                plans[key] = plan
+            shots = _shots(plan, infos, mode, precision)
+            result = cut_and_run(
+                bound,
+                observable,
+                pools=list(infos),
+                mode=mode,
+                shots=shots,
+                seed=None if seed is None else seed + s * len(observables) + o,
+                reference="never",
+                profile=profile,
+                plan=plan,
+            )
+            evs[s, o] = result.value
+            stds[s, o] = result.std_error
+            tasks += result.tasks
+            if result.std_error > 0:
+                shots_used.add(shots)
+            for stage, seconds in result.timings.items():
+                if not (reused and stage == "plan"):  # a reused plan was not made again
+                    timings[stage] = timings.get(stage, 0.0) + seconds
+            configuration = configuration or result.configuration
+            pools_used.update(
+                p for part in result.configuration["partitions"] for p in part["pools"]
+            )
+    meta = {
+        "cuts": configuration.get("cuts", []),
+        "partitions": configuration.get("partitions", []),
+        "pools": sorted(pools_used),
+        "predicted_makespan": configuration.get("predicted_makespan"),
+        "reason": configuration.get("reason"),
+        "evaluations": int(evs.size),
+        "plans": len(plans),
+        "tasks": tasks,
+        "shots": sorted(shots_used),
+        "timings": timings,
+    }
+    return evs, stds, meta
+
+
+def _shots(plan: PlanResult, infos: Mapping[str, PoolInfo], mode: Mode, precision: float) -> int:
+    """Shots of one evaluation: from the precision wherever a pool may sample (the chosen
+    pools, or others on failover); a precision of 0 only where the chosen pools are exact."""
+    if precision > 0:
+        return precision_shots(precision, plan.chosen.problem.sampling_overhead)
+    if any(not runs_exact(infos[p], mode) for p in plan.chosen.pools_used):
+        precision_shots(precision, 1.0)  # raises: precision 0 on a sampled pool
+    return FAILOVER_SHOTS
+
+
+def _observable_key(observable: SparsePauliOp) -> tuple[tuple[str, complex], ...]:
+    return tuple(sorted(observable.simplify(atol=0).to_list()))
+
+
+__all__ = ["DEFAULT_PRECISION", "CuttingEstimator", "precision_shots"]
