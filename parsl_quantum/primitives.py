@@ -26,7 +26,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from parsl_quantum.planner.plan import Mode, PlanResult, runs_exact
 from parsl_quantum.workflow.context import PoolInfo
-from parsl_quantum.workflow.cutting import cut_and_run, loaded_pools, plan_cutting
+from parsl_quantum.workflow.cutting import cut_and_run_batch, loaded_pools, plan_cutting
 
 #: Precision of a PUB that names none: a standard error of 0.01 on sampled pools.
 DEFAULT_PRECISION = 0.01
@@ -190,72 +190,45 @@ def _evaluate(
     """Values and standard errors of every observable at every parameter set, each of shape
     ``(num_parameter_sets, num_observables)``, and what was done (plan, timings, tasks).
 
-    All of a PUB's work goes through here. A repeated (parameter set, observable) pair reuses
-    its first plan. The metadata's cuts and partitions are those of the first evaluation; its
-    pools, tasks and timings cover them all.
+    All of a PUB's work goes through here: one plan and one cut for the PUB (made on its first
+    parameter set), re-bound for each further set by :func:`cut_and_run_batch`.
     """
     infos = loaded_pools(pools)
     width = max_subcircuit_qubits or max(i.max_qubits for i in infos.values())
-    evs = np.zeros((len(parameter_values), len(observables)))
-    stds = np.zeros_like(evs)
-    plans: dict[tuple[bytes, int], PlanResult] = {}
-    keys = [_observable_key(o) for o in observables]
-    timings: dict[str, float] = {}
-    tasks = 0
-    shots_used: set[int] = set()
-    pools_used: set[str] = set()
-    configuration: dict[str, Any] = {}
-    for s, row in enumerate(parameter_values):
-        bound = circuit.assign_parameters(row) if circuit.num_parameters else circuit
-        for o, observable in enumerate(observables):
-            key = (np.asarray(row, dtype=float).tobytes(), keys.index(keys[o]))
-            plan = plans.get(key)
-            reused = plan is not None
-            if plan is None:
-                plan = plan_cutting(
-                    bound,
-                    observable,
-                    infos,
-                    max_subcircuit_qubits=width,
-                    mode=mode,
-                    profile=profile,
-                )
-                plans[key] = plan
-            shots = _shots(plan, infos, mode, precision)
-            result = cut_and_run(
-                bound,
-                observable,
-                pools=list(infos),
-                mode=mode,
-                shots=shots,
-                seed=None if seed is None else seed + s * len(observables) + o,
-                reference="never",
-                profile=profile,
-                plan=plan,
-            )
-            evs[s, o] = result.value
-            stds[s, o] = result.std_error
-            tasks += result.tasks
-            if result.std_error > 0:
-                shots_used.add(shots)
-            for stage, seconds in result.timings.items():
-                if not (reused and stage == "plan"):  # a reused plan was not made again
-                    timings[stage] = timings.get(stage, 0.0) + seconds
-            configuration = configuration or result.configuration
-            pools_used.update(
-                p for part in result.configuration["partitions"] for p in part["pools"]
-            )
+    if len(parameter_values) == 0:
+        empty = np.zeros((0, len(observables)))
+        return empty, empty.copy(), {"evaluations": 0, "plans": 0, "tasks": 0}
+    first = circuit.assign_parameters(parameter_values[0]) if circuit.num_parameters else circuit
+    plan = plan_cutting(
+        first, observables, infos, max_subcircuit_qubits=width, mode=mode, profile=profile
+    )
+    shots = _shots(plan, infos, mode, precision)
+    result = cut_and_run_batch(
+        circuit,
+        observables,
+        parameter_values if circuit.num_parameters else None,
+        pools=list(infos),
+        mode=mode,
+        shots=shots,
+        seed=seed,
+        reference="never",
+        profile=profile,
+        plan=plan,
+    )
+    evs = np.broadcast_to(result.values, (len(parameter_values), len(observables))).copy()
+    stds = np.broadcast_to(result.std_errors, evs.shape).copy()
+    configuration = result.configuration
     meta = {
         "cuts": configuration.get("cuts", []),
         "partitions": configuration.get("partitions", []),
-        "pools": sorted(pools_used),
+        "pools": sorted({p for part in configuration["partitions"] for p in part["pools"]}),
         "predicted_makespan": configuration.get("predicted_makespan"),
         "reason": configuration.get("reason"),
         "evaluations": int(evs.size),
-        "plans": len(plans),
-        "tasks": tasks,
-        "shots": sorted(shots_used),
-        "timings": timings,
+        "plans": 1,
+        "tasks": result.tasks,
+        "shots": [shots] if bool(np.any(stds > 0)) else [],
+        "timings": result.timings,
     }
     return evs, stds, meta
 
@@ -268,10 +241,6 @@ def _shots(plan: PlanResult, infos: Mapping[str, PoolInfo], mode: Mode, precisio
     if any(not runs_exact(infos[p], mode) for p in plan.chosen.pools_used):
         precision_shots(precision, 1.0)  # raises: precision 0 on a sampled pool
     return FAILOVER_SHOTS
-
-
-def _observable_key(observable: SparsePauliOp) -> tuple[tuple[str, complex], ...]:
-    return tuple(sorted(observable.simplify(atol=0).to_list()))
 
 
 __all__ = ["DEFAULT_PRECISION", "CuttingEstimator", "precision_shots"]
