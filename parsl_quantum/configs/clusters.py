@@ -102,7 +102,13 @@ def _config(
     hub = None
     if monitoring:
         db = (run_path / "monitoring.db").resolve()
-        hub = MonitoringHub(resource_monitoring_enabled=False, logging_endpoint=f"sqlite:///{db}")
+        # as the local site: each try reports when it starts running on its worker in the batch
+        # job (the lanes of ``parsl-quantum report``), without a resource-sampling process
+        hub = MonitoringHub(
+            resource_monitoring_enabled=True,
+            resource_monitoring_interval=0,
+            logging_endpoint=f"sqlite:///{db}",
+        )
     return Config(executors=executors, run_dir=str(run_path / "parsl"), monitoring=hub)
 
 
