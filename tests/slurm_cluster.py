@@ -1,12 +1,17 @@
 """A real one-node Slurm cluster for the test suite (the ``slurm_cluster`` session fixture).
 
-Debian's ``slurm-wlm`` and ``munge`` are installed when missing (as root, with ``apt-get``).
-The cluster is private to the test session: its own munge key and socket, its own ports, its
-``slurm.conf`` and state under a temporary directory, so it neither needs nor touches a
-system-wide Slurm. The node is this host as ``slurmd -C`` reads it (cores, memory), with
-``proctrack/linuxproc``, ``task/none`` and one ``debug`` partition. Finished jobs are written
-by ``jobcomp/filetxt``, which ``sacct --completion`` reads: job accounting without a database.
-At the end the fixture cancels what is still queued and stops exactly the daemons it started.
+Debian's ``slurm-wlm``, ``slurmdbd``, ``munge`` and ``mariadb-server`` are installed when
+missing (as root, with ``apt-get``). The cluster is the test session's own: its ports, its
+``slurm.conf`` and state, a MariaDB server and database under a temporary directory, so it
+neither needs nor touches a system-wide Slurm. The node is this host as ``slurmd -C`` reads it
+(cores, memory), with ``proctrack/linuxproc``, ``task/none`` and one ``debug`` partition.
+Accounting goes through ``slurmdbd`` into MariaDB, so ``sacct`` reports every job and Slurm
+enforces accounts (a job under an account it does not know is refused): a job-completion log
+(``jobcomp/filetxt`` read by ``sacct --completion``) would give ``sacct`` without a database,
+but no account could then be refused. Authentication uses the munge daemon on the default
+socket (Slurm 22.05's clients reach ``slurmdbd`` only through that one): a running one is used,
+else the fixture starts its own there with a fresh key. At the end the fixture cancels what is
+still queued and stops exactly the daemons it started.
 """
 
 from __future__ import annotations
@@ -24,8 +29,27 @@ from pathlib import Path
 import pytest
 
 #: Debian packages of the cluster and the commands that show they are installed.
-SLURM_PACKAGES = ("slurm-wlm", "munge")
-SLURM_COMMANDS = ("munged", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "sacct", "srun")
+SLURM_PACKAGES = ("slurm-wlm", "slurmdbd", "munge", "mariadb-server")
+SLURM_COMMANDS = (
+    "munged",
+    "slurmctld",
+    "slurmd",
+    "slurmdbd",
+    "sbatch",
+    "sinfo",
+    "squeue",
+    "sacct",
+    "sacctmgr",
+    "srun",
+    "mariadbd",
+    "mariadb-install-db",
+    "mariadb",
+    "munge",
+)
+#: The munge socket every Slurm command uses by default.
+MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
+#: The account the suite's jobs run under (root's default account).
+ACCOUNT = "pq"
 #: Seconds to wait for the node to be idle after the daemons start.
 STARTUP_TIMEOUT = 60.0
 
@@ -69,6 +93,7 @@ class SlurmCluster:
     node: str
     cpus: int
     partition: str = "debug"
+    account: str = ACCOUNT
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a Slurm command (``sinfo``, ``scancel``...) against this cluster."""
@@ -87,14 +112,27 @@ class SlurmCluster:
         out = self.run("squeue", "--noheader", "--states=R", "--format=%i %j").stdout
         return dict(line.split(maxsplit=1) for line in out.splitlines() if line.strip())
 
-    def finished(self) -> list[dict[str, str]]:
-        """Finished jobs as ``sacct --completion`` reports them (job id, name, state,
-        partition, node list), oldest first."""
-        fields = ("jobid", "jobname", "state", "partition", "nodelist")
-        out = self.run(
-            "sacct", "--completion", "--parsable2", "--noheader", f"--format={','.join(fields)}"
-        ).stdout
-        return [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
+    def finished(self, timeout: float = 30.0) -> list[dict[str, str]]:
+        """Every job in the accounting database (job id, name, state, partition, account,
+        node list), oldest first, once none of them is still pending or running there
+        (a job's end reaches ``slurmdbd`` shortly after it leaves ``squeue``)."""
+        fields = ("jobid", "jobname", "state", "partition", "account", "nodelist")
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.run(
+                "sacct",
+                "--allusers",
+                "--allocations",
+                "--starttime=2000-01-01",
+                "--parsable2",
+                "--noheader",
+                f"--format={','.join(fields)}",
+            ).stdout
+            jobs = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
+            active = [j for j in jobs if j["state"] in ("PENDING", "RUNNING", "COMPLETING")]
+            if not active or time.monotonic() > deadline:
+                return jobs
+            time.sleep(0.5)
 
     def wait_until_empty(self, timeout: float = 60.0) -> list[str]:
         """Wait for ``squeue`` to be empty; returns what is still queued at ``timeout``."""
@@ -118,10 +156,11 @@ def _node_line() -> tuple[str, str, int]:
     return line, fields["NodeName"], int(fields["CPUs"])
 
 
-def write_config(root: Path) -> tuple[Path, str, int]:
-    """Write ``slurm.conf`` for a one-node cluster on this host under ``root``."""
+def write_config(root: Path, dbd_port: int) -> tuple[Path, str, int]:
+    """Write ``slurm.conf`` for a one-node cluster on this host under ``root``, its accounting
+    through the ``slurmdbd`` on ``dbd_port``."""
     node_line, node, cpus = _node_line()
-    for d in ("state", "spool", "log"):
+    for d in ("state", "spool"):
         (root / d).mkdir()
     conf = root / "slurm.conf"
     conf.write_text(
@@ -134,7 +173,6 @@ def write_config(root: Path) -> tuple[Path, str, int]:
                 f"SlurmctldPort={_free_port()}",
                 f"SlurmdPort={_free_port()}",
                 "AuthType=auth/munge",
-                f"AuthInfo=socket={root / 'munge.sock'}",
                 f"StateSaveLocation={root / 'state'}",
                 f"SlurmdSpoolDir={root / 'spool'}",
                 f"SlurmctldPidFile={root / 'slurmctld.pid'}",
@@ -148,10 +186,12 @@ def write_config(root: Path) -> tuple[Path, str, int]:
                 "SelectTypeParameters=CR_Core",
                 "ReturnToService=2",
                 "MpiDefault=none",
-                "AccountingStorageType=accounting_storage/none",
+                "AccountingStorageType=accounting_storage/slurmdbd",
+                f"AccountingStorageHost={node}",
+                f"AccountingStoragePort={dbd_port}",
+                "AccountingStorageEnforce=associations",
                 "JobAcctGatherType=jobacct_gather/none",
-                "JobCompType=jobcomp/filetxt",
-                f"JobCompLoc={root / 'jobcomp.txt'}",
+                "JobCompType=jobcomp/none",
                 "EnforcePartLimits=ALL",
                 f"{node_line.split(' UpTime=')[0]} State=UNKNOWN",
                 f"PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP",
@@ -181,46 +221,123 @@ def _log_tail(root: Path) -> str:
     return "\n".join(parts)
 
 
+def _munge_works() -> bool:
+    return subprocess.run(["munge", "-n"], capture_output=True, check=False).returncode == 0
+
+
 def start_cluster(root: Path) -> tuple[SlurmCluster, list[subprocess.Popen[bytes]]]:
-    """Start munged, slurmctld and slurmd in the foreground under ``root`` and wait for the
-    node to be idle. Returns the cluster and the daemons, in start order."""
-    conf, node, cpus = write_config(root)
-    key = root / "munge.key"
-    key.write_bytes(os.urandom(1024))
-    key.chmod(0o600)
+    """Start (unless one runs) munged, then MariaDB, slurmdbd, slurmctld and slurmd in the
+    foreground under ``root``, register the cluster, an account and root in the accounting
+    database, and wait for the node to be idle. Returns the cluster and the daemons started,
+    in start order."""
     logs = root / "log"
-    commands = [
-        [
-            "munged",
-            "--foreground",
-            "--force",
-            f"--socket={root / 'munge.sock'}",
-            f"--key-file={key}",
-            f"--log-file={logs / 'munged.log'}",
-            f"--pid-file={root / 'munged.pid'}",
-            f"--seed-file={root / 'munged.seed'}",
-        ],
-        ["slurmctld", "-D", "-i", "-f", str(conf)],
-        ["slurmd", "-D", "-f", str(conf)],
-    ]
+    logs.mkdir()
+    dbd_port, db_port = _free_port(), _free_port()
+    conf, node, cpus = write_config(root, dbd_port)
+    db_socket, db_password = root / "mysql.sock", os.urandom(12).hex()
+    dbd_conf = root / "slurmdbd.conf"  # slurmdbd reads it beside slurm.conf
+    dbd_conf.write_text(
+        "\n".join(
+            [
+                "AuthType=auth/munge",
+                f"DbdHost={node}",
+                f"DbdPort={dbd_port}",
+                "SlurmUser=root",
+                f"PidFile={root / 'slurmdbd.pid'}",
+                f"LogFile={logs / 'slurmdbd.log'}",
+                "StorageType=accounting_storage/mysql",
+                "StorageHost=127.0.0.1",
+                f"StoragePort={db_port}",
+                "StorageUser=slurm",
+                f"StoragePass={db_password}",
+                "StorageLoc=slurm_acct_db",
+                "",
+            ]
+        )
+    )
+    dbd_conf.chmod(0o600)
     env = {**os.environ, "SLURM_CONF": str(conf)}
     cluster = SlurmCluster(root, conf, node, cpus)
     processes: list[subprocess.Popen[bytes]] = []
+    names: dict[int, str] = {}
+
+    def start(*argv: str) -> None:
+        with (logs / f"{Path(argv[0]).name}.out").open("wb") as out:
+            processes.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT))
+        names[processes[-1].pid] = argv[0]
+
+    def alive() -> None:
+        for proc in processes:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{names[proc.pid]} exited with {proc.returncode}")
+
+    def answers(*argv: str) -> bool:
+        alive()
+        return subprocess.run(argv, env=env, capture_output=True, check=False).returncode == 0
+
+    mariadb = ["mariadb", "--no-defaults", "--user=root", f"--socket={db_socket}"]
     try:
-        for argv in commands:
-            with (logs / f"{argv[0]}.out").open("wb") as out:
-                processes.append(
-                    subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-                )
-            if argv[0] == "munged":  # slurmctld needs the socket at start
-                _wait_for(lambda: (root / "munge.sock").exists(), "munged's socket", root)
+        if not _munge_works():
+            key = root / "munge.key"
+            key.write_bytes(os.urandom(1024))
+            key.chmod(0o600)
+            MUNGE_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+            start(
+                "munged",
+                "--foreground",
+                "--force",
+                f"--socket={MUNGE_SOCKET}",
+                f"--key-file={key}",
+                f"--log-file={logs / 'munged.log'}",
+                f"--pid-file={root / 'munged.pid'}",
+                f"--seed-file={root / 'munged.seed'}",
+            )
+            _wait_for(lambda: answers("munge", "-n"), "munged answering", root)
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={root / 'db'}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            check=True,
+        )
+        start(
+            "mariadbd",
+            "--no-defaults",
+            "--user=root",
+            f"--datadir={root / 'db'}",
+            f"--socket={db_socket}",
+            f"--port={db_port}",
+            "--bind-address=127.0.0.1",
+            f"--pid-file={root / 'mariadbd.pid'}",
+            f"--log-error={logs / 'mariadbd.log'}",
+            "--innodb-use-native-aio=0",
+        )
+        _wait_for(lambda: answers(*mariadb, "-e", "SELECT 1"), "MariaDB answering", root)
+        grant = (
+            f"CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '{db_password}'; "
+            "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
+        )
+        subprocess.run([*mariadb, "-e", grant], capture_output=True, check=True)
+        start("slurmdbd", "-D")
+        _wait_for(lambda: answers("sacctmgr", "-n", "show", "cluster"), "slurmdbd", root)
+        for entity in (
+            ["cluster", "pqtest"],
+            ["account", ACCOUNT, "Description=parsl-quantum tests", "Organization=pq"],
+            ["user", "root", f"Account={ACCOUNT}", f"DefaultAccount={ACCOUNT}"],
+        ):
+            cluster.run("sacctmgr", "--immediate", "add", *entity)
+        start("slurmctld", "-D", "-i", "-f", str(conf))
+        start("slurmd", "-D", "-f", str(conf))
         state = ""
 
         def idle() -> bool:
             nonlocal state
-            for proc in processes:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+            alive()
             done = cluster.run("sinfo", "--noheader", "--Node", "--format=%T", check=False)
             state = done.stdout.strip()
             return done.returncode == 0 and state == "idle"
