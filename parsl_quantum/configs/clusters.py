@@ -3,8 +3,8 @@
 Each pool becomes one QPU-aware HTEX whose blocks are batch jobs (or, for a pool with an
 ``mpi_launcher``, a Parsl ``MPIExecutor`` whose tasks span ranks). Workers on compute nodes find
 ``process_worker_pool.py`` through ``worker_init`` (activate the environment that has
-parsl-quantum installed there). Every job is named ``<run directory name>.<pool>``, so a run's
-jobs can be found with ``sacct --name``.
+parsl-quantum installed there). Every Slurm job is named ``<run directory name>.<pool>``, so a
+run's jobs can be found with ``sacct --name``.
 """
 
 from __future__ import annotations
@@ -66,14 +66,14 @@ def _config(
     executors: list[ParslExecutor] = []
     for name, pool in pools.items():
         # after Parsl's own name directive in the script, so this one is the job's name
-        directive = name_directive.format(job_name(run_path, name))
+        directive = name_directive.format(job_name(run_path, name)) if name_directive else ""
         provider = make_provider(
             nodes_per_block=pool.nodes_per_block,
             init_blocks=0,
             min_blocks=0,
             max_blocks=pool.max_blocks,
             walltime=pool.walltime,
-            scheduler_options=f"{directive}\n{pool.scheduler_options}".rstrip("\n"),
+            scheduler_options=f"{directive}\n{pool.scheduler_options}".strip("\n"),
             worker_init=worker_init,
             launcher=SimpleLauncher() if pool.mpi_launcher else launcher,
             **provider_kwargs,
@@ -216,5 +216,5 @@ def pbs(
         MpiExecLauncher(bind_cmd="--cpu-bind", overrides="--depth=1 --ppn 1"),
         worker_init,
         monitoring,
-        "#PBS -N {}",
+        "",  # Parsl's job names: PBS refuses names that do not start with a letter
     )
