@@ -11,6 +11,7 @@ from pathlib import Path
 
 import parsl
 import pytest
+from conftest import RunTemplate
 from parsl.config import Config
 from parsl.executors import MPIExecutor
 from parsl.launchers import SimpleLauncher
@@ -99,3 +100,27 @@ def test_ranks_split_the_slices_and_match_one_process(local_mpi: Path, ranks: in
     assert sum(mpi["slices_per_rank"]) == result.nslices
     assert abs(mpi["value"] - exact) < 1e-12
     assert abs(result.value - exact) < 1e-12
+
+
+def test_the_template_runs_the_mpi_path(local_mpi: Path, run_template: RunTemplate) -> None:
+    out = run_template(
+        "distributed-simulation.yaml",
+        [
+            "circuit.rows=3",
+            "circuit.cols=4",
+            "circuit.depth=8",
+            "task_memory_mb=0.0009765625",  # 1 KiB per slice
+            "mpi.enabled=true",
+            "mpi.pool=mpi",
+            "mpi.ranks=2",
+            "mpi.launcher_options=--oversubscribe",
+        ],
+        local_mpi / "template",
+    )
+    mpi = out["mpi"]
+    assert (
+        mpi["ran"] is True and mpi["ranks"] == 2 and sum(mpi["slices_per_rank"]) == out["nslices"]
+    )
+    value = complex(out["complex_value"]["real"], out["complex_value"]["imag"])
+    mpi_value = complex(mpi["value"]["real"], mpi["value"]["imag"])
+    assert abs(mpi_value - value) < 1e-12 and out["abs_error"] < 1e-12
