@@ -12,20 +12,25 @@ The tightly coupled motif. Two paths:
   The result is checked against an exact reference computed as another task: Aer's statevector
   for up to :data:`STATEVECTOR_MAX_QUBITS` qubits, Aer's (untruncated) matrix product state
   beyond that.
-* **MPI state vector** through Parsl's :class:`~parsl.executors.MPIExecutor`: one task
-  launches an MPI-enabled Aer (``blocking_enable``) across ranks. It needs a pool that is an
+* **MPI** through Parsl's :class:`~parsl.executors.MPIExecutor`: one Parsl task spans N ranks
+  (``num_ranks`` in its resource specification); the ranks split the same sliced contraction
+  among themselves with mpi4py and rank 0 reduces the partial sums. The launcher is the pool's
+  (``mpiexec`` on one machine, ``srun`` in a Slurm job). It needs a pool that is an
   MPIExecutor, an MPI launcher and mpi4py; :func:`mpi_unavailable_reason` says what is missing
-  and the run reports the path as skipped with that reason.
+  and the run reports the path as skipped with that reason. Aer's own MPI mode is not used:
+  Aer's wheels on PyPI are built without MPI.
 
 Python API: :func:`run`; template kind ``distributed-simulation``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
 import os
+import pickle
 import shlex
 import shutil
 import subprocess
@@ -102,6 +107,10 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
                 "enabled": {"type": "boolean"},
                 "pool": {"type": "string"},
                 "ranks": {"type": "integer", "minimum": 1},
+                "launcher_options": {
+                    "type": "string",
+                    "description": "Added to the launcher's command, e.g. --oversubscribe.",
+                },
             },
             "additionalProperties": False,
         },
@@ -374,15 +383,14 @@ def reference_method(
 
 
 # ------------------------------------------------------------------------------------------
-# MPI state-vector path
+# MPI path: one task, many ranks
 
 
 def mpi_unavailable_reason(pool: str | None = None) -> str | None:
-    """Why the MPI state-vector path cannot run here (None when it can).
+    """Why the MPI path cannot run here (None when it can).
 
     It needs an MPI launcher on PATH, mpi4py, and (when ``pool`` is given) that pool to be a
-    Parsl ``MPIExecutor`` in the loaded config. An Aer built with MPI splits the state over
-    ranks; a plain Aer still runs but every rank then holds the whole state.
+    Parsl ``MPIExecutor`` in the loaded config.
     """
     missing = []
     if not any(shutil.which(x) for x in ("mpiexec", "mpirun", "srun", "aprun")):
@@ -400,73 +408,96 @@ def mpi_unavailable_reason(pool: str | None = None) -> str | None:
     return "; ".join(missing) if missing else None
 
 
-def mpi_statevector(
-    circuit: QuantumCircuit,
-    quantity: Quantity,
-    bitstring: str | None = None,
-    pauli: str | None = None,
-    qubits: Sequence[int] | None = None,
-    blocking_qubits: int | None = None,
-    parsl_resource_specification: Mapping[str, Any] | None = None,
-) -> complex:
-    """Run the circuit with Aer across MPI ranks (a task for an ``MPIExecutor`` pool).
+@functools.cache
+def _mpiexec_is_open_mpi() -> bool:
+    done = subprocess.run(["mpiexec", "--version"], capture_output=True, text=True, check=False)
+    return "Open MPI" in done.stdout or "OpenRTE" in done.stdout
 
-    The MPIExecutor sets ``PARSL_MPI_PREFIX`` (launcher, ranks, hosts) for this task from its
-    resource specification; the ranks run :func:`_mpi_main` on a circuit file, and rank 0 writes
-    the value back.
+
+def mpi_launch_command(prefix: str) -> list[str]:
+    """The launcher's argv from the ``PARSL_MPI_PREFIX`` a Parsl MPIExecutor set for a task.
+
+    Parsl writes an ``mpiexec`` prefix with MPICH's options (``-ppn N -hosts a,b``), which Open
+    MPI's ``mpiexec`` refuses; for Open MPI they become ``--host a:N,b:N`` (N slots on each
+    host). ``srun`` and ``aprun`` prefixes, and MPICH's ``mpiexec``, are used as they are.
+    """
+    argv = shlex.split(prefix)
+    if not argv or argv[0] != "mpiexec" or not _mpiexec_is_open_mpi():
+        return argv
+    out, ppn, hosts = [], "1", ""
+    it = iter(argv)
+    for token in it:
+        if token == "-ppn":
+            ppn = next(it)
+        elif token == "-hosts":
+            hosts = next(it)
+        else:
+            out.append(token)
+    if hosts:
+        out[1:1] = ["--host", ",".join(f"{h}:{ppn}" for h in hosts.split(","))]
+    return out
+
+
+@dataclass
+class MPIOutcome:
+    """The sum of all slices, contracted by ``ranks`` MPI ranks, and each rank's share."""
+
+    value: complex
+    ranks: int
+    slices_per_rank: list[int]
+    launcher: str
+
+
+def mpi_contract_slices(
+    tree: Any,
+    arrays: Sequence[np.ndarray],
+    nslices: int,
+    parsl_resource_specification: Mapping[str, Any] | None = None,
+) -> MPIOutcome:
+    """Contract all ``nslices`` slices across the ranks of one MPI launch (a task for a Parsl
+    ``MPIExecutor`` pool; ``num_ranks`` in its resource specification).
+
+    The ranks (:func:`_mpi_rank`) split the slices round-robin, each sums its own, and rank 0
+    reduces the partial sums with ``MPI.SUM`` and writes the total back. The network goes to
+    the ranks as a file in the task's working directory, which ranks on other nodes of the
+    block see on a cluster's shared file system.
     """
     prefix = os.environ.get("PARSL_MPI_PREFIX")
     if not prefix:
         raise RuntimeError("PARSL_MPI_PREFIX is not set: run this task on a Parsl MPIExecutor")
-    from qiskit import qpy
-
-    # ranks on other nodes must see the files: use the task's working directory, not /tmp
-    with tempfile.TemporaryDirectory(dir=os.getcwd()) as tmp:
-        circuit_path, out_path, job_path = (Path(tmp) / f for f in ("c.qpy", "v.json", "j.json"))
-        job = {
-            "quantity": quantity,
-            "bitstring": bitstring,
-            "pauli": pauli,
-            "qubits": list(qubits) if qubits is not None else None,
-            "blocking_qubits": blocking_qubits,
-            "circuit": str(circuit_path),
-            "out": str(out_path),
-        }
-        with circuit_path.open("wb") as fh:
-            qpy.dump(circuit, fh)
-        job_path.write_text(json.dumps(job))
-        argv = [*shlex.split(prefix), sys.executable, "-m", __name__, str(job_path)]
-        subprocess.run(argv, check=True)
-        value = json.loads(out_path.read_text())
-    return complex(value[0], value[1])
+    argv = mpi_launch_command(prefix)
+    with tempfile.TemporaryDirectory(dir=os.getcwd(), prefix="pq-mpi-") as tmp:
+        job_path, out_path = Path(tmp) / "job.pickle", Path(tmp) / "out.json"
+        with job_path.open("wb") as fh:
+            pickle.dump({"tree": tree, "arrays": list(arrays), "nslices": nslices}, fh)
+        command = [*argv, sys.executable, "-m", __name__, str(job_path), str(out_path)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not out_path.exists():
+            tail = " ".join(done.stderr.split()[-60:])
+            raise RuntimeError(f"{argv[0]} exited with {done.returncode}: {tail}")
+        out = json.loads(out_path.read_text())
+    return MPIOutcome(
+        complex(out["real"], out["imag"]), int(out["ranks"]), out["slices_per_rank"], argv[0]
+    )
 
 
-def _mpi_main(job_path: str) -> None:
-    """Entry point of each MPI rank (``python -m miniapps.distributed_sim JOB``)."""
-    from mpi4py import MPI  # initialise MPI before Aer uses it
-    from qiskit import qpy
-    from qiskit.quantum_info import SparsePauliOp
-    from qiskit_aer import AerSimulator
+def _mpi_rank(job_path: str, out_path: str) -> None:
+    """One MPI rank (``python -m miniapps.distributed_sim JOB OUT``): contract slices
+    ``rank, rank + size, ...``; rank 0 reduces and writes the total and every rank's count."""
+    from mpi4py import MPI
 
-    job = json.loads(Path(job_path).read_text())
-    with open(job["circuit"], "rb") as fh:
-        (qc,) = qpy.load(fh)
-    if job["quantity"] == "amplitude":
-        qc.save_amplitudes([sum(int(b) << i for i, b in enumerate(job["bitstring"]))])
-        key = "amplitudes"
-    else:
-        obs = SparsePauliOp.from_sparse_list(
-            [(job["pauli"][::-1], job["qubits"][::-1], 1.0)], qc.num_qubits
-        )
-        qc.save_expectation_value(obs, list(range(qc.num_qubits)))
-        key = "expectation_value"
-    opts: dict[str, Any] = {"method": "statevector"}
-    if job["blocking_qubits"]:
-        opts.update(blocking_enable=True, blocking_qubits=int(job["blocking_qubits"]))
-    data = AerSimulator(**opts).run(qc).result().data()
-    if MPI.COMM_WORLD.Get_rank() == 0:
-        value = data[key][0] if key == "amplitudes" else data[key]
-        Path(job["out"]).write_text(json.dumps([float(np.real(value)), float(np.imag(value))]))
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    with open(job_path, "rb") as fh:
+        job = pickle.load(fh)
+    mine = range(rank, int(job["nslices"]), size)
+    partial = contract_slices(job["tree"], job["arrays"], mine).value
+    total = comm.reduce(partial, op=MPI.SUM, root=0)
+    counts = comm.gather(len(mine), root=0)
+    if rank == 0:
+        assert total is not None  # reduced at the root
+        out = {"real": total.real, "imag": total.imag, "ranks": size, "slices_per_rank": counts}
+        Path(out_path).write_text(json.dumps(out))
 
 
 # ------------------------------------------------------------------------------------------
@@ -566,6 +597,7 @@ def execute(
     reference: Literal["auto", "statevector", "mps", "none"] = "auto",
     mpi_pool: str | None = None,
     mpi_ranks: int = 2,
+    mpi_launcher_options: str = "",
     plan: SlicedContraction | None = None,
 ) -> DistributedSimResult:
     """Simulate ``circuit`` in slices inside ``ctx`` (the engine of :func:`run`); ``plan``
@@ -644,17 +676,23 @@ def execute(
     reason = mpi_unavailable_reason(mpi_pool) if mpi_pool else "no MPI pool requested"
     if reason is None and mpi_pool is not None:
         with timings.stage("mpi"):
-            spec = {"num_nodes": 1, "num_ranks": mpi_ranks, "ranks_per_node": mpi_ranks}
-            app = __import__("parsl").python_app(mpi_statevector, executors=[mpi_pool])
-            fut = app(
-                circuit, quantity, bitstring, pauli, qubits, parsl_resource_specification=spec
-            )
-            ctx.recorder.track(fut, task="mpi-statevector", kind="mpi", pool=mpi_pool, qubits=n)
-            mpi_value = complex(fut.result())
+            spec = {
+                "num_nodes": 1,
+                "num_ranks": mpi_ranks,
+                "ranks_per_node": mpi_ranks,
+                "launcher_options": mpi_launcher_options,
+            }
+            app = __import__("parsl").python_app(mpi_contract_slices, executors=[mpi_pool])
+            fut = app(plan.tree, plan.arrays, plan.nslices, parsl_resource_specification=spec)
+            ctx.recorder.track(fut, task="mpi-slices", kind="mpi", pool=mpi_pool, qubits=n)
+            outcome: MPIOutcome = fut.result()
+        mpi_value = outcome.value * scale
         mpi = {
             "ran": True,
             "value": mpi_value,
-            "ranks": mpi_ranks,
+            "ranks": outcome.ranks,
+            "slices_per_rank": outcome.slices_per_rank,
+            "launcher": outcome.launcher,
             "abs_error": abs(mpi_value - value),
         }
     else:
@@ -714,6 +752,8 @@ def run(
     max_repeats: int = 32,
     reference: Literal["auto", "statevector", "mps", "none"] = "auto",
     mpi_pool: str | None = None,
+    mpi_ranks: int = 2,
+    mpi_launcher_options: str = "",
     pools: Sequence[str] | None = None,
     run_dir: str | Path = "runinfo/distributed-simulation",
 ) -> DistributedSimResult:
@@ -723,7 +763,9 @@ def run(
     and ``depth`` cycles. ``quantity``: ``amplitude`` of ``bitstring`` (default: seeded random
     bits) or ``expectation`` of ``pauli`` on ``qubits`` (default: two neighbours mid-grid).
     ``task_memory_mb`` bounds each task's working memory and so sets the number of slices.
-    ``pools`` default to ``cpu`` (and ``gpu`` when configured).
+    ``pools`` default to ``cpu`` (and ``gpu`` when configured). ``mpi_pool`` names an
+    ``MPIExecutor`` pool that contracts all the slices once more in one task of ``mpi_ranks``
+    ranks (``mpi_launcher_options`` added to the launcher's command, e.g. ``--oversubscribe``).
     """
     chosen = _common.resolve_pools(pools, default=("cpu", "gpu"))
     ctx = _common.make_context(run_dir, chosen)
@@ -749,6 +791,8 @@ def run(
         max_repeats=max_repeats,
         reference=reference,
         mpi_pool=mpi_pool,
+        mpi_ranks=mpi_ranks,
+        mpi_launcher_options=mpi_launcher_options,
     )
 
 
@@ -814,10 +858,11 @@ def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]
         reference=template.get("reference", "auto"),
         mpi_pool=mpi_pool,
         mpi_ranks=int(mpi.get("ranks", 2)),
+        mpi_launcher_options=str(mpi.get("launcher_options", "")),
         plan=prep.plan,
     )
     return result.to_dict()
 
 
-if __name__ == "__main__":  # an MPI rank of :func:`mpi_statevector`
-    _mpi_main(sys.argv[1])
+if __name__ == "__main__":  # an MPI rank of :func:`mpi_contract_slices`
+    _mpi_rank(sys.argv[1], sys.argv[2])

@@ -9,6 +9,7 @@ from typing import Any
 
 import parsl
 import pytest
+from slurm_cluster import slurm_cluster  # noqa: F401  (the session's one-node Slurm)
 
 from parsl_quantum import configs
 from parsl_quantum.workflow.context import RunContext, TaskRecorder

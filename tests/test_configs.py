@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from parsl.executors import MPIExecutor
+from parsl.launchers import SimpleLauncher, SrunLauncher
 from parsl.providers.errors import SubmitException
 
 from parsl_quantum import configs
@@ -59,7 +61,10 @@ def test_unknown_local_pool_is_an_error(tmp_path: Path) -> None:
 
 def _batch_script(provider, tmp_path: Path) -> str:
     provider.script_dir = str(tmp_path)
-    with pytest.raises(SubmitException):  # no batch scheduler here: the script is written first
+    # no scheduler's commands on PATH (hiding any Slurm installed here): the script is written,
+    # then its submission fails
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(SubmitException):
+        mp.setenv("PATH", str(tmp_path / "no-bin"))
         provider.submit("process_worker_pool.py --block_id=0", 1)
     scripts = [p for p in tmp_path.iterdir() if p.is_file() and p.name.startswith("parsl.")]
     assert len(scripts) == 1
@@ -75,10 +80,14 @@ def test_slurm_config_writes_a_batch_script(tmp_path: Path) -> None:
         account="proj42",
         worker_init="source /opt/env/bin/activate",
         monitoring=False,
+        check=False,
     )
     (ex,) = config.executors
     assert ex.label == "cpu" and ex.max_workers_per_node == 4
     script = _batch_script(ex.provider, tmp_path)
+    # the run's job name comes after Parsl's own, so sbatch takes it
+    names = [line for line in script.splitlines() if line.startswith("#SBATCH --job-name=")]
+    assert names[-1] == "#SBATCH --job-name=run.cpu" and len(names) == 2
     assert "#SBATCH --partition=debug" in script
     assert "#SBATCH --account=proj42" in script
     assert "#SBATCH --nodes=2" in script
@@ -106,3 +115,55 @@ def test_pbs_config_writes_a_batch_script(tmp_path: Path, caplog: pytest.LogCapt
     assert "ncpus=32" in script
     assert "module load conda" in script
     assert "mpiexec" in script and "process_worker_pool.py" in script
+    names = [line for line in script.splitlines() if line.startswith("#PBS -N ")]
+    assert len(names) == 1 and names[0].startswith("#PBS -N parsl.")  # Parsl's own
+
+
+def test_pbs_script_is_pbs_pro_syntax(tmp_path: Path) -> None:
+    """No PBS server is installable from Debian's packages (only Slurm's Torque wrappers), so
+    the PBS site is checked as Parsl checks its own PBSProProvider: the script it writes."""
+    pools = {"cpu": ClusterPool(nodes_per_block=2, walltime="00:20:00", workers_per_node=8)}
+    config = configs.pbs(
+        tmp_path / "run",
+        pools,
+        queue="debug",
+        cpus_per_node=64,
+        select_options=":ngpus=4",
+        monitoring=False,
+    )
+    script = _batch_script(config.executors[0].provider, tmp_path).splitlines()
+    assert script[0] == "#!/bin/bash"
+    directives = [line for line in script if line.startswith("#PBS")]
+    # every directive is one "#PBS -<letter> <value>" line, the resources in PBS Pro's form
+    assert all(len(d.split(maxsplit=2)) == 3 and d.split()[1][0] == "-" for d in directives)
+    assert "#PBS -l select=2:ncpus=64:ngpus=4" in directives
+    assert "#PBS -l walltime=00:20:00" in directives
+    assert {"#PBS -S /bin/bash", "#PBS -m n"} <= set(directives)
+    assert any(d.startswith("#PBS -o ") for d in directives)
+    assert any(d.startswith("#PBS -e ") for d in directives)
+    # workers on every node of the job, one per node, through PBS Pro's mpiexec
+    assert "WORKERCOUNT=2" in script
+    launch = next(line for line in script if line.startswith("mpiexec "))
+    assert "--ppn 1 -n $WORKERCOUNT --hostfile $HOSTFILE" in launch
+
+
+def test_slurm_check_needs_sbatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a login node without Slurm's commands
+    with pytest.raises(ValueError, match="sbatch is not on PATH"):
+        configs.slurm(tmp_path, monitoring=False)
+    assert configs.slurm(tmp_path, monitoring=False, check=False).executors[0].label == "cpu"
+
+
+def test_a_cluster_pool_with_an_mpi_launcher_is_an_mpi_executor(tmp_path: Path) -> None:
+    pools = {
+        "cpu": ClusterPool(),
+        "mpi": ClusterPool(nodes_per_block=2, workers_per_node=1, mpi_launcher="srun"),
+    }
+    config = configs.slurm(tmp_path / "run", pools, monitoring=False, check=False)
+    cpu, mpi = config.executors
+    assert isinstance(cpu, QPUHighThroughputExecutor) and not isinstance(cpu, MPIExecutor)
+    assert isinstance(mpi, MPIExecutor) and mpi.mpi_launcher == "srun"
+    assert isinstance(mpi.provider.launcher, SimpleLauncher)  # one worker pool per block
+    assert isinstance(cpu.provider.launcher, SrunLauncher)  # one on every node
+    script = _batch_script(mpi.provider, tmp_path)
+    assert "#SBATCH --nodes=2" in script and "srun" not in script

@@ -1,20 +1,25 @@
 """Site configurations for batch clusters, built from Parsl's own providers and launchers.
 
-Each pool becomes one QPU-aware HTEX whose blocks are batch jobs. Workers on compute nodes find
+Each pool becomes one QPU-aware HTEX whose blocks are batch jobs (or, for a pool with an
+``mpi_launcher``, a Parsl ``MPIExecutor`` whose tasks span ranks). Workers on compute nodes find
 ``process_worker_pool.py`` through ``worker_init`` (activate the environment that has
-parsl-quantum installed there).
+parsl-quantum installed there). Every Slurm job is named ``<run directory name>.<pool>``, so a
+run's jobs can be found with ``sacct --name``.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from parsl.addresses import address_by_hostname
 from parsl.config import Config
+from parsl.executors import MPIExecutor
 from parsl.executors.base import ParslExecutor
-from parsl.launchers import MpiExecLauncher, SrunLauncher
+from parsl.launchers import MpiExecLauncher, SimpleLauncher, SrunLauncher
 from parsl.monitoring import MonitoringHub
 from parsl.providers import PBSProProvider, SlurmProvider
 from parsl.providers.base import ExecutionProvider
@@ -26,7 +31,12 @@ from parsl_quantum.executors import QPUHighThroughputExecutor
 
 @dataclass(frozen=True)
 class ClusterPool:
-    """Batch resources of one pool: where its blocks run and what its workers simulate."""
+    """Batch resources of one pool: where its blocks run and what its workers simulate.
+
+    ``mpi_launcher`` (``"srun"``, ``"mpiexec"`` or ``"aprun"``) makes the pool a Parsl
+    ``MPIExecutor``: one worker pool on each block's first node runs up to ``workers_per_node``
+    tasks at once, each launching its ranks over the block's nodes with that launcher.
+    """
 
     backends: Sequence[str] = ("aer",)
     nodes_per_block: int = 1
@@ -35,6 +45,12 @@ class ClusterPool:
     walltime: str = "01:00:00"
     scheduler_options: str = ""
     available_accelerators: int | Sequence[str] = field(default_factory=list)
+    mpi_launcher: str | None = None
+
+
+def job_name(run_dir: str | Path, pool: str) -> str:
+    """The batch job name of ``pool``'s blocks in a run: ``<run directory name>.<pool>``."""
+    return f"{Path(run_dir).resolve().name}.{pool}"
 
 
 def _config(
@@ -45,21 +61,35 @@ def _config(
     launcher: object,
     worker_init: str,
     monitoring: bool,
+    name_directive: str,
 ) -> Config:
     run_path = Path(run_dir)
     executors: list[ParslExecutor] = []
     for name, pool in pools.items():
+        # after Parsl's own name directive in the script, so this one is the job's name
+        directive = name_directive.format(job_name(run_path, name)) if name_directive else ""
         provider = make_provider(
             nodes_per_block=pool.nodes_per_block,
             init_blocks=0,
             min_blocks=0,
             max_blocks=pool.max_blocks,
             walltime=pool.walltime,
-            scheduler_options=pool.scheduler_options,
+            scheduler_options=f"{directive}\n{pool.scheduler_options}".strip("\n"),
             worker_init=worker_init,
-            launcher=launcher,
+            launcher=SimpleLauncher() if pool.mpi_launcher else launcher,
             **provider_kwargs,
         )
+        if pool.mpi_launcher:
+            executors.append(
+                MPIExecutor(
+                    label=name,
+                    address=address_by_hostname(),
+                    max_workers_per_block=pool.workers_per_node,
+                    mpi_launcher=pool.mpi_launcher,
+                    provider=provider,
+                )
+            )
+            continue
         executors.append(
             QPUHighThroughputExecutor(
                 label=name,
@@ -73,7 +103,13 @@ def _config(
     hub = None
     if monitoring:
         db = (run_path / "monitoring.db").resolve()
-        hub = MonitoringHub(resource_monitoring_enabled=False, logging_endpoint=f"sqlite:///{db}")
+        # as the local site: each try reports when it starts running on its worker in the batch
+        # job (the lanes of ``parsl-quantum report``), without a resource-sampling process
+        hub = MonitoringHub(
+            resource_monitoring_enabled=True,
+            resource_monitoring_interval=0,
+            logging_endpoint=f"sqlite:///{db}",
+        )
     return Config(executors=executors, run_dir=str(run_path / "parsl"), monitoring=hub)
 
 
@@ -92,18 +128,69 @@ def slurm(
     qos: str | None = None,
     worker_init: str = "",
     monitoring: bool = True,
+    check: bool = True,
 ) -> Config:
-    """Pools whose blocks are Slurm jobs, workers started on every node with ``srun``."""
+    """Pools whose blocks are Slurm jobs, workers started on every node with ``srun``.
+
+    With ``check`` (the default), each pool's job is first shown to Slurm with
+    ``sbatch --test-only``, which submits nothing: a job Slurm would reject (unknown partition,
+    too many nodes, an account or QOS that accounting refuses) raises ``ValueError`` with
+    Slurm's message here, before any task, instead of failing block after block during the run.
+    ``check=False`` builds the config without asking Slurm (e.g. away from the login node).
+    """
     require_main_guard()
+    chosen = _default_pools(pools)
+    if check:
+        for name, pool in chosen.items():
+            _sbatch_test_only(name, pool, partition=partition, account=account, qos=qos)
     return _config(
         run_dir,
-        _default_pools(pools),
+        chosen,
         SlurmProvider,
         {"partition": partition, "account": account, "qos": qos, "exclusive": False},
         SrunLauncher(),
         worker_init,
         monitoring,
+        "#SBATCH --job-name={}",
     )
+
+
+def _sbatch_test_only(
+    name: str, pool: ClusterPool, *, partition: str | None, account: str | None, qos: str | None
+) -> None:
+    """Ask Slurm whether it would accept ``pool``'s job; raise ``ValueError`` if not."""
+    sbatch = shutil.which("sbatch")
+    if sbatch is None:
+        raise ValueError(
+            "sbatch is not on PATH: a Slurm site needs a Slurm login node "
+            "(configs.slurm(..., check=False) builds the config without asking Slurm)"
+        )
+    options = {"partition": partition, "account": account, "qos": qos}
+    script = "\n".join(
+        [
+            "#!/bin/bash",
+            f"#SBATCH --nodes={pool.nodes_per_block}",
+            f"#SBATCH --time={pool.walltime}",
+            *(f"#SBATCH --{k}={v}" for k, v in options.items() if v),
+            pool.scheduler_options,
+            "true",
+            "",
+        ]
+    )
+    try:
+        done = subprocess.run(
+            [sbatch, "--test-only"],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ValueError(f"Slurm did not answer sbatch --test-only in {exc.timeout} s") from exc
+    if done.returncode != 0:
+        message = " ".join(done.stderr.split()) or f"sbatch exited with {done.returncode}"
+        raise ValueError(f"Slurm rejects the {name!r} pool's job: {message}")
 
 
 def pbs(
@@ -132,4 +219,5 @@ def pbs(
         MpiExecLauncher(bind_cmd="--cpu-bind", overrides="--depth=1 --ppn 1"),
         worker_init,
         monitoring,
+        "",  # Parsl's job names: PBS refuses names that do not start with a letter
     )
