@@ -9,6 +9,8 @@ validation: only the documented error types may come out.
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from parsl.executors.errors import InvalidResourceSpecification
 from parsl_quantum.backends import DEFAULT_FAKE_QPU, BackendSpec
 from parsl_quantum.executors import ACCEPTED_KEYS, QPUHighThroughputExecutor, select_backends
 from parsl_quantum.workflow import cli
+from parsl_quantum.workflow.rundir import claim_run_dir
 from parsl_quantum.workflow.template import (
     API_VERSION,
     TemplateError,
@@ -65,13 +68,18 @@ mystery q[0],q[1],q[2];
 
 
 def run_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], *overrides: str, **changes: Any
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    *overrides: str,
+    cli_options: Sequence[str] = (),
+    **changes: Any,
 ) -> tuple[int, str, Path]:
-    """Write BASE updated with ``changes`` to a template, run it with ``--set overrides``."""
+    """Write BASE updated with ``changes`` to a template, run it with ``--set overrides`` (and
+    ``cli_options`` after them)."""
     template = tmp_path / "template.yaml"
     template.write_text(yaml.safe_dump({**BASE, **changes}))
     run_dir = tmp_path / "run"
-    argv = ["run", str(template), "--run-dir", str(run_dir), "--quiet"]
+    argv = ["run", str(template), "--run-dir", str(run_dir), "--quiet", *cli_options]
     for item in overrides:
         argv += ["--set", item]
     code = cli.main(argv)
@@ -200,6 +208,60 @@ def test_resume_of_a_directory_that_is_not_a_run(
 ) -> None:
     code = cli.main(["run", "--resume", str(tmp_path)])
     assert_rejected(code, capsys.readouterr().err, tmp_path, "not a run directory")
+
+
+def test_json_path_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run_dir = run_cli(tmp_path, capsys, cli_options=["--json", str(tmp_path)])
+    assert_rejected(code, err, run_dir, "--json", "is a directory")
+
+
+def test_json_path_in_a_missing_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "no" / "such" / "result.json"
+    code, err, run_dir = run_cli(tmp_path, capsys, cli_options=["--json", str(target)])
+    assert_rejected(code, err, run_dir, "--json", "does not exist")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_json_path_in_a_read_only_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, err, run_dir = run_cli(
+            tmp_path, capsys, cli_options=["--json", str(locked / "r.json")]
+        )
+    finally:
+        locked.chmod(0o700)
+    assert_rejected(code, err, run_dir, "--json", "cannot write")
+
+
+def test_a_finished_runs_directory_is_not_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "template.yaml").write_text("earlier: run\n")
+    (run_dir / "result.json").write_text('{"value": 0.0125}')
+    code, err, _ = run_cli(tmp_path, capsys)
+    assert_rejected(code, err, run_dir, "holds a finished run", "--resume")
+    assert (run_dir / "template.yaml").read_text() == "earlier: run\n"
+    assert (run_dir / "result.json").read_text() == '{"value": 0.0125}'
+
+
+def test_a_run_directory_in_use_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    holder = claim_run_dir(tmp_path / "run", resume=False)
+    try:
+        code, err, run_dir = run_cli(tmp_path, capsys)
+    finally:
+        holder.release()
+    assert_rejected(code, err, run_dir, "in use by another run", f"pid {os.getpid()}")
+    assert not (run_dir / "template.yaml").exists()
 
 
 # -- property-based: only documented errors ----------------------------------------------------

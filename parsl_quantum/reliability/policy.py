@@ -21,7 +21,9 @@ class Reliability:
     ``backoff * 2**(n-1)`` seconds (at most ``max_backoff``). ``failover``: let the work of a
     down pool move to a compatible pool of the same Config. ``checkpoint``: record each finished
     task in the Parsl run directory; ``resume``: reuse what earlier runs in the same Parsl run
-    directory recorded.
+    directory recorded. ``run_key``: the run's template digest
+    (:func:`~parsl_quantum.reliability.checkpoint.template_digest`), written into every
+    checkpoint record; a resumed run reuses only records carrying the same key.
     """
 
     retries: int = 3
@@ -30,6 +32,7 @@ class Reliability:
     failover: bool = False
     checkpoint: bool = True
     resume: bool = False
+    run_key: str = ""
 
     def apply(self, config: Config) -> Safeguards:
         """Install the settings on ``config`` (before ``parsl.load``) and return the live
@@ -49,7 +52,7 @@ class Reliability:
         memoizer = None
         if self.checkpoint:
             previous = resumable_checkpoints(config.run_dir) if self.resume else []
-            memoizer = CheckpointMemoizer(previous)
+            memoizer = CheckpointMemoizer(previous, run_key=self.run_key)
             config.memoizer = memoizer
         return Safeguards(handler, memoizer, self.resume)
 
@@ -65,9 +68,11 @@ class Safeguards:
     def record(self, configuration: dict[str, Any]) -> None:
         """Add to a result's ``configuration``: ``retries`` (retried tries per pool),
         ``failovers`` (appended to any the runner recorded itself) and, when resuming,
-        ``reused_from_checkpoint`` (tasks whose results came from checkpoints)."""
+        ``reused_from_checkpoint`` (tasks whose results came from checkpoints) and
+        ``dropped_from_checkpoint`` (records that did not verify, so their tasks ran again)."""
         configuration["retries"] = dict(sorted(self.handler.retried.items()))
         moves = self.handler.failover.records() if self.handler.failover else []
         configuration["failovers"] = [*configuration.get("failovers", []), *moves]
         if self.resumed and self.memoizer is not None:
             configuration["reused_from_checkpoint"] = self.memoizer.reused
+            configuration["dropped_from_checkpoint"] = self.memoizer.dropped
