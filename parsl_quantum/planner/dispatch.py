@@ -11,9 +11,13 @@ the pool with the earliest predicted finish given live capacity:
 * a pool never holds more of our tasks than its slots plus ``prefetch``, so work is not bound
   early to a pool that turns out slow, and a pool that gains blocks gets more work at once;
 * a pool that has had no connected workers for ``lost_after`` seconds while holding our tasks
-  is lost: those tasks are submitted again elsewhere (the first result to arrive wins); a pool
-  whose tasks fail ``max_failures`` times in a row is unhealthy and gets no more work; failed
-  tasks are resubmitted to another pool that may run them.
+  is lost: those tasks are submitted again elsewhere (the first result to arrive wins). A pool
+  whose ``capacity()`` raises or does not answer within ``capacity_timeout`` seconds (a dead
+  interchange, a worker launch that failed) counts as having no connected workers, so it is
+  lost in the same time, and one whose interchange process has exited is lost at once; a task
+  left with no pool that may run it ends the dispatch with a :class:`DispatchError` instead of
+  waiting for ever; a pool whose tasks fail ``max_failures`` times in a row is unhealthy and
+  gets no more work; failed tasks are resubmitted to another pool that may run them.
 
 Which pools may run a task is the plan's decision (the task's ``pool_costs``): wide enough,
 and exact when the run must be exact, so exact-only work never fails over to a sampled-only
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -120,6 +125,8 @@ class _Pool:
     unhealthy: bool = False
     last_error: str = ""
     done: int = 0
+    #: The outstanding ``capacity()`` call: when it was made and where its answer goes.
+    probe: tuple[float, Future] | None = None
 
     def room(self, prefetch: int) -> int:
         return self.slots + prefetch - len(self.in_flight) - self.external
@@ -133,7 +140,8 @@ class Dispatcher:
     recorded). ``executors`` (label -> executor) give live capacity where they have
     ``capacity()``; ``on_done(pool, done, bound)`` reports progress. With ``qpu_failover``
     off, a task that was bound to a QPU only ever moves to another QPU (the run's
-    ``execution.failover`` setting).
+    ``execution.failover`` setting). A ``capacity()`` call that takes longer than
+    ``capacity_timeout`` seconds, or raises, counts as "no connected workers".
     """
 
     def __init__(
@@ -151,6 +159,7 @@ class Dispatcher:
         max_attempts: int = 4,
         on_done: Callable[[str, int, int], None] | None = None,
         qpu_failover: bool = True,
+        capacity_timeout: float = 5.0,
     ) -> None:
         self.graph = graph
         self.qpu_failover = qpu_failover
@@ -159,6 +168,7 @@ class Dispatcher:
         self.prefetch = max(0, prefetch)
         self.poll_period = poll_period
         self.lost_after = lost_after
+        self.capacity_timeout = capacity_timeout
         self.max_failures = max_failures
         self.max_attempts = max_attempts
         self.on_done = on_done
@@ -192,6 +202,7 @@ class Dispatcher:
                 self._queue(node)
         while len(self.results) < len(self.nodes):
             self._poll()
+            self._check_stranded()
             self._bind()
             self._drain(self.poll_period)
         self.report.wall_seconds = round(self._now(), 3)
@@ -233,20 +244,35 @@ class Dispatcher:
                 if not pool.lost:
                     self._lose(name, "executor in a bad state")
                 continue
+            interchange = getattr(pool.executor, "interchange_proc", None)
+            if interchange is not None and interchange.poll() is not None:
+                # sending to a pool whose interchange is gone would block Parsl's task launch
+                # thread, and with it every pool: give it nothing more, now
+                if not pool.lost:
+                    self._lose(name, f"its interchange exited ({interchange.returncode})")
+                continue
             capacity = getattr(pool.executor, "capacity", None)
             if capacity is None:
                 continue  # no live view: the plan's worker count stands
             try:
-                cap = capacity()
-            except Exception:  # the interchange may be busy or gone; keep the last view
-                continue
-            workers = int(cap.connected_workers)
-            pool.external = max(0, int(cap.outstanding) - len(pool.in_flight))
-            if pool.seen is None:
-                self._event(name, f"{workers} connected workers")
-            elif workers != pool.seen:
-                self._event(name, f"workers {pool.seen} -> {workers}")
-            pool.seen = workers
+                cap = self._ask(pool, capacity)
+                if cap is None:
+                    continue  # the call is still within its timeout: keep the last view
+            except Exception as exc:  # no answer: the interchange is gone or stuck
+                cap = None
+                why = f"{type(exc).__name__}: {exc}".strip(": ")
+                if pool.seen != -1:
+                    self._event(name, f"capacity unknown ({why}): counted as no workers")
+                pool.seen, pool.slots = -1, 0  # an interchange that does not answer gets no work
+            workers = 0
+            if cap is not None:
+                workers = int(cap.connected_workers)
+                pool.external = max(0, int(cap.outstanding) - len(pool.in_flight))
+                if pool.seen is None:
+                    self._event(name, f"{workers} connected workers")
+                elif workers != pool.seen:
+                    self._event(name, f"workers {max(pool.seen, 0)} -> {workers}")
+                pool.seen = workers
             if workers > 0:
                 if pool.lost:
                     self._event(name, "back")
@@ -258,6 +284,50 @@ class Dispatcher:
                 pool.slots = 0
             if not pool.lost and pool.in_flight and now - pool.zero_since >= self.lost_after:
                 self._lose(name, f"no connected workers for {self.lost_after:g}s")
+
+    def _ask(self, pool: _Pool, capacity: Callable[[], Any]) -> Any:
+        """The pool's live capacity from a ``capacity()`` call made in a daemon thread, so that
+        a call that never returns cannot stop the dispatch: None while a call is still within
+        ``capacity_timeout``; raises what the call raised, or :class:`TimeoutError` once it is
+        overdue (no new call is made until it ends)."""
+        if pool.probe is None:
+            answer: Future = Future()
+
+            def call() -> None:
+                try:
+                    answer.set_result(capacity())
+                except BaseException as exc:  # handed to the dispatcher, which decides
+                    answer.set_exception(exc)
+
+            threading.Thread(target=call, name="pq-capacity", daemon=True).start()
+            pool.probe = (time.monotonic(), answer)
+        started, answer = pool.probe
+        left = self.capacity_timeout - (time.monotonic() - started)
+        try:
+            result = answer.result(timeout=max(0.0, min(self.poll_period, left)))
+        except TimeoutError:
+            if time.monotonic() - started < self.capacity_timeout:
+                return None
+            raise TimeoutError(f"capacity() gave no answer in {self.capacity_timeout:g}s") from None
+        except BaseException:
+            pool.probe = None
+            raise
+        pool.probe = None
+        return result
+
+    def _check_stranded(self) -> None:
+        """End the dispatch when a waiting task has no pool left that may run it (every one
+        allowed is lost or unhealthy): waiting would never end."""
+        if not any(p.lost for p in self.pools.values()):
+            return
+        for node in self._queued:
+            if not self._usable(node):
+                lost = [p for p in self.graph.nodes[node]["pool_costs"] if p in self.pools]
+                raise DispatchError(
+                    f"no pool left to run {node}: "
+                    + ", ".join(f"{p} lost" for p in lost)
+                    + f" (no connected workers for {self.lost_after:g}s)"
+                )
 
     def _lose(self, pool_name: str, why: str) -> None:
         """Mark a pool lost: no slots, and its in-flight tasks go back to the queue."""

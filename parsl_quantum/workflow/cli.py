@@ -12,7 +12,6 @@ import math
 import shlex
 import shutil
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -188,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from parsl_quantum.reliability import Reliability, template_digest
     from parsl_quantum.workflow.context import RunContext, TaskRecorder
     from parsl_quantum.workflow.progress import RunProgress
-    from parsl_quantum.workflow.rundir import check_writable, claim_run_dir
+    from parsl_quantum.workflow.rundir import check_writable, claim_run_dir, shut_down
 
     started = time.perf_counter()
     lock = None
@@ -261,7 +260,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"parsl-quantum: run failed: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        _shut_down(dfk)
+        if dfk is not None:
+            shut_down(dfk)
         if lock is not None:
             lock.release()
     guards.record(result.setdefault("configuration", {}))
@@ -275,27 +275,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(text)
     _print_result(result, template.kind.name)
     return 0
-
-
-#: Seconds a run waits for Parsl to shut its pools down before it exits anyway (workers whose
-#: interchange is gone stop on their own, see ``docs/reliability.md``).
-SHUTDOWN_SECONDS = 8.0
-
-
-def _shut_down(dfk: Any) -> None:
-    """Shut the DataFlowKernel's pools down, at most :data:`SHUTDOWN_SECONDS`, ignoring
-    further Ctrl-C meanwhile."""
-    import parsl
-
-    from parsl_quantum.workflow.rundir import signals_ignored
-
-    if dfk is None:
-        return
-    with signals_ignored():
-        closer = threading.Thread(target=dfk.cleanup, name="parsl-quantum-shutdown", daemon=True)
-        closer.start()
-        closer.join(SHUTDOWN_SECONDS)
-        parsl.clear()
 
 
 def _check_finite(result: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import fcntl
 import os
 import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,3 +119,22 @@ def signals_ignored() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+#: Seconds :func:`shut_down` waits for Parsl to shut the pools down before it gives up (worker
+#: pools whose interchange is gone stop on their own, see ``docs/reliability.md``).
+SHUTDOWN_SECONDS = 8.0
+
+
+def shut_down(dfk: Any, timeout: float = SHUTDOWN_SECONDS) -> bool:
+    """Clean a DataFlowKernel up and clear it, waiting at most ``timeout`` seconds (Parsl's
+    cleanup asks each interchange for its blocks, and one that is gone never answers), with
+    Ctrl-C and SIGTERM ignored meanwhile. Returns whether the cleanup finished."""
+    import parsl
+
+    closer = threading.Thread(target=dfk.cleanup, name="pq-shutdown", daemon=True)
+    with signals_ignored():
+        closer.start()
+        closer.join(timeout)
+    parsl.clear()
+    return not closer.is_alive()
