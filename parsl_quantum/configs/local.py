@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shlex
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parsl.config import Config
 from parsl.executors.base import ParslExecutor
-from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 from parsl.monitoring import MonitoringHub
 from parsl.providers import LocalProvider
 
@@ -28,14 +30,93 @@ from parsl_quantum.workflow.context import PoolInfo
 if TYPE_CHECKING:
     from parsl_quantum.reliability import Reliability
 
-#: Start the interchange and workers with this interpreter, so pools work without the
-#: environment's ``bin/`` on ``PATH``.
-INTERCHANGE_CMD = [sys.executable, "-m", "parsl.executors.high_throughput.interchange"]
-WORKER_CMD = DEFAULT_LAUNCH_CMD.replace(
-    "process_worker_pool.py",
-    f"{sys.executable} -m parsl.executors.high_throughput.process_worker_pool",
-    1,
+#: Start the interchange with this interpreter, so pools work without the environment's
+#: ``bin/`` on ``PATH``, under :mod:`parsl_quantum.parent_watch`, so that it stops when its
+#: driver is gone (even killed with SIGKILL) and its worker pools then stop on their own.
+INTERCHANGE_CMD = [
+    sys.executable,
+    "-m",
+    "parsl_quantum.parent_watch",
+    "parsl.executors.high_throughput.interchange",
+]
+
+#: The options of Parsl's worker pool, each with the placeholder HTEX fills in (documented with
+#: ``HighThroughputExecutor(launch_cmd=...)``); ``{{block_id}}`` is filled in per block.
+WORKER_OPTIONS = (
+    "{debug}",
+    "{max_workers_per_node}",
+    "-a {addresses}",
+    "-p {prefetch_capacity}",
+    "-c {cores_per_worker}",
+    "-m {mem_per_worker}",
+    "--poll {poll_period}",
+    "--port={worker_port}",
+    "--cert_dir {cert_dir}",
+    "--logdir={logdir}",
+    "--logconf={logconf}",
+    "--block_id={{block_id}}",
+    "--hb_period={heartbeat_period}",
+    "{address_probe_timeout_string}",
+    "--hb_threshold={heartbeat_threshold}",
+    "--drain_period={drain_period}",
+    "--cpu-affinity {cpu_affinity}",
+    "{enable_mpi_mode}",
+    "--mpi-launcher={mpi_launcher}",
+    "--available-accelerators {accelerators}",
 )
+
+
+def worker_launch_cmd(python: str = sys.executable) -> str:
+    """The shell command that starts a local worker pool: ``python`` (quoted for the shell)
+    running Parsl's ``process_worker_pool`` module with :data:`WORKER_OPTIONS`.
+
+    HTEX formats the command twice (options, then the block id), so braces in the quoted
+    interpreter path are escaped for both. The paths HTEX fills in (its log directory, and the
+    certificate and logging-configuration files inside it) lie in Parsl's run directory, which
+    :func:`local` keeps at a path the shell needs no quoting for (:func:`shell_safe_dir`).
+    """
+    program = shlex.join([python, "-m", "parsl.executors.high_throughput.process_worker_pool"])
+    program = program.replace("{", "{{{{").replace("}", "}}}}")
+    return " ".join((program, *WORKER_OPTIONS))
+
+
+WORKER_CMD = worker_launch_cmd()
+
+#: Heartbeats between the interchange and the worker pools (seconds): a worker pool whose
+#: interchange is gone exits after ``HEARTBEAT_THRESHOLD`` seconds without contact, so pools of
+#: a killed driver are gone within about ``HEARTBEAT_THRESHOLD + HEARTBEAT_PERIOD`` seconds.
+HEARTBEAT_PERIOD = 5
+HEARTBEAT_THRESHOLD = 20
+
+
+def shell_safe_dir(path: Path) -> Path:
+    """``path`` itself when its absolute form needs no shell quoting, else a shell-safe
+    symbolic link to it (in a per-user directory under the system's temporary directory).
+
+    Parsl's ``LocalProvider`` and HTEX put paths inside its run directory into shell commands
+    unquoted (the submit script, the worker log directory), so a run directory with a space or
+    a non-ASCII character would keep every worker from starting; the link gives them a path
+    that needs no quoting, while the files stay in ``path``.
+    """
+    resolved = path.resolve()
+    if shlex.quote(str(resolved)) == str(resolved):
+        return path
+    links = Path(tempfile.gettempdir()).resolve() / f"parsl-quantum-{os.getuid()}"
+    if shlex.quote(str(links)) != str(links):
+        raise ValueError(
+            f"run directory {path} needs shell quoting, and so does the temporary directory "
+            f"{links.parent}: set TMPDIR to a path without spaces or special characters"
+        )
+    links.mkdir(mode=0o700, exist_ok=True)
+    if links.stat().st_uid != os.getuid():
+        raise ValueError(f"{links} belongs to another user: set TMPDIR to a directory of yours")
+    resolved.mkdir(parents=True, exist_ok=True)
+    link = links / hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    if not (link.is_symlink() and link.resolve() == resolved):
+        link.unlink(missing_ok=True)
+        link.symlink_to(resolved, target_is_directory=True)
+    return link
+
 
 #: Backends of each pool of the local default.
 DEFAULT_POOL_BACKENDS: Mapping[str, tuple[str, ...]] = {
@@ -128,8 +209,8 @@ def local(
                 ),
                 interchange_launch_cmd=INTERCHANGE_CMD,
                 launch_cmd=WORKER_CMD,
-                heartbeat_period=5,
-                heartbeat_threshold=30,
+                heartbeat_period=HEARTBEAT_PERIOD,
+                heartbeat_threshold=HEARTBEAT_THRESHOLD,
             )
         )
     hub = None
@@ -145,7 +226,7 @@ def local(
         )
     config = Config(
         executors=executors,
-        run_dir=str(run_path / "parsl"),
+        run_dir=str(shell_safe_dir(run_path / "parsl")),
         monitoring=hub,
         strategy="simple",
         max_idletime=3600,
