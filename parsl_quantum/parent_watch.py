@@ -1,7 +1,8 @@
 """Run a Python module that stops when the process that started it is gone.
 
-``python -m parsl_quantum.parent_watch MODULE [ARG...]`` runs ``MODULE`` as ``__main__`` (like
-``python -m MODULE ARG...``) and sends itself SIGTERM as soon as its parent process exits.
+``python -m parsl_quantum.parent_watch [--unset NAME]... MODULE [ARG...]`` runs ``MODULE`` as
+``__main__`` (like ``python -m MODULE ARG...``, without the environment variables named by
+``--unset``) and sends itself SIGTERM as soon as its parent process exits.
 The local pools' interchanges are started this way
 (:data:`parsl_quantum.configs.local.INTERCHANGE_CMD`): a driver killed with SIGKILL cannot
 shut its pools down, and Parsl's interchange does not notice that its driver is gone; once the
@@ -33,9 +34,13 @@ def watch_parent(parent: int, period: float = PERIOD) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Watch the parent in a daemon thread and run ``argv[0]`` as ``__main__``."""
+    """Watch the parent in a daemon thread and run the module ``argv`` names as ``__main__``."""
+    argv = list(argv)
+    while len(argv) >= 2 and argv[0] == "--unset":
+        os.environ.pop(argv[1], None)
+        argv = argv[2:]
     if not argv:
-        raise SystemExit("usage: python -m parsl_quantum.parent_watch MODULE [ARG...]")
+        raise SystemExit("usage: python -m parsl_quantum.parent_watch [--unset NAME]... MODULE")
     threading.Thread(
         target=watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True
     ).start()

@@ -264,6 +264,92 @@ def test_a_run_directory_in_use_is_refused(
     assert not (run_dir / "template.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        (["observable=nan*ZZZZZZZZ"], ["nan*ZZZZZZZZ", "not finite"]),
+        (["observable=inf*ZZZZZZZZ,0.5*XXXXXXXX"], ["inf*ZZZZZZZZ", "not finite"]),
+        (["execution.seed=-5"], ["execution.seed", "minimum"]),
+        (["execution.shots=1.0e+23"], ["execution.shots", "maximum"]),
+        (["planner.memory_limit_gb=.inf"], ["planner.memory_limit_gb", "not a finite number"]),
+        (["planner.memory_limit_gb=.nan"], ["planner.memory_limit_gb", "not a finite number"]),
+        (["run.workers.cpu=100000"], ["run.workers.cpu", "force_workers"]),
+        (["circuit.qubits=2"], ["nothing to cut"]),
+        (["execution.seed=1", "execution.seed=2"], ["execution.seed", "set twice"]),
+    ],
+    ids=[
+        "nan-coefficient",
+        "inf-coefficient",
+        "negative-seed",
+        "huge-shots",
+        "inf-memory",
+        "nan-memory",
+        "too-many-workers",
+        "nothing-to-cut",
+        "duplicate-set",
+    ],
+)
+def test_rejected_before_any_task(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    overrides: list[str],
+    fragments: list[str],
+) -> None:
+    code, err, run_dir = run_cli(tmp_path, capsys, *overrides)
+    assert_rejected(code, err, run_dir, *fragments)
+
+
+@pytest.mark.parametrize("site", ["slurm", "pbs"])
+def test_unknown_batch_site_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], site: str
+) -> None:
+    code, err, run_dir = run_cli(
+        tmp_path, capsys, site={"name": site, "options": {"partitoin": "debug"}}
+    )
+    assert_rejected(code, err, run_dir, "site.options.partitoin", f"the {site} site", "accepted:")
+
+
+def test_zero_qubit_circuit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[0];\n'
+    code, err, run_dir = run_cli(tmp_path, capsys, circuit=qasm_circuit(tmp_path, empty))
+    assert_rejected(code, err, run_dir, "the circuit has no qubits")
+
+
+def test_binary_qasm_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "noise.qasm"
+    path.write_bytes(bytes(range(256)))
+    code, err, run_dir = run_cli(tmp_path, capsys, circuit={"qasm": str(path)})
+    assert_rejected(code, err, run_dir, str(path), "not text")
+
+
+def test_duplicate_yaml_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = tmp_path / "dup.yaml"
+    template.write_text(yaml.safe_dump(BASE) + "name: again\n")
+    code = cli.main(["run", str(template), "--run-dir", str(tmp_path / "run")])
+    assert_rejected(code, capsys.readouterr().err, tmp_path / "run", "duplicate key 'name'")
+
+
+def test_yaml_aliases_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A "billion laughs" document: nine levels of nine aliases each."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 10):
+        refs = ",".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    template = tmp_path / "laughs.yaml"
+    template.write_text("\n".join(lines) + "\n")
+    code = cli.main(["templates", "validate", str(template)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "aliases" in err, err
+
+
+def test_oversized_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = tmp_path / "big.yaml"
+    template.write_text(yaml.safe_dump(BASE) + "#" * (2 << 20) + "\n")
+    code = cli.main(["templates", "validate", str(template)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "larger than" in err, err
+
+
 # -- property-based: only documented errors ----------------------------------------------------
 
 SCALARS = (

@@ -33,12 +33,37 @@ if TYPE_CHECKING:
 #: Start the interchange with this interpreter, so pools work without the environment's
 #: ``bin/`` on ``PATH``, under :mod:`parsl_quantum.parent_watch`, so that it stops when its
 #: driver is gone (even killed with SIGKILL) and its worker pools then stop on their own.
+#: Credentials a driver may hold in its environment, and the backend name prefixes whose
+#: workers need each: other workers, and every interchange, start without them.
+SECRET_VARIABLES: Mapping[str, tuple[str, ...]] = {
+    "QISKIT_IBM_TOKEN": ("ibm:",),
+    "GLOBUS_COMPUTE_CLIENT_SECRET": (),
+}
+
 INTERCHANGE_CMD = [
     sys.executable,
     "-m",
     "parsl_quantum.parent_watch",
+    *(arg for name in SECRET_VARIABLES for arg in ("--unset", name)),
     "parsl.executors.high_throughput.interchange",
 ]
+
+
+def _worker_init(threads: str, backends: Sequence[str]) -> str:
+    """A pool's ``worker_init``: its thread variables, and the credentials it must not hold."""
+    withheld = secrets_withheld(backends)
+    lines = [threads, shlex.join(["unset", *withheld]) if withheld else ""]
+    return "\n".join(line for line in lines if line)
+
+
+def secrets_withheld(backends: Sequence[str]) -> list[str]:
+    """The :data:`SECRET_VARIABLES` that no backend in ``backends`` needs."""
+    return [
+        name
+        for name, prefixes in SECRET_VARIABLES.items()
+        if not any(b.startswith(prefix) for b in backends for prefix in prefixes)
+    ]
+
 
 #: The options of Parsl's worker pool, each with the placeholder HTEX fills in (documented with
 #: ``HighThroughputExecutor(launch_cmd=...)``); ``{{block_id}}`` is filled in per block.
@@ -155,6 +180,16 @@ def worker_threads(total_workers: int) -> str:
     return f"export {' '.join(f'{v}={share}' for v in unset)}" if unset else ""
 
 
+#: Local workers per core allowed without ``force_workers``.
+WORKERS_PER_CORE = 4
+
+
+def max_workers() -> int:
+    """The most workers one local pool may have unless forced: :data:`WORKERS_PER_CORE` per
+    core of this machine."""
+    return WORKERS_PER_CORE * (os.cpu_count() or 1)
+
+
 def local(
     run_dir: str | Path = "runinfo",
     pools: Sequence[str] = ("cpu", "qpu"),
@@ -164,6 +199,7 @@ def local(
     backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     monitoring: bool = True,
     reliability: Reliability | None = None,
+    force_workers: bool = False,
 ) -> Config:
     """The embedded local default: one HTEX pool per name in ``pools``.
 
@@ -176,10 +212,21 @@ def local(
     ``failure_rate`` or ``queue_delay``) in every pool that serves it. ``reliability`` installs
     retries, failover and checkpointing (:meth:`Reliability.apply
     <parsl_quantum.reliability.Reliability.apply>`; the Config's ``retry_handler`` keeps count).
+
+    A pool's ``workers`` may not exceed :func:`max_workers` (4 per core) unless
+    ``force_workers`` is set: every worker is a process of a few hundred MB.
     """
     run_path = Path(run_dir)
     run_path.mkdir(parents=True, exist_ok=True)
     workers = {"cpu": 2, "gpu": 1, "qpu": 1, **(workers or {})}
+    cap = max_workers()
+    for name in pools:
+        if workers.get(name, 1) > cap and not force_workers:
+            raise ValueError(
+                f"run.workers.{name}: {workers[name]} workers is more than {cap} "
+                f"({WORKERS_PER_CORE} per core here); set run.force_workers: true to start "
+                "them anyway"
+            )
     chosen = {**DEFAULT_POOL_BACKENDS, **{k: tuple(v) for k, v in (backends or {}).items()}}
     options = {canonical_name(k): dict(v) for k, v in (backend_options or {}).items()}
     served = {canonical_name(b) for p in pools if p in chosen for b in chosen[p]}
@@ -205,7 +252,17 @@ def local(
                 max_workers_per_node=workers.get(name, 1),
                 cores_per_worker=1e-6,
                 provider=LocalProvider(
-                    init_blocks=1, min_blocks=0, max_blocks=1, worker_init=threads
+                    init_blocks=1,
+                    min_blocks=0,
+                    max_blocks=1,
+                    worker_init="\n".join(
+                        line
+                        for line in (
+                            threads,
+                            shlex.join(["unset", *secrets_withheld(chosen[name])]),
+                        )
+                        if line and line != "unset"
+                    ),
                 ),
                 interchange_launch_cmd=INTERCHANGE_CMD,
                 launch_cmd=WORKER_CMD,

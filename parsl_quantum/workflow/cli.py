@@ -83,11 +83,14 @@ def _site_config(template: Template, run_dir: Path, monitoring: bool) -> Any:
             template.pools,
             workers=workers,
             monitoring=monitoring,
+            force_workers=bool(template.data.get("run", {}).get("force_workers", False)),
             **_local_options(options),
         )
     if site["name"] in ("slurm", "pbs"):
-        from parsl_quantum.configs.clusters import ClusterPool
+        from parsl_quantum.configs.clusters import ClusterPool, check_site_options
         from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS
+
+        check_site_options(site["name"], options)
 
         pools = {
             p: ClusterPool(backends=DEFAULT_POOL_BACKENDS.get(p, ("aer",))) for p in template.pools

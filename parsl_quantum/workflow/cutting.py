@@ -40,6 +40,11 @@ from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo i
 from parsl_quantum.workflow.circuits import CIRCUIT_SCHEMA, circuit_from_spec, parse_observable
 from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
 
+#: The most shots a cutting job takes (spread over all its subexperiments).
+MAX_SHOTS = 10**9
+#: Seeds are non-negative and fit in 32 bits (each task's seed is derived from it).
+MAX_SEED = 2**32 - 1
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "properties": {
         "circuit": CIRCUIT_SCHEMA,
@@ -60,8 +65,8 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "mode": {"enum": ["auto", "exact", "sampled"]},
-                "shots": {"type": "integer", "minimum": 1},
-                "seed": {"type": "integer"},
+                "shots": {"type": "integer", "minimum": 1, "maximum": MAX_SHOTS},
+                "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
                 "reference": {"enum": ["auto", "always", "never"]},
                 "failover": {"type": "boolean"},
             },
@@ -408,6 +413,8 @@ def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult])
         "reason": plan.reason,
         "cost_model": plan.model_source,
         "predicted_makespan": chosen.makespan,
+        # the dispatcher's moves, as plan.json records them
+        "failovers": [asdict(f) for f in plan.execution.failovers] if plan.execution else [],
     }
 
 
@@ -489,6 +496,12 @@ def prepare(
         memory_limit_gb=planner.get("memory_limit_gb", 8.0),
         wire_cuts=planner.get("wire_cuts", True),
     )
+    if not plan.chosen.problem.cuts:
+        raise ValueError(
+            f"planner.max_subcircuit_qubits: the {circuit.num_qubits}-qubit circuit fits in "
+            f"pieces of {planner['max_subcircuit_qubits']} qubits uncut: nothing to cut "
+            "(give it more qubits or lower max_subcircuit_qubits)"
+        )
     return Prepared(
         circuit,
         observable,
