@@ -350,6 +350,31 @@ def test_oversized_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 2 and err.count("\n") == 1 and "larger than" in err, err
 
 
+def test_ibm_backend_without_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parsl_quantum.backends.ibm import ibm_credentials_available
+
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    if ibm_credentials_available():
+        pytest.skip("an IBM Quantum account is saved on this machine")
+    site = {"name": "local", "options": {"backends": {"qpu": ["ibm:ibm_fez"]}}}
+    code, err, run_dir = run_cli(tmp_path, capsys, site=site)
+    assert_rejected(code, err, run_dir, "'ibm:ibm_fez' needs IBM Quantum credentials")
+
+
+def test_planning_problem_too_large(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gates = "".join(f"cx q[{i}],q[{i + 1}];\n" for i in range(499))
+    ghz = f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[500];\nh q[0];\n{gates}'
+    code, err, run_dir = run_cli(
+        tmp_path,
+        capsys,
+        circuit=qasm_circuit(tmp_path, ghz),
+        planner={"max_subcircuit_qubits": 10},
+    )
+    assert_rejected(code, err, run_dir, "too large to plan", "raise max_subcircuit_qubits")
+
+
 # -- property-based: only documented errors ----------------------------------------------------
 
 SCALARS = (

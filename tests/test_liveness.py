@@ -12,19 +12,23 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import networkx as nx
 import parsl
 import psutil
 import pytest
+from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 from parsl.dataflow.memoization import BasicMemoizer
+from parsl.executors import ThreadPoolExecutor
 
 from parsl_quantum import configs
 from parsl_quantum.configs import pool_infos
 from parsl_quantum.planner.calibrate import wait_for_workers
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients
-from parsl_quantum.planner.dispatch import DispatchError
+from parsl_quantum.planner.dispatch import Dispatcher, DispatchError
 from parsl_quantum.planner.plan import plan_workload
 from parsl_quantum.workflow.circuits import parse_observable, qaoa_circuit
+from parsl_quantum.workflow.context import PoolInfo
 from parsl_quantum.workflow.cutting import execute_plan, reconstruct, reference_value
 from parsl_quantum.workflow.rundir import shut_down
 
@@ -99,3 +103,31 @@ def test_work_with_no_pool_left_is_one_error_not_a_hang(tmp_path) -> None:
         pools, _, _, plan = gpu_first_plan(dfk, ["gpu"])
         with pytest.raises(DispatchError, match="no pool left to run .*gpu lost"):
             execute_plan(plan, pools, "exact", 2000, None, lost_after=2.0)
+
+
+def reject_input(rows: int) -> float:
+    """A task that fails on its input, the same way wherever it runs."""
+    raise ValueError(f"rows must be positive, got {rows}")
+
+
+def test_a_task_failing_on_bad_input_is_not_moved_or_retried(tmp_path) -> None:
+    """Two real pools (Parsl thread pools); the task's ValueError ends the dispatch on its
+    first attempt instead of being tried on the other pool."""
+    config = Config(
+        executors=[ThreadPoolExecutor(label="cpu"), ThreadPoolExecutor(label="gpu")],
+        run_dir=str(tmp_path),
+    )
+    graph = nx.DiGraph()
+    graph.add_node("evaluate:0:0", kind="evaluate", pool_costs={"cpu": 1.0, "gpu": 2.0}, rank=1)
+    pools = {
+        name: PoolInfo(name, ("aer",), 1, "cpu-sim", 30, True, accepts_spec=False)
+        for name in ("cpu", "gpu")
+    }
+    app = {name: parsl.python_app(reject_input, executors=[name]) for name in pools}
+    with parsl.load(config):
+        dispatcher = Dispatcher(graph, pools, lambda node, pool: app[pool](-1))
+        with pytest.raises(DispatchError, match="ValueError: rows must be positive"):
+            dispatcher.run()
+    parsl.clear()
+    attempts = dispatcher.report.tasks["evaluate:0:0"].attempts
+    assert [a.pool for a in attempts] == ["cpu"] and attempts[0].outcome.startswith("failed")

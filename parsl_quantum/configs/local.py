@@ -24,6 +24,7 @@ from parsl_quantum.backends import (
     canonical_name,
     get_backend,
 )
+from parsl_quantum.backends.ibm import ibm_credentials_available
 from parsl_quantum.executors import QPUHighThroughputExecutor
 from parsl_quantum.workflow.context import PoolInfo
 
@@ -234,6 +235,12 @@ def local(
     if stray:
         raise ValueError(f"backend_options for {stray[0]!r}, which no pool here serves")
     threads = worker_threads(sum(workers.get(n, 1) for n in pools))
+    ibm = sorted({b for p in pools for b in chosen.get(p, ()) if b.startswith("ibm:")})
+    if ibm and not ibm_credentials_available():
+        raise ValueError(
+            f"backend {ibm[0]!r} needs IBM Quantum credentials: set QISKIT_IBM_TOKEN or save an "
+            "account with QiskitRuntimeService.save_account()"
+        )
     executors: list[ParslExecutor] = []
     for name in pools:
         if name == "gpu" and not gpu_available() and "gpu" not in (backends or {}):
@@ -318,7 +325,11 @@ def pool_infos(config: Config) -> dict[str, PoolInfo]:
     infos: dict[str, PoolInfo] = {}
     for ex in config.executors:
         names = tuple(getattr(ex, "backends", ("aer",)))
-        specs: list[BackendSpec] = list(getattr(ex, "backend_specs", {}).values())
+        try:
+            specs: list[BackendSpec] = list(getattr(ex, "backend_specs", {}).values())
+        except Exception as exc:  # a device asked over the network: no credentials, no network
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"pool {ex.label!r}: cannot reach its backends: {first}") from None
         if not specs:
             for n in names:
                 try:

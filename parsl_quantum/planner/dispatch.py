@@ -17,7 +17,9 @@ the pool with the earliest predicted finish given live capacity:
   lost in the same time, and one whose interchange process has exited is lost at once; a task
   left with no pool that may run it ends the dispatch with a :class:`DispatchError` instead of
   waiting for ever; a pool whose tasks fail ``max_failures`` times in a row is unhealthy and
-  gets no more work; failed tasks are resubmitted to another pool that may run them.
+  gets no more work; failed tasks are resubmitted to another pool that may run them, except
+  those that failed on bad input (a permanent ``ValueError`` or ``TypeError``), which would fail
+  the same way anywhere and end the dispatch at once.
 
 Which pools may run a task is the plan's decision (the task's ``pool_costs``): wide enough,
 and exact when the run must be exact, so exact-only work never fails over to a sampled-only
@@ -42,6 +44,7 @@ import networkx as nx
 
 from parsl_quantum.planner.plan import upward_ranks
 from parsl_quantum.reliability.failover import Failover as Move
+from parsl_quantum.reliability.retry import Verdict, classify
 from parsl_quantum.workflow.context import PoolInfo
 
 #: Submits one task to one pool and returns its future (``submit(node, pool)``).
@@ -466,6 +469,9 @@ class Dispatcher:
             if attempt.outcome != "running":
                 return  # an abandoned attempt failing later changes nothing
             attempt.outcome = f"failed: {type(exc).__name__}: {exc}"[:300]
+            if isinstance(exc, ValueError | TypeError) and classify(exc) is Verdict.PERMANENT:
+                # bad input fails the same way on every pool: no point moving it
+                raise DispatchError(f"{node} failed: {type(exc).__name__}: {exc}")
             self._failed(attempt.pool, attempt.outcome)
             self._avoid[node].add(attempt.pool)
             if self._is_ready(node):

@@ -67,12 +67,14 @@ class Safeguards:
 
     def record(self, configuration: dict[str, Any]) -> None:
         """Add to a result's ``configuration``: ``retries`` (retried tries per pool),
-        ``failovers`` (appended to any the runner recorded itself) and, when resuming,
+        ``failovers`` (the moves the runner recorded itself - the dispatcher's, as
+        ``plan.json`` has them - or, when it recorded none, the retry handler's: both see the
+        same lost tasks, so listing both would count each move twice) and, when resuming,
         ``reused_from_checkpoint`` (tasks whose results came from checkpoints) and
         ``dropped_from_checkpoint`` (records that did not verify, so their tasks ran again)."""
         configuration["retries"] = dict(sorted(self.handler.retried.items()))
         moves = self.handler.failover.records() if self.handler.failover else []
-        configuration["failovers"] = [*configuration.get("failovers", []), *moves]
+        configuration["failovers"] = list(configuration.get("failovers") or moves)
         if self.resumed and self.memoizer is not None:
             configuration["reused_from_checkpoint"] = self.memoizer.reused
             configuration["dropped_from_checkpoint"] = self.memoizer.dropped
