@@ -1,6 +1,7 @@
 """No orphans: the worker pools of a driver killed with SIGKILL exit on their own (its
-interchange stops with it, the pools miss its heartbeat), and a driver sent SIGTERM stops with
-one line, shuts its pools down and leaves a checkpoint that ``--resume`` finishes from.
+interchange stops with it, the pools miss its heartbeat), and a driver sent SIGTERM or Ctrl-C
+stops with one line, shuts its pools down and leaves a checkpoint that ``--resume`` finishes
+from.
 
 The driver is a real ``parsl-quantum run`` of a small job on the slow fake QPU; its processes are
 found with psutil: its own descendants, and the worker pools its provider detached (they name
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from test_reliability_cli import CLI, checkpointed, template, wait_until
 
 #: How long the test waits for the last process before calling it a hang (not a timing check).
@@ -87,10 +89,13 @@ def test_worker_pools_of_a_driver_killed_with_sigkill_exit_on_their_own(tmp_path
     print(f"\n{len(processes)} processes of the killed driver gone {gone_after:.1f}s after SIGKILL")
 
 
-def test_sigterm_stops_the_run_with_one_line_and_resume_finishes_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_ends_the_run_with_one_line_and_resume_finishes_it(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     proc, run_dir = start_run(tmp_path)
     processes = family(psutil.Process(proc.pid), run_dir)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err.decode()
     # progress lines of --quiet aside, one line says what happened and how to go on

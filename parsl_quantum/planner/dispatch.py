@@ -320,11 +320,18 @@ class Dispatcher:
 
     def _check_stranded(self) -> None:
         """End the dispatch when a waiting task has no pool left that may run it (every one
-        allowed is lost or unhealthy): waiting would never end."""
+        allowed is lost or unhealthy): waiting would never end. A task allowed on a pool whose
+        executor is in a bad state is waited for: Parsl fails that pool's tasks, or the retry
+        handler's failover moves them, and either ends the wait."""
         if not any(p.lost for p in self.pools.values()):
             return
         for node in self._queued:
-            if not self._usable(node):
+            handled = any(
+                getattr(self.pools[pool].executor, "bad_state_is_set", False)
+                for pool in self.graph.nodes[node]["pool_costs"]
+                if pool in self.pools
+            )
+            if not handled and not self._usable(node):
                 lost = [p for p in self.graph.nodes[node]["pool_costs"] if p in self.pools]
                 raise DispatchError(
                     f"no pool left to run {node}: "
