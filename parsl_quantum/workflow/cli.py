@@ -272,7 +272,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     timings["startup"] = startup
     timings["total"] = time.perf_counter() - started
     result["run_dir"] = str(run_dir)
-    text = json.dumps(result, indent=2, default=float, allow_nan=False)
+    try:
+        text = json.dumps(result, indent=2, default=float, allow_nan=False)
+    except ValueError:  # a NaN or infinity somewhere in the result: not valid JSON
+        print("parsl-quantum: run failed: the result holds a non-finite number", file=sys.stderr)
+        return EXIT_FAILED
     (run_dir / "result.json").write_text(text)
     if args.json:
         Path(args.json).write_text(text)
