@@ -9,6 +9,8 @@ validation: only the documented error types may come out.
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from parsl.executors.errors import InvalidResourceSpecification
 from parsl_quantum.backends import DEFAULT_FAKE_QPU, BackendSpec
 from parsl_quantum.executors import ACCEPTED_KEYS, QPUHighThroughputExecutor, select_backends
 from parsl_quantum.workflow import cli
+from parsl_quantum.workflow.rundir import claim_run_dir
 from parsl_quantum.workflow.template import (
     API_VERSION,
     TemplateError,
@@ -65,13 +68,18 @@ mystery q[0],q[1],q[2];
 
 
 def run_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], *overrides: str, **changes: Any
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    *overrides: str,
+    cli_options: Sequence[str] = (),
+    **changes: Any,
 ) -> tuple[int, str, Path]:
-    """Write BASE updated with ``changes`` to a template, run it with ``--set overrides``."""
+    """Write BASE updated with ``changes`` to a template, run it with ``--set overrides`` (and
+    ``cli_options`` after them)."""
     template = tmp_path / "template.yaml"
     template.write_text(yaml.safe_dump({**BASE, **changes}))
     run_dir = tmp_path / "run"
-    argv = ["run", str(template), "--run-dir", str(run_dir), "--quiet"]
+    argv = ["run", str(template), "--run-dir", str(run_dir), "--quiet", *cli_options]
     for item in overrides:
         argv += ["--set", item]
     code = cli.main(argv)
@@ -200,6 +208,169 @@ def test_resume_of_a_directory_that_is_not_a_run(
 ) -> None:
     code = cli.main(["run", "--resume", str(tmp_path)])
     assert_rejected(code, capsys.readouterr().err, tmp_path, "not a run directory")
+
+
+def test_json_path_that_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, run_dir = run_cli(tmp_path, capsys, cli_options=["--json", str(tmp_path)])
+    assert_rejected(code, err, run_dir, "--json", "is a directory")
+
+
+def test_json_path_in_a_missing_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "no" / "such" / "result.json"
+    code, err, run_dir = run_cli(tmp_path, capsys, cli_options=["--json", str(target)])
+    assert_rejected(code, err, run_dir, "--json", "does not exist")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_json_path_in_a_read_only_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, err, run_dir = run_cli(
+            tmp_path, capsys, cli_options=["--json", str(locked / "r.json")]
+        )
+    finally:
+        locked.chmod(0o700)
+    assert_rejected(code, err, run_dir, "--json", "cannot write")
+
+
+def test_a_finished_runs_directory_is_not_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "template.yaml").write_text("earlier: run\n")
+    (run_dir / "result.json").write_text('{"value": 0.0125}')
+    code, err, _ = run_cli(tmp_path, capsys)
+    assert_rejected(code, err, run_dir, "holds a finished run", "--resume")
+    assert (run_dir / "template.yaml").read_text() == "earlier: run\n"
+    assert (run_dir / "result.json").read_text() == '{"value": 0.0125}'
+
+
+def test_a_run_directory_in_use_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    holder = claim_run_dir(tmp_path / "run", resume=False)
+    try:
+        code, err, run_dir = run_cli(tmp_path, capsys)
+    finally:
+        holder.release()
+    assert_rejected(code, err, run_dir, "in use by another run", f"pid {os.getpid()}")
+    assert not (run_dir / "template.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        (["observable=nan*ZZZZZZZZ"], ["nan*ZZZZZZZZ", "not finite"]),
+        (["observable=inf*ZZZZZZZZ,0.5*XXXXXXXX"], ["inf*ZZZZZZZZ", "not finite"]),
+        (["execution.seed=-5"], ["execution.seed", "minimum"]),
+        (["execution.shots=1.0e+23"], ["execution.shots", "maximum"]),
+        (["planner.memory_limit_gb=.inf"], ["planner.memory_limit_gb", "not a finite number"]),
+        (["planner.memory_limit_gb=.nan"], ["planner.memory_limit_gb", "not a finite number"]),
+        (["run.workers.cpu=100000"], ["run.workers.cpu", "force_workers"]),
+        (["execution.seed=1", "execution.seed=2"], ["execution.seed", "set twice"]),
+    ],
+    ids=[
+        "nan-coefficient",
+        "inf-coefficient",
+        "negative-seed",
+        "huge-shots",
+        "inf-memory",
+        "nan-memory",
+        "too-many-workers",
+        "duplicate-set",
+    ],
+)
+def test_rejected_before_any_task(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    overrides: list[str],
+    fragments: list[str],
+) -> None:
+    code, err, run_dir = run_cli(tmp_path, capsys, *overrides)
+    assert_rejected(code, err, run_dir, *fragments)
+
+
+@pytest.mark.parametrize("site", ["slurm", "pbs"])
+def test_unknown_batch_site_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], site: str
+) -> None:
+    code, err, run_dir = run_cli(
+        tmp_path, capsys, site={"name": site, "options": {"partitoin": "debug"}}
+    )
+    assert_rejected(code, err, run_dir, "site.options.partitoin", f"the {site} site", "accepted:")
+
+
+def test_zero_qubit_circuit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[0];\n'
+    code, err, run_dir = run_cli(tmp_path, capsys, circuit=qasm_circuit(tmp_path, empty))
+    assert_rejected(code, err, run_dir, "the circuit has no qubits")
+
+
+def test_binary_qasm_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "noise.qasm"
+    path.write_bytes(bytes(range(256)))
+    code, err, run_dir = run_cli(tmp_path, capsys, circuit={"qasm": str(path)})
+    assert_rejected(code, err, run_dir, str(path), "not text")
+
+
+def test_duplicate_yaml_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = tmp_path / "dup.yaml"
+    template.write_text(yaml.safe_dump(BASE) + "name: again\n")
+    code = cli.main(["run", str(template), "--run-dir", str(tmp_path / "run")])
+    assert_rejected(code, capsys.readouterr().err, tmp_path / "run", "duplicate key 'name'")
+
+
+def test_yaml_aliases_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A "billion laughs" document: nine levels of nine aliases each."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 10):
+        refs = ",".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    template = tmp_path / "laughs.yaml"
+    template.write_text("\n".join(lines) + "\n")
+    code = cli.main(["templates", "validate", str(template)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "aliases" in err, err
+
+
+def test_oversized_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = tmp_path / "big.yaml"
+    template.write_text(yaml.safe_dump(BASE) + "#" * (2 << 20) + "\n")
+    code = cli.main(["templates", "validate", str(template)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "larger than" in err, err
+
+
+def test_ibm_backend_without_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parsl_quantum.backends.ibm import ibm_credentials_available
+
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    if ibm_credentials_available():
+        pytest.skip("an IBM Quantum account is saved on this machine")
+    site = {"name": "local", "options": {"backends": {"qpu": ["ibm:ibm_fez"]}}}
+    code, err, run_dir = run_cli(tmp_path, capsys, site=site)
+    assert_rejected(code, err, run_dir, "'ibm:ibm_fez' needs IBM Quantum credentials")
+
+
+def test_planning_problem_too_large(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gates = "".join(f"cx q[{i}],q[{i + 1}];\n" for i in range(499))
+    ghz = f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[500];\nh q[0];\n{gates}'
+    code, err, run_dir = run_cli(
+        tmp_path,
+        capsys,
+        circuit=qasm_circuit(tmp_path, ghz),
+        planner={"max_subcircuit_qubits": 10},
+    )
+    assert_rejected(code, err, run_dir, "too large to plan", "raise max_subcircuit_qubits")
 
 
 # -- property-based: only documented errors ----------------------------------------------------

@@ -1,5 +1,5 @@
 """Reliability building blocks without running pools: which failures are retried, backoff,
-content hashes for the memoizer, checkpoint repair, failover targets and pool-down detection,
+content hashes for the memoizer, failover targets and pool-down detection,
 and what ``Reliability.apply`` installs on a Config."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from parsl.dataflow.memoization import BasicMemoizer, id_for_memo, make_hash
+from parsl.dataflow.memoization import id_for_memo, make_hash
 from parsl.executors.errors import BadStateException, InvalidResourceSpecification
 from parsl.executors.high_throughput.errors import ManagerLost, WorkerLost
 from parsl.jobs.errors import TooManyJobFailuresError
@@ -34,9 +34,7 @@ from parsl_quantum.reliability import (
     RetryHandler,
     Verdict,
     classify,
-    resumable_checkpoints,
 )
-from parsl_quantum.reliability.checkpoint import repair
 from parsl_quantum.workflow.circuits import CircuitError, efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.context import PoolInfo
 
@@ -121,23 +119,6 @@ def test_task_hash_is_stable_for_equal_arguments() -> None:
 
     assert make_hash(record(_programs(1), 7)) == make_hash(record(_programs(1), 7))
     assert make_hash(record(_programs(1), 7)) != make_hash(record(_programs(1), 8))
-
-
-def test_a_torn_checkpoint_is_repaired_and_loads(tmp_path: Path) -> None:
-    run = tmp_path / "parsl"
-    checkpoint = run / "000" / "checkpoint"
-    checkpoint.mkdir(parents=True)
-    (run / "001").mkdir()  # a later run that checkpointed nothing
-    with (checkpoint / "tasks.pkl").open("wb") as fh:
-        for i in range(3):
-            pickle.dump({"hash": f"h{i}", "exception": None, "result": i}, fh)
-        torn = pickle.dumps({"hash": "h3", "exception": None, "result": list(range(100))})
-        fh.write(torn[: len(torn) // 2])
-    dirs = resumable_checkpoints(run)
-    assert dirs == [str(checkpoint.resolve())]
-    assert repair(checkpoint) == 3
-    table = BasicMemoizer().load_checkpoints(dirs)
-    assert {k: f.result() for k, f in table.items()} == {"h0": 0, "h1": 1, "h2": 2}
 
 
 def _info(label: str, kind: str, width: int, workers: int = 1) -> PoolInfo:

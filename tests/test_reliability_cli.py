@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import pty
 import signal
 import sqlite3
@@ -25,6 +24,7 @@ import yaml
 
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients
+from parsl_quantum.reliability.checkpoint import read_records
 from parsl_quantum.workflow.report import load_report
 
 CLI = [sys.executable, "-m", "parsl_quantum.workflow.cli"]
@@ -152,6 +152,9 @@ def test_qpu_block_killed_mid_run_fails_over_when_the_template_allows_it(tmp_pat
     result = json.loads((run_dir / "result.json").read_text())
     moves = result["configuration"]["failovers"]
     assert moves and all((m["from_pool"], m["to_pool"]) == ("qpu", "cpu") for m in moves)
+    # the dispatcher's moves that plan.json records are in the result too
+    planned = json.loads((run_dir / "plan.json").read_text())["dispatch"]["failovers"]
+    assert all(move in moves for move in planned)
     assert b"pool qpu is down, moved to pool cpu" in err
     assert abs(result["value"] - result["reference"]) < 5 * result["std_error"] + 0.1
     report = load_report(run_dir)
@@ -177,15 +180,9 @@ def checkpointed(run_dir: Path) -> set[str]:
     """Hashes of the tasks the first Parsl run in ``run_dir`` checkpointed (a torn last record
     of a running writer is ignored)."""
     path = run_dir / "parsl" / "000" / "checkpoint" / "tasks.pkl"
-    hashes: set[str] = set()
     if not path.exists():
-        return hashes
-    with path.open("rb") as fh:
-        while True:
-            try:
-                hashes.add(pickle.load(fh)["hash"])
-            except Exception:
-                return hashes
+        return set()
+    return {record.hash for record in read_records(path)[0]}
 
 
 def kill_run(proc: subprocess.Popen[bytes], run_dir: Path) -> None:
@@ -264,3 +261,39 @@ def test_driver_killed_mid_run_resumes_without_recomputing(tmp_path: Path) -> No
     expected = json.loads((tmp_path / "whole" / "result.json").read_text())
     assert result["value"] == pytest.approx(expected["value"], rel=1e-12, abs=1e-15)
     assert result["std_error"] == pytest.approx(expected["std_error"], rel=1e-12)
+
+
+def test_a_corrupted_checkpoint_is_dropped_and_recomputed_on_resume(tmp_path: Path) -> None:
+    path = template(tmp_path, "corrupt", {})
+    run_dir = tmp_path / "run"
+    first = subprocess.run(
+        [*CLI, "run", str(path), "--run-dir", str(run_dir), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert first.returncode == 0, first.stderr
+    expected = json.loads((run_dir / "result.json").read_text())
+    tasks = run_dir / "parsl" / "000" / "checkpoint" / "tasks.pkl"
+    data = bytearray(tasks.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = b"\x7f" * 64
+    tasks.write_bytes(bytes(data))
+
+    resumed = subprocess.run(
+        [*CLI, "run", "--resume", str(run_dir), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads((run_dir / "result.json").read_text())
+    config = result["configuration"]
+    assert config["dropped_from_checkpoint"] >= 1
+    assert config["reused_from_checkpoint"] == result["tasks"] - config["dropped_from_checkpoint"]
+    assert "dropped from checkpoint" in resumed.stdout
+    assert result["value"] == pytest.approx(expected["value"], rel=1e-12, abs=1e-15)
+    second = final_states(run_dir)[-1]
+    assert second.get("exec_done") == config["dropped_from_checkpoint"]

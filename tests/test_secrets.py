@@ -14,12 +14,15 @@ import sys
 from pathlib import Path
 
 import parsl
+import psutil
 import pytest
 import yaml
 from parsl.serialize import pack_apply_message
 
 from parsl_quantum.backends import get_backend
-from parsl_quantum.configs import local
+from parsl_quantum.configs import local, pool_infos
+from parsl_quantum.configs.local import secrets_withheld
+from parsl_quantum.planner.calibrate import wait_for_workers
 from parsl_quantum.reliability import Reliability
 from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.cutting import cut_and_run
@@ -96,3 +99,37 @@ def test_no_canary_in_task_payloads(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not leaks(pickle.dumps(ibm))
     with pytest.raises(ValueError, match="tokens are never passed as options"):
         get_backend("ibm:ibm_canary", token=CANARIES["QISKIT_IBM_TOKEN"])
+
+
+def test_credentials_reach_only_the_workers_that_need_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU pool's workers and every interchange start without the IBM token and the Globus
+    secret; a pool serving an IBM backend keeps the token (it is the only one that needs it)."""
+    for name, value in CANARIES.items():
+        monkeypatch.setenv(name, value)
+    config = local(tmp_path, ("cpu", "qpu"), monitoring=False)
+    assert secrets_withheld(["ibm:ibm_fez", "aer"]) == ["GLOBUS_COMPUTE_CLIENT_SECRET"]
+    with parsl.load(config) as dfk:
+        wait_for_workers(pool_infos(config))
+        interchanges = [
+            psutil.Process(ex.interchange_proc.pid)
+            for ex in dfk.executors.values()
+            if getattr(ex, "interchange_proc", None) is not None
+        ]
+        pools = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if any(str(tmp_path) in arg for arg in p.info["cmdline"] or [])
+            and "process_worker_pool" in " ".join(p.info["cmdline"] or [])
+        ]
+        workers = pools + [c for p in pools for c in p.children(recursive=True)]
+        environments = [(p, p.environ()) for p in interchanges + workers]
+    parsl.clear()
+    assert interchanges and pools and len(workers) > len(pools)
+    readable = [(proc, env) for proc, env in environments if env]  # not a process just gone
+    assert len(readable) >= len(interchanges) + len(pools)
+    for proc, env in readable:
+        assert "QISKIT_IBM_TOKEN" not in env, proc.cmdline()
+        assert "GLOBUS_COMPUTE_CLIENT_SECRET" not in env, proc.cmdline()
+        assert env.get("GLOBUS_COMPUTE_CLIENT_ID") == CANARIES["GLOBUS_COMPUTE_CLIENT_ID"]

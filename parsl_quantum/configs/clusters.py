@@ -221,3 +221,32 @@ def pbs(
         monitoring,
         "",  # Parsl's job names: PBS refuses names that do not start with a letter
     )
+
+
+#: The ``site.options`` each batch site takes (the keyword arguments of :func:`slurm` and
+#: :func:`pbs` a template may set), with their types.
+SITE_OPTIONS: Mapping[str, Mapping[str, type]] = {
+    "slurm": {"partition": str, "account": str, "qos": str, "worker_init": str},
+    "pbs": {
+        "queue": str,
+        "account": str,
+        "cpus_per_node": int,
+        "select_options": str,
+        "worker_init": str,
+    },
+}
+
+
+def check_site_options(site: str, options: Mapping[str, object]) -> None:
+    """Raise ``ValueError`` (one line, naming the option and the accepted ones) for an option
+    the ``site`` does not take or a value of the wrong type."""
+    accepted = SITE_OPTIONS[site]
+    for key, value in options.items():
+        if key not in accepted:
+            raise ValueError(
+                f"site.options.{key}: unknown option of the {site} site "
+                f"(accepted: {', '.join(accepted)})"
+            )
+        kind = accepted[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"site.options.{key}: expected {kind.__name__}, got {value!r}")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shlex
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from parsl.config import Config
 from parsl.executors.base import ParslExecutor
-from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 from parsl.monitoring import MonitoringHub
 from parsl.providers import LocalProvider
 
@@ -22,6 +24,7 @@ from parsl_quantum.backends import (
     canonical_name,
     get_backend,
 )
+from parsl_quantum.backends.ibm import ibm_credentials_available
 from parsl_quantum.configs.guard import require_main_guard
 from parsl_quantum.executors import QPUHighThroughputExecutor
 from parsl_quantum.workflow.context import PoolInfo
@@ -29,14 +32,118 @@ from parsl_quantum.workflow.context import PoolInfo
 if TYPE_CHECKING:
     from parsl_quantum.reliability import Reliability
 
-#: Start the interchange and workers with this interpreter, so pools work without the
-#: environment's ``bin/`` on ``PATH``.
-INTERCHANGE_CMD = [sys.executable, "-m", "parsl.executors.high_throughput.interchange"]
-WORKER_CMD = DEFAULT_LAUNCH_CMD.replace(
-    "process_worker_pool.py",
-    f"{sys.executable} -m parsl.executors.high_throughput.process_worker_pool",
-    1,
+#: Start the interchange with this interpreter, so pools work without the environment's
+#: ``bin/`` on ``PATH``, under :mod:`parsl_quantum.parent_watch`, so that it stops when its
+#: driver is gone (even killed with SIGKILL) and its worker pools then stop on their own.
+#: Credentials a driver may hold in its environment, and the backend name prefixes whose
+#: workers need each: other workers, and every interchange, start without them.
+SECRET_VARIABLES: Mapping[str, tuple[str, ...]] = {
+    "QISKIT_IBM_TOKEN": ("ibm:",),
+    "GLOBUS_COMPUTE_CLIENT_SECRET": (),
+}
+
+INTERCHANGE_CMD = [
+    sys.executable,
+    "-m",
+    "parsl_quantum.parent_watch",
+    *(arg for name in SECRET_VARIABLES for arg in ("--unset", name)),
+    "parsl.executors.high_throughput.interchange",
+]
+
+
+def _worker_init(threads: str, backends: Sequence[str]) -> str:
+    """A pool's ``worker_init``: its thread variables, and the credentials it must not hold."""
+    withheld = secrets_withheld(backends)
+    lines = [threads, shlex.join(["unset", *withheld]) if withheld else ""]
+    return "\n".join(line for line in lines if line)
+
+
+def secrets_withheld(backends: Sequence[str]) -> list[str]:
+    """The :data:`SECRET_VARIABLES` that no backend in ``backends`` needs."""
+    return [
+        name
+        for name, prefixes in SECRET_VARIABLES.items()
+        if not any(b.startswith(prefix) for b in backends for prefix in prefixes)
+    ]
+
+
+#: The options of Parsl's worker pool, each with the placeholder HTEX fills in (documented with
+#: ``HighThroughputExecutor(launch_cmd=...)``); ``{{block_id}}`` is filled in per block.
+WORKER_OPTIONS = (
+    "{debug}",
+    "{max_workers_per_node}",
+    "-a {addresses}",
+    "-p {prefetch_capacity}",
+    "-c {cores_per_worker}",
+    "-m {mem_per_worker}",
+    "--poll {poll_period}",
+    "--port={worker_port}",
+    "--cert_dir {cert_dir}",
+    "--logdir={logdir}",
+    "--logconf={logconf}",
+    "--block_id={{block_id}}",
+    "--hb_period={heartbeat_period}",
+    "{address_probe_timeout_string}",
+    "--hb_threshold={heartbeat_threshold}",
+    "--drain_period={drain_period}",
+    "--cpu-affinity {cpu_affinity}",
+    "{enable_mpi_mode}",
+    "--mpi-launcher={mpi_launcher}",
+    "--available-accelerators {accelerators}",
 )
+
+
+def worker_launch_cmd(python: str = sys.executable) -> str:
+    """The shell command that starts a local worker pool: ``python`` (quoted for the shell)
+    running Parsl's ``process_worker_pool`` module with :data:`WORKER_OPTIONS`.
+
+    HTEX formats the command twice (options, then the block id), so braces in the quoted
+    interpreter path are escaped for both. The paths HTEX fills in (its log directory, and the
+    certificate and logging-configuration files inside it) lie in Parsl's run directory, which
+    :func:`local` keeps at a path the shell needs no quoting for (:func:`shell_safe_dir`).
+    """
+    program = shlex.join([python, "-m", "parsl.executors.high_throughput.process_worker_pool"])
+    program = program.replace("{", "{{{{").replace("}", "}}}}")
+    return " ".join((program, *WORKER_OPTIONS))
+
+
+WORKER_CMD = worker_launch_cmd()
+
+#: Heartbeats between the interchange and the worker pools (seconds): a worker pool whose
+#: interchange is gone exits after ``HEARTBEAT_THRESHOLD`` seconds without contact, so pools of
+#: a killed driver are gone within about ``HEARTBEAT_THRESHOLD + HEARTBEAT_PERIOD`` seconds.
+HEARTBEAT_PERIOD = 5
+HEARTBEAT_THRESHOLD = 20
+
+
+def shell_safe_dir(path: Path) -> Path:
+    """``path`` itself when its absolute form needs no shell quoting, else a shell-safe
+    symbolic link to it (in a per-user directory under the system's temporary directory).
+
+    Parsl's ``LocalProvider`` and HTEX put paths inside its run directory into shell commands
+    unquoted (the submit script, the worker log directory), so a run directory with a space or
+    a non-ASCII character would keep every worker from starting; the link gives them a path
+    that needs no quoting, while the files stay in ``path``.
+    """
+    resolved = path.resolve()
+    if shlex.quote(str(resolved)) == str(resolved):
+        return path
+    links = Path(tempfile.gettempdir()).resolve() / f"parsl-quantum-{os.getuid()}"
+    if shlex.quote(str(links)) != str(links):
+        raise ValueError(
+            f"run directory {path} needs shell quoting, and so does the temporary directory "
+            f"{links.parent}: set TMPDIR to a path without spaces or special characters"
+        )
+    links.mkdir(mode=0o700, exist_ok=True)
+    if links.stat().st_uid != os.getuid():
+        raise ValueError(f"{links} belongs to another user: set TMPDIR to a directory of yours")
+    resolved.mkdir(parents=True, exist_ok=True)
+    link = links / hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    if not (link.is_symlink() and link.resolve() == resolved):
+        link.unlink(missing_ok=True)
+        link.symlink_to(resolved, target_is_directory=True)
+    return link
+
 
 #: Backends of each pool of the local default.
 DEFAULT_POOL_BACKENDS: Mapping[str, tuple[str, ...]] = {
@@ -75,6 +182,16 @@ def worker_threads(total_workers: int) -> str:
     return f"export {' '.join(f'{v}={share}' for v in unset)}" if unset else ""
 
 
+#: Local workers per core allowed without ``force_workers``.
+WORKERS_PER_CORE = 4
+
+
+def max_workers() -> int:
+    """The most workers one local pool may have unless forced: :data:`WORKERS_PER_CORE` per
+    core of this machine."""
+    return WORKERS_PER_CORE * (os.cpu_count() or 1)
+
+
 def local(
     run_dir: str | Path = "runinfo",
     pools: Sequence[str] = ("cpu", "qpu"),
@@ -84,6 +201,7 @@ def local(
     backend_options: Mapping[str, Mapping[str, Any]] | None = None,
     monitoring: bool = True,
     reliability: Reliability | None = None,
+    force_workers: bool = False,
 ) -> Config:
     """The embedded local default: one HTEX pool per name in ``pools``.
 
@@ -96,11 +214,22 @@ def local(
     ``failure_rate`` or ``queue_delay``) in every pool that serves it. ``reliability`` installs
     retries, failover and checkpointing (:meth:`Reliability.apply
     <parsl_quantum.reliability.Reliability.apply>`; the Config's ``retry_handler`` keeps count).
+
+    A pool's ``workers`` may not exceed :func:`max_workers` (4 per core) unless
+    ``force_workers`` is set: every worker is a process of a few hundred MB.
     """
     require_main_guard()
     run_path = Path(run_dir)
     run_path.mkdir(parents=True, exist_ok=True)
     workers = {"cpu": 2, "gpu": 1, "qpu": 1, **(workers or {})}
+    cap = max_workers()
+    for name in pools:
+        if workers.get(name, 1) > cap and not force_workers:
+            raise ValueError(
+                f"run.workers.{name}: {workers[name]} workers is more than {cap} "
+                f"({WORKERS_PER_CORE} per core here); set run.force_workers: true to start "
+                "them anyway"
+            )
     chosen = {**DEFAULT_POOL_BACKENDS, **{k: tuple(v) for k, v in (backends or {}).items()}}
     options = {canonical_name(k): dict(v) for k, v in (backend_options or {}).items()}
     served = {canonical_name(b) for p in pools if p in chosen for b in chosen[p]}
@@ -108,6 +237,12 @@ def local(
     if stray:
         raise ValueError(f"backend_options for {stray[0]!r}, which no pool here serves")
     threads = worker_threads(sum(workers.get(n, 1) for n in pools))
+    ibm = sorted({b for p in pools for b in chosen.get(p, ()) if b.startswith("ibm:")})
+    if ibm and not ibm_credentials_available():
+        raise ValueError(
+            f"backend {ibm[0]!r} needs IBM Quantum credentials: set QISKIT_IBM_TOKEN or save an "
+            "account with QiskitRuntimeService.save_account()"
+        )
     executors: list[ParslExecutor] = []
     for name in pools:
         if name == "gpu" and not gpu_available() and "gpu" not in (backends or {}):
@@ -126,12 +261,22 @@ def local(
                 max_workers_per_node=workers.get(name, 1),
                 cores_per_worker=1e-6,
                 provider=LocalProvider(
-                    init_blocks=1, min_blocks=0, max_blocks=1, worker_init=threads
+                    init_blocks=1,
+                    min_blocks=0,
+                    max_blocks=1,
+                    worker_init="\n".join(
+                        line
+                        for line in (
+                            threads,
+                            shlex.join(["unset", *secrets_withheld(chosen[name])]),
+                        )
+                        if line and line != "unset"
+                    ),
                 ),
                 interchange_launch_cmd=INTERCHANGE_CMD,
                 launch_cmd=WORKER_CMD,
-                heartbeat_period=5,
-                heartbeat_threshold=30,
+                heartbeat_period=HEARTBEAT_PERIOD,
+                heartbeat_threshold=HEARTBEAT_THRESHOLD,
             )
         )
     hub = None
@@ -147,7 +292,7 @@ def local(
         )
     config = Config(
         executors=executors,
-        run_dir=str(run_path / "parsl"),
+        run_dir=str(shell_safe_dir(run_path / "parsl")),
         monitoring=hub,
         strategy="simple",
         max_idletime=3600,
@@ -182,7 +327,11 @@ def pool_infos(config: Config) -> dict[str, PoolInfo]:
     infos: dict[str, PoolInfo] = {}
     for ex in config.executors:
         names = tuple(getattr(ex, "backends", ("aer",)))
-        specs: list[BackendSpec] = list(getattr(ex, "backend_specs", {}).values())
+        try:
+            specs: list[BackendSpec] = list(getattr(ex, "backend_specs", {}).values())
+        except Exception as exc:  # a device asked over the network: no credentials, no network
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"pool {ex.label!r}: cannot reach its backends: {first}") from None
         if not specs:
             for n in names:
                 try:

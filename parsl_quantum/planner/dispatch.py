@@ -11,9 +11,15 @@ the pool with the earliest predicted finish given live capacity:
 * a pool never holds more of our tasks than its slots plus ``prefetch``, so work is not bound
   early to a pool that turns out slow, and a pool that gains blocks gets more work at once;
 * a pool that has had no connected workers for ``lost_after`` seconds while holding our tasks
-  is lost: those tasks are submitted again elsewhere (the first result to arrive wins); a pool
-  whose tasks fail ``max_failures`` times in a row is unhealthy and gets no more work; failed
-  tasks are resubmitted to another pool that may run them.
+  is lost: those tasks are submitted again elsewhere (the first result to arrive wins). A pool
+  whose ``capacity()`` raises or does not answer within ``capacity_timeout`` seconds (a dead
+  interchange, a worker launch that failed) counts as having no connected workers, so it is
+  lost in the same time, and one whose interchange process has exited is lost at once; a task
+  left with no pool that may run it ends the dispatch with a :class:`DispatchError` instead of
+  waiting for ever; a pool whose tasks fail ``max_failures`` times in a row is unhealthy and
+  gets no more work; failed tasks are resubmitted to another pool that may run them, except
+  those that failed on bad input (a permanent ``ValueError`` or ``TypeError``), which would fail
+  the same way anywhere and end the dispatch at once.
 
 Which pools may run a task is the plan's decision (the task's ``pool_costs``): wide enough,
 and exact when the run must be exact, so exact-only work never fails over to a sampled-only
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import heapq
 import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -42,6 +49,7 @@ import networkx as nx
 
 from parsl_quantum.planner.plan import physical_model, upward_ranks
 from parsl_quantum.reliability.failover import Failover as Move
+from parsl_quantum.reliability.retry import Verdict, classify
 from parsl_quantum.workflow.context import PoolInfo
 
 #: Submits one task to one pool and returns its future (``submit(node, pool)``).
@@ -125,6 +133,8 @@ class _Pool:
     unhealthy: bool = False
     last_error: str = ""
     done: int = 0
+    #: The outstanding ``capacity()`` call: when it was made and where its answer goes.
+    probe: tuple[float, Future] | None = None
 
     def room(self, prefetch: int) -> int:
         return self.slots + prefetch - len(self.in_flight) - self.external
@@ -138,7 +148,8 @@ class Dispatcher:
     recorded). ``executors`` (label -> executor) give live capacity where they have
     ``capacity()``; ``on_done(pool, done, bound)`` reports progress. With ``qpu_failover``
     off, a task that was bound to a QPU only ever moves to another QPU (the run's
-    ``execution.failover`` setting).
+    ``execution.failover`` setting). A ``capacity()`` call that takes longer than
+    ``capacity_timeout`` seconds, or raises, counts as "no connected workers".
     """
 
     def __init__(
@@ -156,6 +167,7 @@ class Dispatcher:
         max_attempts: int = 4,
         on_done: Callable[[str, int, int], None] | None = None,
         qpu_failover: bool = True,
+        capacity_timeout: float = 5.0,
     ) -> None:
         self.graph = graph
         self.qpu_failover = qpu_failover
@@ -164,6 +176,7 @@ class Dispatcher:
         self.prefetch = max(0, prefetch)
         self.poll_period = poll_period
         self.lost_after = lost_after
+        self.capacity_timeout = capacity_timeout
         self.max_failures = max_failures
         self.max_attempts = max_attempts
         self.on_done = on_done
@@ -199,6 +212,7 @@ class Dispatcher:
                 self._queue(node)
         while len(self.results) < len(self.nodes):
             self._poll()
+            self._check_stranded()
             self._bind()
             self._drain(self.poll_period)
         self.report.wall_seconds = round(self._now(), 3)
@@ -240,20 +254,35 @@ class Dispatcher:
                 if not pool.lost:
                     self._lose(name, "executor in a bad state")
                 continue
+            interchange = getattr(pool.executor, "interchange_proc", None)
+            if interchange is not None and interchange.poll() is not None:
+                # sending to a pool whose interchange is gone would block Parsl's task launch
+                # thread, and with it every pool: give it nothing more, now
+                if not pool.lost:
+                    self._lose(name, f"its interchange exited ({interchange.returncode})")
+                continue
             capacity = getattr(pool.executor, "capacity", None)
             if capacity is None:
                 continue  # no live view: the plan's worker count stands
             try:
-                cap = capacity()
-            except Exception:  # the interchange may be busy or gone; keep the last view
-                continue
-            workers = int(cap.connected_workers)
-            pool.external = max(0, int(cap.outstanding) - len(pool.in_flight))
-            if pool.seen is None:
-                self._event(name, f"{workers} connected workers")
-            elif workers != pool.seen:
-                self._event(name, f"workers {pool.seen} -> {workers}")
-            pool.seen = workers
+                cap = self._ask(pool, capacity)
+                if cap is None:
+                    continue  # the call is still within its timeout: keep the last view
+            except Exception as exc:  # no answer: the interchange is gone or stuck
+                cap = None
+                why = f"{type(exc).__name__}: {exc}".strip(": ")
+                if pool.seen != -1:
+                    self._event(name, f"capacity unknown ({why}): counted as no workers")
+                pool.seen, pool.slots = -1, 0  # an interchange that does not answer gets no work
+            workers = 0
+            if cap is not None:
+                workers = int(cap.connected_workers)
+                pool.external = max(0, int(cap.outstanding) - len(pool.in_flight))
+                if pool.seen is None:
+                    self._event(name, f"{workers} connected workers")
+                elif workers != pool.seen:
+                    self._event(name, f"workers {max(pool.seen, 0)} -> {workers}")
+                pool.seen = workers
             if workers > 0:
                 if pool.lost:
                     self._event(name, "back")
@@ -265,6 +294,57 @@ class Dispatcher:
                 pool.slots = 0
             if not pool.lost and pool.in_flight and now - pool.zero_since >= self.lost_after:
                 self._lose(name, f"no connected workers for {self.lost_after:g}s")
+
+    def _ask(self, pool: _Pool, capacity: Callable[[], Any]) -> Any:
+        """The pool's live capacity from a ``capacity()`` call made in a daemon thread, so that
+        a call that never returns cannot stop the dispatch: None while a call is still within
+        ``capacity_timeout``; raises what the call raised, or :class:`TimeoutError` once it is
+        overdue (no new call is made until it ends)."""
+        if pool.probe is None:
+            answer: Future = Future()
+
+            def call() -> None:
+                try:
+                    answer.set_result(capacity())
+                except BaseException as exc:  # handed to the dispatcher, which decides
+                    answer.set_exception(exc)
+
+            threading.Thread(target=call, name="pq-capacity", daemon=True).start()
+            pool.probe = (time.monotonic(), answer)
+        started, answer = pool.probe
+        left = self.capacity_timeout - (time.monotonic() - started)
+        try:
+            result = answer.result(timeout=max(0.0, min(self.poll_period, left)))
+        except TimeoutError:
+            if time.monotonic() - started < self.capacity_timeout:
+                return None
+            raise TimeoutError(f"capacity() gave no answer in {self.capacity_timeout:g}s") from None
+        except BaseException:
+            pool.probe = None
+            raise
+        pool.probe = None
+        return result
+
+    def _check_stranded(self) -> None:
+        """End the dispatch when a waiting task has no pool left that may run it (every one
+        allowed is lost or unhealthy): waiting would never end. A task allowed on a pool whose
+        executor is in a bad state is waited for: Parsl fails that pool's tasks, or the retry
+        handler's failover moves them, and either ends the wait."""
+        if not any(p.lost for p in self.pools.values()):
+            return
+        for node in self._queued:
+            handled = any(
+                getattr(self.pools[pool].executor, "bad_state_is_set", False)
+                for pool in self.graph.nodes[node]["pool_costs"]
+                if pool in self.pools
+            )
+            if not handled and not self._usable(node):
+                lost = [p for p in self.graph.nodes[node]["pool_costs"] if p in self.pools]
+                raise DispatchError(
+                    f"no pool left to run {node}: "
+                    + ", ".join(f"{p} lost" for p in lost)
+                    + f" (no connected workers for {self.lost_after:g}s)"
+                )
 
     def _lose(self, pool_name: str, why: str) -> None:
         """Mark a pool lost: no slots, and its in-flight tasks go back to the queue."""
@@ -413,6 +493,9 @@ class Dispatcher:
             if attempt.outcome != "running":
                 return  # an abandoned attempt failing later changes nothing
             attempt.outcome = f"failed: {type(exc).__name__}: {exc}"[:300]
+            if isinstance(exc, ValueError | TypeError) and classify(exc) is Verdict.PERMANENT:
+                # bad input fails the same way on every pool: no point moving it
+                raise DispatchError(f"{node} failed: {type(exc).__name__}: {exc}")
             self._failed(attempt.pool, attempt.outcome)
             self._avoid[node].add(attempt.pool)
             if self._is_ready(node):

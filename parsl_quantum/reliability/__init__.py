@@ -5,7 +5,11 @@ checkpointed results for resuming a killed run.
 ``parsl.load``; ``parsl-quantum run`` does it for every run (see ``docs/reliability.md``).
 """
 
-from parsl_quantum.reliability.checkpoint import CheckpointMemoizer, resumable_checkpoints
+from parsl_quantum.reliability.checkpoint import (
+    CheckpointMemoizer,
+    resumable_checkpoints,
+    template_digest,
+)
 from parsl_quantum.reliability.failover import (
     Failover,
     FailoverPolicy,
@@ -29,4 +33,5 @@ __all__ = [
     "classify",
     "pool_is_down",
     "resumable_checkpoints",
+    "template_digest",
 ]

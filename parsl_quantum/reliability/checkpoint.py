@@ -1,10 +1,11 @@
 """Checkpointed task results, so that a run killed part-way resumes without redoing work.
 
 Parsl's memoizer identifies a task by a hash of its function and arguments
-(:func:`parsl.dataflow.memoization.id_for_memo`) and, with ``checkpoint_mode="task_exit"``,
-appends every finished task's result to ``RUN_DIR/parsl/NNN/checkpoint/tasks.pkl``. A later run
-that loads those files gets each already-finished task's result from the file instead of a
-worker. Apps opt in with ``cache=True``.
+(:func:`parsl.dataflow.memoization.id_for_memo`). :class:`CheckpointMemoizer` appends every
+finished task's result to ``RUN_DIR/parsl/NNN/checkpoint/tasks.pkl`` as a checksummed record
+tagged with the digest of the run's template; a later run that loads those files gets each
+already-finished task's result from the file instead of a worker, but only from records that
+verify. Apps opt in with ``cache=True``.
 
 Importing this module registers deterministic content hashes for the argument types of the
 cutting apps and the mini-apps that Parsl does not know: numpy arrays and scalars (dtype, shape
@@ -18,17 +19,20 @@ phase; not the circuit's name or metadata, which differ between otherwise equal 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
+import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from parsl.dataflow.memoization import BasicMemoizer, id_for_memo
+from parsl.dataflow.memoization import BasicMemoizer, CheckpointCommand, id_for_memo
 from parsl.utils import get_all_checkpoints
 from qiskit.circuit import ParameterExpression, QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
@@ -125,42 +129,142 @@ def id_for_program(program: PartitionProgram, output_ref: bool = False) -> bytes
     return pickle.dumps(("PartitionProgram", h.hexdigest()))
 
 
-def repair(checkpoint_dir: str | Path) -> int:
-    """Cut a torn last record off ``checkpoint_dir/tasks.pkl`` (a driver killed while writing
-    it) and return how many whole records the file holds."""
-    path = Path(checkpoint_dir) / "tasks.pkl"
-    records = good = 0
-    with path.open("r+b") as fh:
-        while True:
-            try:
-                pickle.load(fh)
-            except EOFError:
-                break
-            except Exception:  # a torn record raises any of several unpickling errors
-                logger.warning("truncating torn checkpoint record in %s at byte %d", path, good)
-                fh.truncate(good)
-                break
-            records += 1
-            good = fh.tell()
-    return records
+#: Each checkpoint record is framed: this marker, the payload's length (8 bytes, big-endian)
+#: and the SHA-256 of the payload, then the payload (a pickled dict of the task's memo
+#: ``hash``, the run's template digest as ``run``, and its ``result``).
+RECORD_MARKER = b"PQCKPT1"
+_HEADER = struct.Struct(f">{len(RECORD_MARKER)}sQ32s")
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """One verified checkpoint record: the task's memo hash, the digest of the template of the
+    run that wrote it, and the task's result."""
+
+    hash: str
+    run: str
+    result: Any
+
+
+def encode_record(record: CheckpointRecord) -> bytes:
+    """One framed record: marker, length and checksum, then the pickled payload."""
+    payload = pickle.dumps({"hash": record.hash, "run": record.run, "result": record.result})
+    return _HEADER.pack(RECORD_MARKER, len(payload), hashlib.sha256(payload).digest()) + payload
+
+
+def _decode_payload(payload: bytes) -> CheckpointRecord | None:
+    """The record a checksummed payload holds, or None when it is not a record's shape."""
+    try:
+        data = pickle.loads(payload)  # noqa: S301 - our own file, its checksum verified
+    except Exception:  # a payload that passed its checksum yet does not unpickle here
+        return None
+    if not isinstance(data, dict) or set(data) != {"hash", "run", "result"}:
+        return None
+    if not isinstance(data["hash"], str) or not isinstance(data["run"], str):
+        return None
+    return CheckpointRecord(data["hash"], data["run"], data["result"])
+
+
+def read_records(path: str | Path) -> tuple[list[CheckpointRecord], int]:
+    """The records of a checkpoint file whose checksum holds, and how many stretches of the file
+    held none (a corrupted or wrong-shaped record, bytes of another format; a torn last record,
+    as a driver killed while writing leaves it, is not counted).
+
+    A damaged record is skipped by searching for the next record marker, so one bad record
+    costs only itself.
+    """
+    data = Path(path).read_bytes()
+    records: list[CheckpointRecord] = []
+    dropped = 0
+    pos = 0
+    while pos < len(data):
+        if data.startswith(RECORD_MARKER, pos) and pos + _HEADER.size <= len(data):
+            _, length, digest = _HEADER.unpack_from(data, pos)
+            start = pos + _HEADER.size
+            payload = data[start : start + length]
+            if len(payload) == length and hashlib.sha256(payload).digest() == digest:
+                record = _decode_payload(payload)
+                if record is not None:
+                    records.append(record)
+                else:
+                    dropped += 1
+                pos = start + length
+                continue
+        following = data.find(RECORD_MARKER, pos + 1)
+        if following < 0:
+            torn = data.startswith(RECORD_MARKER, pos)
+            dropped += 0 if torn else 1
+            break
+        dropped += 1
+        pos = following
+    return records, dropped
+
+
+def template_digest(data: Mapping[str, Any]) -> str:
+    """A stable digest of a template's data: checkpoint records carry the digest of the run
+    that wrote them, and a resumed run reuses only records of its own template."""
+    text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def resumable_checkpoints(parsl_run_dir: str | Path) -> list[str]:
-    """Every checkpoint directory of earlier runs under a Parsl run directory, repaired."""
-    dirs = [d for d in get_all_checkpoints(str(parsl_run_dir)) if os.path.exists(f"{d}/tasks.pkl")]
-    for d in dirs:
-        repair(d)
-    return dirs
+    """Every checkpoint directory of earlier runs under a Parsl run directory."""
+    return [d for d in get_all_checkpoints(str(parsl_run_dir)) if os.path.exists(f"{d}/tasks.pkl")]
 
 
 class CheckpointMemoizer(BasicMemoizer):
     """Parsl's memoizer checkpointing each task as it finishes, loading ``resume_from`` (and
-    nothing else: a fresh run never picks up another run's results), and counting reuse."""
+    nothing else: a fresh run never picks up another run's results), and counting reuse.
 
-    def __init__(self, resume_from: Sequence[str] = ()) -> None:
+    Records are framed and checksummed (:func:`encode_record`) and carry ``run_key``, the
+    digest of the run's template; on loading, a record that fails its checksum, is not a
+    record's shape, holds a non-finite number or comes from another template is dropped (and
+    counted in ``dropped``), so its task is computed again rather than trusted.
+    """
+
+    def __init__(self, resume_from: Sequence[str] = (), run_key: str = "") -> None:
         super().__init__(checkpoint_mode="task_exit", checkpoint_files=list(resume_from))
+        self.run_key = run_key
         self.reused = 0
+        self.dropped = 0
         self._count_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    def load_checkpoints(self, checkpointDirs: Sequence[str] | None) -> dict[str, Future[Any]]:  # noqa: N803 - Parsl's name
+        """Verified records of ``checkpointDirs`` as Parsl's memo table (hash -> done future)."""
+        table: dict[str, Future[Any]] = {}
+        for directory in checkpointDirs or ():
+            path = Path(directory) / "tasks.pkl"
+            try:
+                records, dropped = read_records(path)
+            except OSError as exc:
+                logger.warning("checkpoint %s unreadable: %s", path, exc)
+                self.dropped += 1
+                continue
+            for record in records:
+                if record.run != self.run_key or not _finite(record.result):
+                    dropped += 1
+                    continue
+                future: Future[Any] = Future()
+                future.set_result(record.result)
+                table[record.hash] = future
+            if dropped:
+                logger.warning("dropped %d unverified record(s) of %s", dropped, path)
+            self.dropped += dropped
+        return table
+
+    def checkpoint_one(self, cc: CheckpointCommand) -> None:
+        """Append one finished task's framed record to this run's ``checkpoint/tasks.pkl``."""
+        hashsum = cc.task_record["hashsum"]
+        if cc.exception is not None or not hashsum:
+            return
+        frame = encode_record(CheckpointRecord(hashsum, self.run_key, cc.result))
+        directory = Path(self.run_dir) / "checkpoint"
+        with self._write_lock:
+            directory.mkdir(parents=True, exist_ok=True)
+            with (directory / "tasks.pkl").open("ab") as fh:
+                fh.write(frame)
+            self.checkpointed_tasks += 1
 
     def check_memo(self, task: Any) -> Future[Any] | None:
         found = super().check_memo(task)
@@ -168,3 +272,13 @@ class CheckpointMemoizer(BasicMemoizer):
             with self._count_lock:
                 self.reused += 1
         return found
+
+
+def _finite(result: Any) -> bool:
+    """False when a result holds a NaN or infinite number where its values are kept (a float,
+    an array, or an object's ``values`` array): such a record cannot be a task's answer."""
+    values = getattr(result, "values", result)
+    if isinstance(values, float | np.floating | np.ndarray):
+        array = np.asarray(values)
+        return not np.issubdtype(array.dtype, np.number) or bool(np.isfinite(array).all())
+    return True

@@ -21,7 +21,9 @@ class Reliability:
     ``backoff * 2**(n-1)`` seconds (at most ``max_backoff``). ``failover``: let the work of a
     down pool move to a compatible pool of the same Config. ``checkpoint``: record each finished
     task in the Parsl run directory; ``resume``: reuse what earlier runs in the same Parsl run
-    directory recorded.
+    directory recorded. ``run_key``: the run's template digest
+    (:func:`~parsl_quantum.reliability.checkpoint.template_digest`), written into every
+    checkpoint record; a resumed run reuses only records carrying the same key.
     """
 
     retries: int = 3
@@ -30,6 +32,7 @@ class Reliability:
     failover: bool = False
     checkpoint: bool = True
     resume: bool = False
+    run_key: str = ""
 
     def apply(self, config: Config) -> Safeguards:
         """Install the settings on ``config`` (before ``parsl.load``) and return the live
@@ -49,7 +52,7 @@ class Reliability:
         memoizer = None
         if self.checkpoint:
             previous = resumable_checkpoints(config.run_dir) if self.resume else []
-            memoizer = CheckpointMemoizer(previous)
+            memoizer = CheckpointMemoizer(previous, run_key=self.run_key)
             config.memoizer = memoizer
         return Safeguards(handler, memoizer, self.resume)
 
@@ -64,10 +67,14 @@ class Safeguards:
 
     def record(self, configuration: dict[str, Any]) -> None:
         """Add to a result's ``configuration``: ``retries`` (retried tries per pool),
-        ``failovers`` (appended to any the runner recorded itself) and, when resuming,
-        ``reused_from_checkpoint`` (tasks whose results came from checkpoints)."""
+        ``failovers`` (the moves the runner recorded itself - the dispatcher's, as
+        ``plan.json`` has them - or, when it recorded none, the retry handler's: both see the
+        same lost tasks, so listing both would count each move twice) and, when resuming,
+        ``reused_from_checkpoint`` (tasks whose results came from checkpoints) and
+        ``dropped_from_checkpoint`` (records that did not verify, so their tasks ran again)."""
         configuration["retries"] = dict(sorted(self.handler.retried.items()))
         moves = self.handler.failover.records() if self.handler.failover else []
-        configuration["failovers"] = [*configuration.get("failovers", []), *moves]
+        configuration["failovers"] = list(configuration.get("failovers") or moves)
         if self.resumed and self.memoizer is not None:
             configuration["reused_from_checkpoint"] = self.memoizer.reused
+            configuration["dropped_from_checkpoint"] = self.memoizer.dropped

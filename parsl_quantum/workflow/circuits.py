@@ -140,6 +140,8 @@ def read_qasm(path: str | Path) -> QuantumCircuit:
         text = p.read_text()
     except FileNotFoundError:
         raise CircuitError(f"QASM file not found: {p}") from None
+    except UnicodeDecodeError:
+        raise CircuitError(f"QASM file {p} is not text (not UTF-8): is it a QASM file?") from None
     except OSError as exc:
         raise CircuitError(f"cannot read QASM file {p}: {exc.strerror}") from None
     try:
@@ -156,6 +158,8 @@ def check_circuit(circuit: QuantumCircuit) -> QuantumCircuit:
     instruction and its position: unbound parameters (a template binds none), mid-circuit
     measurements, resets, classical control. Returns the circuit unchanged, so that cut
     positions refer to its instructions; barriers and final measurements are dropped later."""
+    if circuit.num_qubits == 0:
+        raise CircuitError("the circuit has no qubits")
     if circuit.num_parameters:
         names = ", ".join(sorted(p.name for p in circuit.parameters)[:5])
         raise CircuitError(f"circuit has unbound parameters: {names}")
@@ -224,6 +228,8 @@ def parse_observable(text: str, num_qubits: int) -> SparsePauliOp:
             coeff = float(coef_text) if star else 1.0
         except ValueError:
             raise CircuitError(f"observable term {item!r}: {coef_text!r} is not a number") from None
+        if not np.isfinite(coeff):
+            raise CircuitError(f"observable term {item!r}: the coefficient is not finite")
         label = label.strip().upper()
         if not label or set(label) - set("IXYZ"):
             raise CircuitError(f"observable term {item!r} is not a Pauli label of I, X, Y, Z")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import shlex
 import shutil
 import sys
 import time
@@ -31,6 +33,8 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 #: Console width of tables written to a pipe or a file: wide enough that no cell is cut.
 PIPE_WIDTH = 250
+#: Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 #: What ``run`` records in the run directory besides the template, for ``run --resume``.
 RUN_INFO = "run.json"
 
@@ -98,11 +102,14 @@ def _site_config(template: Template, run_dir: Path, monitoring: bool) -> Any:
             template.pools,
             workers=workers,
             monitoring=monitoring,
+            force_workers=bool(template.data.get("run", {}).get("force_workers", False)),
             **_local_options(options),
         )
     if site["name"] in ("slurm", "pbs"):
-        from parsl_quantum.configs.clusters import ClusterPool
+        from parsl_quantum.configs.clusters import ClusterPool, check_site_options
         from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS
+
+        check_site_options(site["name"], options)
 
         pools = {
             p: ClusterPool(backends=DEFAULT_POOL_BACKENDS.get(p, ("aer",))) for p in template.pools
@@ -172,6 +179,10 @@ def _print_result(result: dict[str, Any], kind: str) -> None:
             table.add_row("failovers", f"{n} task(s) {src} -> {dst}")
         if "reused_from_checkpoint" in config:
             table.add_row("reused from checkpoint", str(config["reused_from_checkpoint"]))
+        if config.get("dropped_from_checkpoint"):
+            table.add_row(
+                "dropped from checkpoint (recomputed)", str(config["dropped_from_checkpoint"])
+            )
     for picture in pictures(result):
         table.add_row("picture", str(picture))
     table.add_row("run_dir", str(result.get("run_dir")))
@@ -217,13 +228,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     import parsl
 
     from parsl_quantum.configs import pool_infos
-    from parsl_quantum.reliability import Reliability
+    from parsl_quantum.reliability import Reliability, template_digest
     from parsl_quantum.workflow.context import RunContext
     from parsl_quantum.workflow.progress import ProgressRecorder, RunProgress
+    from parsl_quantum.workflow.rundir import check_writable, claim_run_dir, shut_down
 
     if args.help:
         return _run_help(args)
     started = time.perf_counter()
+    lock = None
     try:
         if args.resume:
             source, base_dir, run_dir = _resume_source(args)
@@ -235,6 +248,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(template)
         else:
             raise BadInput("run needs a TEMPLATE, or --resume RUN_DIR")
+        if args.json:
+            check_writable(Path(args.json))
+        lock = claim_run_dir(run_dir, resume=bool(args.resume))
         monitoring = template.data.get("run", {}).get("monitoring", not args.no_monitoring)
         config = _site_config(template, run_dir, monitoring)
         pools = pool_infos(config)
@@ -247,11 +263,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         prepared = None
         if hasattr(module, "prepare"):
             prepared = module.prepare(template.data, pools, base_dir)
-        failover = bool(template.data.get("execution", {}).get("failover", False))
-        guards = Reliability(failover=failover, resume=bool(args.resume)).apply(config)
     except (BadInput, ValueError, OSError) as exc:
+        if lock is not None:
+            lock.release()
         return _bad_input(_one_line(exc))
-    run_dir.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         _pin_profile(template.data, run_dir)
         (run_dir / "template.yaml").write_text(yaml.safe_dump(template.data, sort_keys=False))
@@ -261,10 +276,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             "pools": {n: {"kind": p.kind, "workers": p.workers} for n, p in pools.items()},
         }
         (run_dir / RUN_INFO).write_text(json.dumps(info, indent=2))
-    t0 = time.perf_counter()
-    dfk = parsl.load(config)
-    startup = time.perf_counter() - t0
+    failover = bool(template.data.get("execution", {}).get("failover", False))
+    guards = Reliability(
+        failover=failover, resume=bool(args.resume), run_key=template_digest(template.data)
+    ).apply(config)
+    dfk = None
     try:
+        t0 = time.perf_counter()
+        dfk = parsl.load(config)
+        startup = time.perf_counter() - t0
         with RunProgress(live=None if not args.quiet else False) as progress:
             # progress counts every task the run records, so its totals are the tasks submitted
             ctx = RunContext(
@@ -275,18 +295,32 @@ def cmd_run(args: argparse.Namespace) -> int:
                 prepared=prepared,
             )
             result = template.kind.runner(template.data, ctx)
+        _check_finite(result)
+    except KeyboardInterrupt:
+        print(
+            f"parsl-quantum: interrupted; finished tasks are checkpointed: "
+            f"parsl-quantum run --resume {shlex.quote(str(run_dir))}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     except Exception as exc:
         print(f"parsl-quantum: run failed: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        dfk.cleanup()
-        parsl.clear()
+        if dfk is not None:
+            shut_down(dfk)
+        if lock is not None:
+            lock.release()
     guards.record(result.setdefault("configuration", {}))
     timings = result.setdefault("timings", {})
     timings["startup"] = startup
     timings["total"] = time.perf_counter() - started
     result["run_dir"] = str(run_dir)
-    text = json.dumps(result, indent=2, default=float)
+    try:
+        text = json.dumps(result, indent=2, default=float, allow_nan=False)
+    except ValueError:  # a NaN or infinity somewhere in the result: not valid JSON
+        print("parsl-quantum: run failed: the result holds a non-finite number", file=sys.stderr)
+        return EXIT_FAILED
     (run_dir / "result.json").write_text(text)
     if args.json:
         Path(args.json).write_text(text)
@@ -328,6 +362,14 @@ def _console() -> Any:
 
     wide = None if sys.stdout.isatty() else PIPE_WIDTH
     return Console(file=sys.stdout, highlight=False, markup=False, width=wide)
+
+
+def _check_finite(result: dict[str, Any]) -> None:
+    """A result whose value or standard error is NaN or infinite is an error, not an answer."""
+    for key in ("value", "std_error"):
+        value = result.get(key)
+        if isinstance(value, int | float) and not math.isfinite(value):
+            raise ValueError(f"the {key} is not finite ({value}): the run produced no answer")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -552,8 +594,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``parsl-quantum`` console script."""
+    from parsl_quantum.workflow.rundir import stop_on_signals
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        with stop_on_signals():
+            return int(args.func(args))
+    except KeyboardInterrupt:
+        print("parsl-quantum: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

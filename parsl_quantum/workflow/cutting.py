@@ -42,6 +42,14 @@ from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo i
 from parsl_quantum.workflow.circuits import CIRCUIT_SCHEMA, circuit_from_spec, parse_observable
 from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
 
+#: The largest planning problem taken: qubits x ceil(qubits / max_subcircuit_qubits), which the
+#: planner's time grows with (about 20 s at the limit, 200 qubits in pieces of 10, on 2 cores).
+MAX_PLAN_SIZE = 4000
+#: The most shots a cutting job takes (spread over all its subexperiments).
+MAX_SHOTS = 10**9
+#: Seeds are non-negative and fit in 32 bits (each task's seed is derived from it).
+MAX_SEED = 2**32 - 1
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "properties": {
         "circuit": CIRCUIT_SCHEMA,
@@ -62,8 +70,8 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "mode": {"enum": ["auto", "exact", "sampled"]},
-                "shots": {"type": "integer", "minimum": 1},
-                "seed": {"type": "integer"},
+                "shots": {"type": "integer", "minimum": 1, "maximum": MAX_SHOTS},
+                "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
                 "reference": {"enum": ["auto", "always", "never"]},
                 "failover": {"type": "boolean"},
             },
@@ -609,6 +617,8 @@ def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult])
         "reason": plan.reason,
         "cost_model": plan.model_source,
         "predicted_makespan": chosen.makespan,
+        # the dispatcher's moves, as plan.json records them
+        "failovers": [asdict(f) for f in plan.execution.failovers] if plan.execution else [],
     }
 
 
@@ -689,6 +699,14 @@ def prepare(
     execution = template.get("execution", {})
     mode: Mode = execution.get("mode", "auto")
     shots = int(execution.get("shots", 100_000))
+    width = int(planner["max_subcircuit_qubits"])
+    size = circuit.num_qubits * -(-circuit.num_qubits // width)
+    if size > MAX_PLAN_SIZE:
+        raise ValueError(
+            f"planner: a {circuit.num_qubits}-qubit circuit in pieces of {width} qubits is too "
+            f"large to plan (qubits x pieces = {size} > {MAX_PLAN_SIZE}): raise "
+            "max_subcircuit_qubits"
+        )
     plan = plan_cutting(
         circuit,
         observable,

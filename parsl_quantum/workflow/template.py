@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ ENVELOPE_PROPERTIES: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": {"type": "integer", "minimum": 1},
             },
+            "force_workers": {"type": "boolean"},
         },
         "additionalProperties": False,
     },
@@ -155,11 +157,31 @@ def full_schema(kind: str | None = None) -> dict[str, Any]:
     return schema
 
 
+#: The largest template file read (bytes): templates are a few kilobytes.
+MAX_TEMPLATE_BYTES = 1 << 20
+
+
 class _LineLoader(yaml.SafeLoader):
-    """A YAML loader that remembers the line of every mapping key."""
+    """A YAML loader that remembers the line of every mapping key and refuses aliases (so no
+    template can expand to more than its own size, as a "billion laughs" document would)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in templates", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    seen: set[Any] = set()
+    for key, _ in node.value:
+        if key.value in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key.value!r}", key.start_mark
+            )
+        seen.add(key.value)
     mapping: dict[str, Any] = {
         str(k): v for k, v in loader.construct_mapping(node, deep=True).items()
     }
@@ -185,7 +207,12 @@ def _split_lines(obj: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int
 def parse_yaml(
     text: str, source: str = "<string>"
 ) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    """Parse YAML into a dict plus the line of each field path."""
+    """Parse YAML into a dict plus the line of each field path. Aliases, duplicate keys and
+    documents over :data:`MAX_TEMPLATE_BYTES` are errors."""
+    if len(text.encode(errors="replace")) > MAX_TEMPLATE_BYTES:
+        raise TemplateError(
+            f"template larger than {MAX_TEMPLATE_BYTES // 1024} KiB", source=source, line=None
+        )
     try:
         raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -217,6 +244,18 @@ class Template:
         return list(self.data.get("pools", ["cpu"]))
 
 
+def _numbers(obj: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], float]]:
+    """Every float in a template's data, with its field path."""
+    if isinstance(obj, float):
+        yield path, obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from _numbers(value, (*path, key))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from _numbers(value, (*path, i))
+
+
 def _field(path: Sequence[Any]) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
@@ -228,6 +267,14 @@ def validate(
 ) -> Template:
     """Validate template data against the envelope and its kind's schema."""
     lines = lines or {}
+    for path, value in _numbers(data, ()):
+        if not math.isfinite(value):
+            raise TemplateError(
+                f"{value} is not a finite number",
+                source=source,
+                field=_field(path),
+                line=lines.get(tuple(str(p) for p in path)),
+            )
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(sorted(KINDS))
@@ -277,21 +324,27 @@ def apply_overrides(
     data: Mapping[str, Any], overrides: Sequence[str], source: str = ""
 ) -> dict[str, Any]:
     """Apply ``--set KEY=VALUE`` overrides; values are parsed as YAML scalars, and a comma list
-    for ``pools``. Unknown keys are caught by validation afterwards."""
+    for ``pools``. Unknown keys are caught by validation afterwards; a key given twice is an
+    error."""
     out = copy.deepcopy(dict(data))
+    given: set[str] = set()
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise TemplateError(f"override {item!r} is not KEY=VALUE", source="--set")
+        if key in given:
+            raise TemplateError(f"{key!r} is set twice", source="--set")
+        given.add(key)
         parts = key.split(".")
         value: Any
         if parts == ["pools"]:
             value = [p.strip() for p in raw.split(",") if p.strip()]
         else:
             try:
-                value = yaml.safe_load(raw) if raw else ""
+                value = yaml.load(raw, Loader=_LineLoader) if raw else ""  # noqa: S506
             except yaml.YAMLError:
                 value = raw
+            value = _split_lines(value, (), {})
         node = out
         for part in parts[:-1]:
             child = node.get(part)
