@@ -89,6 +89,11 @@ KINDS: dict[str, KindInfo] = {
         "miniapps.mitigation",
         "Zero-noise extrapolation ensembles on the noisy QPU pool.",
     ),
+    "qml-compression": KindInfo(
+        "qml-compression",
+        "miniapps.qml_compression",
+        "Train a quantum autoencoder compressing Ising ground states into latent qubits.",
+    ),
 }
 
 
