@@ -94,6 +94,11 @@ KINDS: dict[str, KindInfo] = {
         "miniapps.qml_compression",
         "Train a quantum autoencoder compressing Ising ground states into latent qubits.",
     ),
+    "qml-generative": KindInfo(
+        "qml-generative",
+        "miniapps.qml_generative",
+        "Train a quantum circuit Born machine to a target distribution with an MMD loss.",
+    ),
 }
 
 
