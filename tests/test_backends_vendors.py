@@ -93,6 +93,25 @@ def test_missing_package_is_reported_as_unavailable(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("name", VENDORS)
+def test_idle_qubits_and_empty_circuits_keep_their_width(name: str) -> None:
+    from qiskit.quantum_info import Statevector
+
+    backend = get_backend(name)
+    idle = QuantumCircuit(3)
+    idle.h(0)  # qubits 1 and 2 untouched
+    for qc in (idle, QuantumCircuit(2), QuantumCircuit(1)):
+        state = backend.statevector(qc)
+        np.testing.assert_allclose(state, Statevector(qc).data, atol=1e-12)
+    prep = QuantumCircuit(2)
+    prep.reset(0)  # a reset before any gate is a no-op
+    prep.x(1)
+    np.testing.assert_allclose(backend.statevector(prep), np.eye(4)[2], atol=1e-12)
+    prep.reset(1)
+    with pytest.raises(ValueError, match="resets only before any gate"):
+        backend.statevector(prep)
+
+
+@pytest.mark.parametrize("name", VENDORS)
 def test_estimator_matches_aer_exactly(name: str) -> None:
     vendor, aer = get_backend(name), get_backend("aer")
     for qc in circuits():
