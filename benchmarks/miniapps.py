@@ -75,14 +75,14 @@ CASES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "qml-compression": {
         "small": {"shards": 2},
-        "medium": {"qubits": 8, "latent": 4, "layers": 7, "max_iterations": 100, "shards": 4},
+        "medium": {"train": 16, "max_iterations": 200, "shards": 4},
     },
     "qml-generative": {
         "small": {"target": "gaussian", "qubits": 6, "evaluate_on": ["cpu", "qpu"]},
         "medium": {
             "target": "gaussian",
-            "qubits": 8,
-            "layers": 4,
+            "qubits": 7,
+            "layers": 3,
             "max_iterations": 200,
             "evaluate_on": ["cpu", "qpu"],
         },
