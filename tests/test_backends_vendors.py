@@ -13,6 +13,7 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 from qiskit.circuit.library import efficient_su2
+from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
 from qiskit.quantum_info import SparsePauliOp
 
 from miniapps import ensemble, qml_generative
@@ -23,7 +24,7 @@ from parsl_quantum.backends import (
     canonical_name,
     get_backend,
 )
-from parsl_quantum.backends.vendors import VENDOR_PACKAGES, vendor_missing_reason
+from parsl_quantum.backends.registry import VENDOR_PACKAGES, vendor_missing_reason
 
 VENDORS = [
     pytest.param(
@@ -77,6 +78,8 @@ def test_spec_and_options(name: str) -> None:
     spec = backend.spec
     assert spec.name == name and spec.kind == "cpu-sim" and spec.exact and not spec.noisy
     assert spec.max_concurrent_jobs == 2 and spec.max_qubits >= 20
+    assert isinstance(backend.estimator(), BaseEstimatorV2)
+    assert isinstance(backend.sampler(), BaseSamplerV2)
     with pytest.raises(ValueError, match="does not accept option"):
         get_backend(name, method="statevector")
 

@@ -16,12 +16,17 @@ pins PennyLane's own releases conflict with.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from qiskit.primitives import BaseEstimatorV2, BasePrimitiveJob, BaseSamplerV2, PrimitiveResult
+from qiskit.primitives.containers import BitArray, DataBin, PubResult, SamplerPubResult
+from qiskit.primitives.containers.estimator_pub import EstimatorPub, EstimatorPubLike
+from qiskit.primitives.containers.sampler_pub import SamplerPub, SamplerPubLike
+from qiskit.providers import JobStatus
+from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from parsl_quantum.backends.base import (
     BackendSpec,
@@ -30,10 +35,10 @@ from parsl_quantum.backends.base import (
     check_limit,
     check_options,
 )
+from parsl_quantum.backends.registry import vendor_missing_reason
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
-    from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
 
 VENDOR_OPTIONS = ("max_concurrent_jobs", "default_shots")
 
@@ -41,42 +46,23 @@ VENDOR_OPTIONS = ("max_concurrent_jobs", "default_shots")
 #: that no gate has touched yet (state preparation), where it does nothing.
 BASIS_GATES = ("u", "cx", "rx", "ry", "rz", "h", "x", "y", "z", "s", "sdg", "sx", "cz", "swap")
 
-#: Registry names and the Python packages each needs.
-VENDOR_PACKAGES = {
-    "braket:local": ("qiskit_braket_provider", "qiskit-braket-provider"),
-    "pennylane:lightning.qubit": ("pennylane_lightning", "pennylane-lightning"),
-}
 
 Simulate = Callable[["QuantumCircuit"], np.ndarray]
 
 
-def vendor_missing_reason(name: str) -> str | None:
-    """Why the vendor backend ``name`` cannot run here (its package is absent), or None."""
-    module, dist = VENDOR_PACKAGES[name]
-    if importlib.util.find_spec(module) is None:
-        return (
-            f"{name} is unavailable: the {dist} package is not installed "
-            "(pip install 'parsl-quantum[vendors]')"
-        )
-    return None
-
-
-class _DoneJob:
+class _DoneJob(BasePrimitiveJob[PrimitiveResult[Any], JobStatus]):
     """A primitive job whose result was computed when it was created (the simulators here
-    run in the calling thread, like Qiskit's reference primitives)."""
+    run in the calling thread)."""
 
-    def __init__(self, result: Any) -> None:
+    def __init__(self, result: PrimitiveResult[Any]) -> None:
+        super().__init__(job_id=f"local-{id(self):x}")
         self._result = result
-        self._job_id = f"local-{id(self):x}"
 
-    def job_id(self) -> str:
-        return self._job_id
-
-    def result(self) -> Any:
+    def result(self) -> PrimitiveResult[Any]:
         return self._result
 
-    def status(self) -> str:
-        return "DONE"
+    def status(self) -> JobStatus:
+        return JobStatus.DONE
 
     def done(self) -> bool:
         return True
@@ -113,20 +99,15 @@ def _unitary_part(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[tuple[i
     return body, measured
 
 
-class StatevectorEstimator:
+class StatevectorEstimator(BaseEstimatorV2):
     """EstimatorV2 over a vendor's state-vector simulation (``simulate(bound circuit)``)."""
 
     def __init__(self, simulate: Simulate, seed: int | None = None) -> None:
         self._simulate = simulate
         self._seed = seed
 
-    def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> _DoneJob:
+    def run(self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None) -> _DoneJob:
         """Evaluate estimator pubs; ``precision`` > 0 adds that much Gaussian noise."""
-        from qiskit.primitives import PrimitiveResult
-        from qiskit.primitives.containers import DataBin, PubResult
-        from qiskit.primitives.containers.estimator_pub import EstimatorPub
-        from qiskit.quantum_info import SparsePauliOp, Statevector
-
         rng = np.random.default_rng(self._seed)
         results: list[PubResult] = []
         for raw in pubs:
@@ -146,7 +127,7 @@ class StatevectorEstimator:
         return _DoneJob(PrimitiveResult(results, metadata={"version": 2}))
 
 
-class StatevectorSampler:
+class StatevectorSampler(BaseSamplerV2):
     """SamplerV2 drawing shots from a vendor's exact output distribution."""
 
     def __init__(self, simulate: Simulate, default_shots: int = 1024, seed: int | None = None):
@@ -154,13 +135,8 @@ class StatevectorSampler:
         self._default_shots = default_shots
         self._seed = seed
 
-    def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> _DoneJob:
+    def run(self, pubs: Iterable[SamplerPubLike], *, shots: int | None = None) -> _DoneJob:
         """Sample pubs (``shots`` per parameter set; default ``default_shots``)."""
-        from qiskit.primitives import PrimitiveResult
-        from qiskit.primitives.containers import BitArray, DataBin, SamplerPubResult
-        from qiskit.primitives.containers.sampler_pub import SamplerPub
-        from qiskit.quantum_info import Statevector
-
         rng = np.random.default_rng(self._seed)
         results: list[SamplerPubResult] = []
         for raw in pubs:
@@ -229,13 +205,11 @@ class _VendorBackend(QuantumBackend):
         )
 
     def estimator(self, *, seed: int | None = None) -> BaseEstimatorV2:
-        est: BaseEstimatorV2 = StatevectorEstimator(self.statevector, seed)
-        return est
+        return StatevectorEstimator(self.statevector, seed)
 
     def sampler(self, *, seed: int | None = None) -> BaseSamplerV2:
         shots = int(self.options.get("default_shots", 1024))
-        smp: BaseSamplerV2 = StatevectorSampler(self.statevector, shots, seed)
-        return smp
+        return StatevectorSampler(self.statevector, shots, seed)
 
     def transpile(
         self, circuits: Sequence[QuantumCircuit], *, seed: int | None = None
