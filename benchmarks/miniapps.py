@@ -1,4 +1,4 @@
-"""Benchmark the five motif mini-apps at a small and a medium size on the local pools.
+"""Benchmark the motif mini-apps at a small and a medium size on the local pools.
 
 One Parsl session (``parsl_quantum.configs.local``: ``cpu`` = 2 Aer workers, ``qpu`` = 1 worker
 on the default fake device) serves every run; both pools are warmed up once first, so the
@@ -37,6 +37,8 @@ from miniapps import (  # noqa: E402
     ensemble,
     mitigation,
     qml,
+    qml_compression,
+    qml_generative,
     variational,
 )
 from parsl_quantum import configs  # noqa: E402
@@ -71,6 +73,20 @@ CASES: dict[str, dict[str, dict[str, Any]]] = {
         "small": {"steps": 40, "batch_size": 32},
         "medium": {"train": 1000, "test": 500, "steps": 60, "batch_size": 128, "shards": 4},
     },
+    "qml-compression": {
+        "small": {"shards": 2},
+        "medium": {"train": 16, "max_iterations": 200, "shards": 4},
+    },
+    "qml-generative": {
+        "small": {"target": "gaussian", "qubits": 6, "evaluate_on": ["cpu", "qpu"]},
+        "medium": {
+            "target": "gaussian",
+            "qubits": 7,
+            "layers": 3,
+            "max_iterations": 200,
+            "evaluate_on": ["cpu", "qpu"],
+        },
+    },
     "circuit-cutting": {
         "small": {"family": "efficient_su2", "qubits": 16, "max_subcircuit_qubits": 8},
         "medium": {"family": "efficient_su2", "qubits": 60, "max_subcircuit_qubits": 15},
@@ -86,6 +102,8 @@ RUNNERS: dict[str, Callable[..., Any]] = {
     "distributed-simulation": distributed_sim.run,
     "variational": variational.run,
     "qml-training": qml.run,
+    "qml-compression": qml_compression.run,
+    "qml-generative": qml_generative.run,
     "error-mitigation": mitigation.run,
     "circuit-cutting": circuit_cutting.run,
 }
@@ -114,6 +132,18 @@ def science(app: str, result: Any) -> str:
         return (
             f"test accuracy {result.test_accuracy:.3f} (target {result.target_accuracy}, "
             f"majority {result.majority_baseline:.2f})"
+        )
+    if app == "qml-compression":
+        return (
+            f"{result.qubits} -> {result.latent} qubits: held-out reconstruction fidelity "
+            f"{result.fidelity:.3f} (target {result.target_fidelity}; at initialization "
+            f"{result.initial_fidelity:.3f}), {result.iterations} iterations"
+        )
+    if app == "qml-generative":
+        pools = ", ".join(f"{p} {k:.3f}" for p, k in result.kl_by_pool.items())
+        return (
+            f"{result.target}, {result.qubits} qubits: KL {result.kl:.3f} exact (target "
+            f"{result.target_kl}; at initialization {result.initial_kl:.2f}); sampled: {pools}"
         )
     if app == "circuit-cutting":
         parts = len(result.configuration["partitions"])

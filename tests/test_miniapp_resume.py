@@ -41,6 +41,24 @@ CASES: dict[str, tuple[str, dict[str, Any], str]] = {
         {"circuits": {"family": "mirror", "count": 2, "qubits": 3, "layers": 2, "seed": 5}},
         "value",
     ),
+    "qml-compression": (
+        "qml-compression.yaml",
+        {
+            "data": {"qubits": 4, "train": 3},
+            "model": {"latent": 2, "layers": 1},
+            "optimizer": {"method": "lbfgs", "max_iterations": 3, "seed": 1},
+        },
+        "value",
+    ),
+    "qml-generative": (
+        "qml-generative.yaml",
+        {
+            "target": {"name": "bars-and-stripes", "rows": 2, "cols": 2},
+            "optimizer": {"method": "lbfgs", "max_iterations": 3, "seed": 1},
+            "eval_shots": 500,
+        },
+        "value",
+    ),
     "qml-training": (
         "qml-training.yaml",
         {

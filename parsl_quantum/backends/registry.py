@@ -10,6 +10,7 @@ spell a backend differently still agree.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import threading
 from typing import Any
 
@@ -22,6 +23,31 @@ from parsl_quantum.backends.aer import (
     gpu_missing_reason,
 )
 from parsl_quantum.backends.base import QuantumBackend, UnknownBackendError
+
+#: Registry names and the Python packages each needs.
+VENDOR_PACKAGES = {
+    "braket:local": ("qiskit_braket_provider", "qiskit-braket-provider"),
+    "pennylane:lightning.qubit": ("pennylane_lightning", "pennylane-lightning"),
+}
+
+
+def vendor_missing_reason(name: str) -> str | None:
+    """Why the vendor backend ``name`` cannot run here (its package is absent), or None."""
+    module, dist = VENDOR_PACKAGES[name]
+    if importlib.util.find_spec(module) is None:
+        return (
+            f"{name} is unavailable: the {dist} package is not installed "
+            "(pip install 'parsl-quantum[vendors]')"
+        )
+    return None
+
+
+#: Spellings of the vendor simulators' names.
+VENDOR_ALIASES = {
+    "braket:local": "braket:local",
+    "pennylane:lightning.qubit": "pennylane:lightning.qubit",
+    "pennylane:lightning": "pennylane:lightning.qubit",
+}
 
 #: The local default QPU: a small (7-qubit) noisy fake device that simulates quickly.
 DEFAULT_FAKE_QPU = "fake:fake_perth"
@@ -37,6 +63,7 @@ def _valid_names_hint() -> str:
     return (
         f"valid: aer, aer:<{'|'.join(CPU_METHODS[1:])}>, aer-gpu, aer-gpu:<{'|'.join(GPU_METHODS)}>"
         f", fake:<device> ({len(_fake_devices())} devices, e.g. {DEFAULT_FAKE_QPU}), ibm:<device>"
+        f", {', '.join(VENDOR_PACKAGES)}"
     )
 
 
@@ -69,7 +96,10 @@ def canonical_name(name: str) -> str:
         return f"fake:{device}"
     if family == "ibm" and rest:
         return f"ibm:{rest}"
-    raise _unknown(name, ["aer", "aer-gpu", DEFAULT_FAKE_QPU])
+    vendor = VENDOR_ALIASES.get(raw)
+    if vendor:
+        return vendor
+    raise _unknown(name, ["aer", "aer-gpu", DEFAULT_FAKE_QPU, *VENDOR_PACKAGES])
 
 
 def get_backend(name: str, **options: Any) -> QuantumBackend:
@@ -95,6 +125,14 @@ def get_backend(name: str, **options: Any) -> QuantumBackend:
         from parsl_quantum.backends.fake import FakeDeviceBackend
 
         return FakeDeviceBackend(canon, options)
+    if canon == "braket:local":
+        from parsl_quantum.backends.vendors import BraketLocalBackend
+
+        return BraketLocalBackend(canon, options)
+    if canon == "pennylane:lightning.qubit":
+        from parsl_quantum.backends.vendors import LightningQubitBackend
+
+        return LightningQubitBackend(canon, options)
     from parsl_quantum.backends.ibm import IBMBackend
 
     return IBMBackend(canon, options)
@@ -102,12 +140,14 @@ def get_backend(name: str, **options: Any) -> QuantumBackend:
 
 def available_backends(*, include_remote: bool = False) -> list[str]:
     """Names usable on this machine now: Aer CPU methods, ``aer-gpu`` when a GPU and
-    qiskit-aer-gpu are present, every fake device, and (only with ``include_remote=True`` and
+    qiskit-aer-gpu are present, every fake device, the vendor simulators whose packages are
+    installed, and (only with ``include_remote=True`` and
     IBM credentials, since it contacts the service) the IBM devices of the account."""
     names = ["aer", *(f"aer:{m}" for m in CPU_METHODS[1:])]
     if gpu_missing_reason() is None:
         names += ["aer-gpu", *(f"aer-gpu:{m}" for m in GPU_METHODS[1:])]
     names += [f"fake:{d}" for d in sorted(_fake_devices())]
+    names += [v for v in VENDOR_PACKAGES if vendor_missing_reason(v) is None]
     if include_remote:
         from parsl_quantum.backends.ibm import ibm_credentials_available, runtime_service
 

@@ -90,6 +90,16 @@ KINDS: dict[str, KindInfo] = {
         "miniapps.mitigation",
         "Zero-noise extrapolation ensembles on the noisy QPU pool.",
     ),
+    "qml-compression": KindInfo(
+        "qml-compression",
+        "miniapps.qml_compression",
+        "Train a quantum autoencoder compressing Ising ground states into latent qubits.",
+    ),
+    "qml-generative": KindInfo(
+        "qml-generative",
+        "miniapps.qml_generative",
+        "Train a quantum circuit Born machine to a target distribution with an MMD loss.",
+    ),
 }
 
 
