@@ -120,8 +120,10 @@ class Lane:
 
 @dataclass(frozen=True)
 class PoolStartup:
-    """When a block of a pool was requested from its provider and when it was reported running
-    (seconds since the first run began; ``running`` None when it never was)."""
+    """When a block of a pool was requested from its provider and when it was running (seconds
+    since the first run began). ``running`` is the provider's RUNNING report or, when Parsl did
+    not poll the provider before the pool's first task started (a run shorter than the
+    strategy period), that start: the block was running by then. None when neither happened."""
 
     pool: str
     requested: float
@@ -289,7 +291,7 @@ def load_report(run_dir: str | Path) -> RunReport:
         tries,
         pools,
         lanes,
-        _startups(blocks, run_index, seconds),
+        _startups(blocks, run_index, seconds, tries),
         sorted(
             w
             for run_id, when in managers
@@ -302,8 +304,9 @@ def _startups(
     blocks: Sequence[tuple[str, str, str, str, str]],
     run_index: dict[str, int],
     seconds: Callable[[str | None], float | None],
+    tries: Sequence[Try],
 ) -> list[PoolStartup]:
-    """Each block's first PENDING and first RUNNING report, per pool."""
+    """Each block's first PENDING and first RUNNING report (else its pool's first task start)."""
     requested: dict[tuple[str, str, str], float] = {}
     running: dict[tuple[str, str, str], float] = {}
     for run_id, pool, block, status, when in blocks:
@@ -315,8 +318,13 @@ def _startups(
             requested.setdefault(key, t)
         elif status == "RUNNING":
             running.setdefault(key, t)
+    first_task: dict[str, float] = {}
+    for attempt in tries:
+        if attempt.running is not None:
+            began = attempt.running
+            first_task[attempt.pool] = min(first_task.get(attempt.pool, began), began)
     return [
-        PoolStartup(pool, t, running.get((run_id, pool, block)))
+        PoolStartup(pool, t, running.get((run_id, pool, block), first_task.get(pool)))
         for (run_id, pool, block), t in sorted(requested.items(), key=lambda kv: kv[1])
     ]
 
