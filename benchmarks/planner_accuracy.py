@@ -15,7 +15,8 @@ are run round-robin (repeat r of every candidate, then repeat r+1) so that load 
 shared machine hit them alike; a candidate predicted at more than 4x the best prediction whose
 first run took over 2 s is not repeated (its one run still counts). Workers run
 single-threaded BLAS (``OPENBLAS_NUM_THREADS=1``, as each local worker has one core), for
-calibration and runs alike.
+calibration and runs alike. Memoization and checkpoints are off, and after each mix Parsl's
+monitoring database must show every evaluate task of its runs executed.
 
     PATH=.venv/bin:$PATH .venv/bin/python benchmarks/planner_accuracy.py --calibrate \\
         --json accuracy.json
@@ -38,8 +39,8 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import parsl  # noqa: E402
-from parsl.dataflow.memoization import BasicMemoizer  # noqa: E402
 from qiskit import QuantumCircuit  # noqa: E402
+from uncached import assert_executed, no_cache  # noqa: E402
 
 from parsl_quantum.configs import local, pool_infos  # noqa: E402
 from parsl_quantum.planner.calibrate import run_calibration, wait_for_workers  # noqa: E402
@@ -256,8 +257,11 @@ def main() -> None:
                 mix.pools, profile=profile, workers=mix.workers, run_dir=run_dir / "calibrate"
             )
             print(f"calibrated {mix_name} in {calibration.seconds:.0f} s -> {profile}")
+        db = (run_dir / mix_name / "monitoring.db").resolve()
+        db.unlink(missing_ok=True)
         config = local(run_dir / mix_name, mix.pools, workers=mix.workers, monitoring=False)
-        config.memoizer = BasicMemoizer(memoize=False)
+        no_cache(config, db)
+        first = len(results)
         pools = pool_infos(config)
         model = load_model(profile, {n: i.kind for n, i in pools.items()})
         with parsl.load(config):
@@ -278,6 +282,9 @@ def main() -> None:
                 results.append(result)
                 print_table([result])
         parsl.clear()
+        ran = sum(c["tasks"] * len(c["runs"]) for r in results[first:] for c in r["candidates"])
+        warm_tasks = sum(c.tasks for c in warm.candidates[:2])
+        assert_executed(db, warm_tasks + ran, "evaluate_subexperiments")
     summary = summarize(results)
     summary["seconds"] = time.perf_counter() - started
     print()
