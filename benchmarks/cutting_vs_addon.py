@@ -7,6 +7,12 @@ generated subexperiments (the addon's), the time to the value, the error against
 estimator, and the peak memory of each engine's evaluation in this process (resident-set growth
 sampled every 5 ms by a thread, so timing runs are not slowed by tracing).
 
+Nothing is served from a cache: the Parsl session runs with memoization and checkpoints off,
+and after it ends Parsl's monitoring database must show every evaluate task executed.
+
+- floor: the least any engine must do, in this process: cut at the same labels, one exact
+  evaluation of only the distinct subexperiments, the reconstruction (no planning, no Parsl);
+
 - ours: ``cut_and_run`` on warm local pools (``cpu``, 2 workers; pool start-up reported apart),
   exact;
 - addon-exact: ``partition_problem`` -> ``generate_cutting_experiments`` -> the addon's
@@ -14,6 +20,7 @@ sampled every 5 ms by a thread, so timing runs are not slowed by tracing).
 - addon-aer: the same with Aer's ``SamplerV2`` at 4096 shots per subexperiment.
 
     python benchmarks/cutting_vs_addon.py [--cases 16x2,20x2,24x2,12x3,16x3] [--skip-addon-exact]
+        [--skip-addon-aer] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ from qiskit_addon_cutting import (
 )
 from qiskit_addon_cutting.utils.simulation import ExactSampler
 from qiskit_aer.primitives import SamplerV2
+from uncached import assert_executed, no_cache
 
 from parsl_quantum import configs
-from parsl_quantum.cutting import cut_by_labels, evaluate_exact
+from parsl_quantum.cutting import cut_by_labels, evaluate_exact, expectation_value
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels
 from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.cutting import cut_and_run, reference_value
@@ -95,24 +103,42 @@ def ours_memory(circuit, observable, labels) -> float:
     return traced(run)[2]
 
 
+def floor_value(circuit, observable, labels) -> float:
+    """The floor: cut at the labels, evaluate only the distinct subexperiments, reconstruct."""
+    problem = cut_by_labels(circuit, observable, labels)
+    tensors = []
+    for part in problem.partitions:
+        dims = [len(site.options) for site in part.sites]
+        values = evaluate_exact(part)
+        tensors.append(np.moveaxis(values.reshape(*dims, len(part.observables)), -1, 0))
+    return expectation_value(problem, tensors)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="16x2,20x2,24x2,12x3,16x3")
     parser.add_argument("--skip-addon-exact", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of ours (median)")
+    parser.add_argument("--skip-addon-aer", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of ours, floor (median)")
     args = parser.parse_args()
     cases = [tuple(int(x) for x in c.split("x")) for c in args.cases.split(",")]
+    print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "monitoring.db"
+        submitted = 0
         start = time.perf_counter()
-        dfk = parsl.load(configs.local(Path(tmp), ("cpu",), monitoring=False))
+        dfk = parsl.load(no_cache(configs.local(Path(tmp), ("cpu",), monitoring=False), db))
         warm = efficient_su2_circuit(6, 1)
-        cut_and_run(warm, parse_observable("mean-z", 6), max_subcircuit_qubits=3, reference="never")
+        warmed = cut_and_run(
+            warm, parse_observable("mean-z", 6), max_subcircuit_qubits=3, reference="never"
+        )
+        submitted += warmed.tasks
         startup = time.perf_counter() - start
         print(f"pool start-up (cpu, 2 workers, first task included): {startup:.2f} s", flush=True)
         header = (
-            f"{'case':>6s} {'distinct':>8s} {'addon gen':>9s} {'ours s':>8s} "
-            f"{'addon-exact s':>13s} "
+            f"{'case':>6s} {'distinct':>8s} {'addon gen':>9s} {'ours s':>8s} {'floor s':>8s} "
+            f"{'/floor':>6s} {'addon-exact s':>13s} "
             f"{'addon-aer s':>11s} {'x exact':>8s} {'x aer':>7s} {'ours err':>9s} "
             f"{'aer err':>8s} {'ours MiB':>8s} {'addon MiB':>9s}"
         )
@@ -125,12 +151,19 @@ def main() -> None:
                 labels, _ = block_labels(circuit, balanced_widths(n, parts))
                 ref = reference_value(circuit, obs, force=True)
                 assert ref is not None
-                times = []
+                times, floors = [], []
                 for _ in range(args.repeats):
                     t0 = time.perf_counter()
                     result = _ours_fixed(circuit, obs, width, parts)
                     times.append(time.perf_counter() - t0)
+                    submitted += result.tasks
+                    floor, floor_s, _ = traced(
+                        lambda c=circuit, o=obs, lab=labels: floor_value(c, o, lab)
+                    )
+                    floors.append(floor_s)
+                    assert abs(floor - ref) < 1e-6 and abs(result.value - ref) < 1e-6
                 ours_s = float(np.median(times))
+                floor_s = float(np.median(floors))
                 distinct = result.configuration["subexperiments"]
                 mem_ours = ours_memory(circuit, obs, labels)
                 if args.skip_addon_exact:
@@ -146,22 +179,29 @@ def main() -> None:
                         f"  {n}x{parts}: ours {ours_s:.3f} s, addon-exact {exact_s:.1f} s",
                         flush=True,
                     )
-                (val_aer, gen_aer), aer_s, _ = traced(
-                    lambda c=circuit, o=obs, lab=labels: addon_value(
-                        c, o, lab, SamplerV2(default_shots=4096, seed=7), 4096
+                if args.skip_addon_aer:
+                    aer_s, aer_err = float("nan"), float("nan")
+                else:
+                    (val_aer, gen_aer), aer_s, _ = traced(
+                        lambda c=circuit, o=obs, lab=labels: addon_value(
+                            c, o, lab, SamplerV2(default_shots=4096, seed=7), 4096
+                        )
                     )
-                )
-                gen = gen or gen_aer
+                    gen = gen or gen_aer
+                    aer_err = abs(val_aer - ref)
                 print(
-                    f"{n:>3d}x{parts:<2d} {distinct:8d} {gen:9d} {ours_s:8.3f} {exact_s:13.2f} "
+                    f"{n:>3d}x{parts:<2d} {distinct:8d} {gen:9d} {ours_s:8.3f} {floor_s:8.3f} "
+                    f"{ours_s / floor_s:6.1f} {exact_s:13.2f} "
                     f"{aer_s:11.2f} {exact_s / ours_s:8.0f} {aer_s / ours_s:7.1f} "
-                    f"{abs(result.value - ref):9.1e} {abs(val_aer - ref):8.1e} "
+                    f"{abs(result.value - ref):9.1e} {aer_err:8.1e} "
                     f"{mem_ours:8.1f} {mem_addon:9.1f}",
                     flush=True,
                 )
         finally:
             dfk.cleanup()
             parsl.clear()
+        assert_executed(db, submitted, "evaluate_subexperiments")
+        print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}", flush=True)
 
 
 def _ours_fixed(circuit, obs, width: int, parts: int):

@@ -10,7 +10,8 @@ from the first submit to the last result:
   the worker's cached Aer backend.
 
 Runs alternate between the pools and the median of ``--repeats`` runs is reported with the ratio
-QPU-HTEX / HTEX (target: >= 0.9)::
+QPU-HTEX / HTEX (target: >= 0.9). Memoization and checkpoints are off, and Parsl's monitoring
+database must show every submitted task executed::
 
     PATH=.venv/bin:$PATH .venv/bin/python benchmarks/executor_overhead.py [--json out.json]
 """
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import parsl
@@ -31,6 +33,7 @@ from parsl import python_app
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
+from uncached import assert_executed, no_cache
 
 from parsl_quantum.executors import QPUHighThroughputExecutor
 
@@ -89,7 +92,9 @@ def main() -> None:
     }
     rates: dict[tuple[str, str], list[float]] = {key: [] for key in apps}
     run_dir = tempfile.mkdtemp(prefix="executor-overhead-")
-    with parsl.load(Config(executors=list(pools.values()), run_dir=run_dir, strategy="none")):
+    db = Path(run_dir) / "monitoring.db"
+    config = Config(executors=list(pools.values()), run_dir=run_dir, strategy="none")
+    with parsl.load(no_cache(config, db)):
         for label in pools:  # warm up: workers connected, qiskit imported, backends bound
             burst(apps[(label, "noop")], 4 * args.workers, False)
             burst(apps[(label, "circuit8")], 4 * args.workers, True)
@@ -100,6 +105,8 @@ def main() -> None:
                     burst(apps[(label, "circuit8")], args.circuit_tasks, True)
                 )
 
+    per_pool = 8 * args.workers + args.repeats * (args.noop_tasks + args.circuit_tasks)
+    assert_executed(db, 2 * per_pool)
     report: dict[str, Any] = {"workers": args.workers, "repeats": args.repeats, "workloads": {}}
     print(f"workers={args.workers} repeats={args.repeats} (median tasks/s)")
     print(f"{'workload':<10} {'htex':>10} {'qpu-htex':>10} {'ratio':>7}")

@@ -5,7 +5,9 @@ on the default fake device) serves every run; both pools are warmed up once firs
 figures describe the steady state. For each (mini-app, size) the table gives the wall time of
 its ``run()`` call, the wall time of its task phase (the run minus its own warm-up tasks and
 report), the number of tasks, the task throughput over the task phase, and the science
-figure the mini-app is checked on.
+figure the mini-app is checked on. Memoization and checkpoints are off, and Parsl's monitoring
+database must show at least the counted tasks executed (warm-up tasks come on top) and none
+served from a cache.
 
 Usage::
 
@@ -27,8 +29,10 @@ from typing import Any
 # this script shares its name with the ``miniapps`` package: keep its own directory off the
 # import path so that ``import miniapps`` finds the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.append(str(Path(__file__).resolve().parent))  # last: for ``uncached`` only
 
 import parsl  # noqa: E402
+from uncached import assert_executed, no_cache  # noqa: E402
 
 from miniapps import (  # noqa: E402
     _common,
@@ -190,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown app or size: {', '.join(unknown)}")
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="miniapps-bench-"))
     rows = []
-    with parsl.load(configs.local(run_dir, pools=("cpu", "qpu"), monitoring=False)):
+    db = run_dir / "monitoring.db"
+    config = no_cache(configs.local(run_dir, pools=("cpu", "qpu"), monitoring=False), db)
+    with parsl.load(config):
         ctx = _common.make_context(run_dir / "warmup", ["cpu", "qpu"])
         _common.warm_pools(ctx, ["cpu", "qpu"])
         for app in apps:
@@ -198,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 row = bench(app, size, run_dir)
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "timings"}), flush=True)
+    assert_executed(db, sum(r["tasks"] for r in rows), at_least=True)
     print()
     print("| mini-app | size | wall s | task phase s | tasks | tasks/s | science |")
     print("|---|---|---:|---:|---:|---:|---|")

@@ -5,7 +5,8 @@ The ensemble mini-app's workload (seeded random circuits, mean Z of each, estima
 devices, one circuit per task, each task bound to whichever device the pool's policy picks.
 Reported per policy: the mean absolute error of the estimates against the exact (statevector)
 values, how many circuits each device took, and the wall time. Memoization and checkpointing
-are off, so both runs compute everything.
+are off, so both runs compute everything, and Parsl's monitoring database must show every
+submitted task executed.
 
 Usage: ``python benchmarks/selection.py [--count 24] [--qubits 4] [--depth 4] [--json PATH]``
 """
@@ -25,6 +26,7 @@ from typing import Any
 # benchmarks/miniapps.py shares its name with the ``miniapps`` package: keep this directory off
 # the import path so that ``import miniapps`` finds the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.append(str(Path(__file__).resolve().parent))  # last: for ``uncached`` only
 
 import numpy as np  # noqa: E402
 import parsl  # noqa: E402
@@ -32,6 +34,7 @@ from parsl.config import Config  # noqa: E402
 from parsl.providers import LocalProvider  # noqa: E402
 from qiskit import QuantumCircuit  # noqa: E402
 from qiskit.quantum_info import SparsePauliOp  # noqa: E402
+from uncached import assert_executed, no_cache  # noqa: E402
 
 from miniapps.ensemble import exact_values, observables_for, random_circuits  # noqa: E402
 from parsl_quantum.executors import QPUHighThroughputExecutor  # noqa: E402
@@ -71,9 +74,10 @@ def run_policy(
         run_dir=str(run_dir),
         strategy="none",
     )
-    # no memoization, and Parsl's default memoizer writes no checkpoints
     app = parsl.python_app(evaluate_on_bound_backend, executors=["qpus"], cache=False)
-    with parsl.load(config):
+    db = Path(run_dir) / "monitoring.db"
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with parsl.load(no_cache(config, db)):
         app([circuits[0]], [observable], seed=0).result()  # workers up before the clock starts
         start = time.perf_counter()
         futures = [
@@ -83,6 +87,7 @@ def run_policy(
         outcomes = [f.result() for f in futures]
         wall = time.perf_counter() - start
     parsl.clear()
+    assert_executed(db, 1 + len(circuits))
     return [o.values[0][0] for o in outcomes], [o.backend for o in outcomes], wall
 
 
