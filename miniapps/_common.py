@@ -319,3 +319,51 @@ def check_width(pools: Mapping[str, PoolInfo], names: Sequence[str], width: int)
                 f"pool {name!r} ({info.max_qubits} qubits) is narrower than the {width}-qubit "
                 "circuits"
             )
+
+
+def optimize(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    *,
+    method: str,
+    max_iterations: int,
+    learning_rate: float,
+    gtol: float,
+    ftol: float,
+    on_step: Callable[[int, float], None],
+) -> np.ndarray:
+    """Minimise ``fun`` (cost and gradient) from ``x0``: ``lbfgs`` is scipy's L-BFGS-B, for exact
+    estimators; ``adam`` takes fixed steps that tolerate shot noise. ``on_step(k, cost)`` follows
+    iteration k (from 1). Returns the last point."""
+    if method == "lbfgs":
+        from scipy.optimize import minimize
+
+        steps = 0
+
+        def callback(intermediate_result: Any) -> None:
+            nonlocal steps
+            steps += 1
+            on_step(steps, float(intermediate_result.fun))
+
+        return np.asarray(
+            minimize(
+                fun,
+                x0,
+                jac=True,
+                method="L-BFGS-B",
+                callback=callback,
+                options={"maxiter": max_iterations, "gtol": gtol, "ftol": ftol},
+            ).x
+        )
+    if method == "adam":
+        x = x0.copy()
+        m = np.zeros_like(x)
+        v = np.zeros_like(x)
+        for k in range(1, max_iterations + 1):
+            cost, grad = fun(x)
+            on_step(k, cost)
+            m = 0.9 * m + 0.1 * grad
+            v = 0.999 * v + 0.001 * grad * grad
+            x = x - learning_rate * (m / (1 - 0.9**k)) / (np.sqrt(v / (1 - 0.999**k)) + 1e-8)
+        return x
+    raise ValueError(f"unknown optimizer {method!r} (lbfgs or adam)")

@@ -417,8 +417,6 @@ def execute(
 ) -> CompressionResult:
     """Train the autoencoder inside ``ctx`` (the engine of :func:`run` and
     :func:`run_template`)."""
-    from scipy.optimize import minimize
-
     check_inputs(ctx.pools, pools, qubits, latent, field_min, field_max)
     timings = _common.Timings()
     with timings.stage("setup"):
@@ -449,35 +447,21 @@ def execute(
         steps += 1
         return cost_and_gradient(values)
 
+    def on_step(k: int, cost: float) -> None:
+        history.append(cost)
+        ctx.progress("+".join(pools), k, max_iterations)
+
     with timings.stage("train"):
-        if method == "lbfgs":
-
-            def callback(intermediate_result: Any) -> None:
-                history.append(float(intermediate_result.fun))
-                ctx.progress("+".join(pools), len(history), max_iterations)
-
-            opt = minimize(
-                fun,
-                x0,
-                jac=True,
-                method="L-BFGS-B",
-                callback=callback,
-                options={"maxiter": max_iterations, "gtol": 1e-8, "ftol": 1e-12},
-            )
-            x = opt.x
-        elif method == "adam":
-            x = x0.copy()
-            m = np.zeros_like(x)
-            v = np.zeros_like(x)
-            for k in range(1, max_iterations + 1):
-                cost, grad = fun(x)
-                history.append(cost)
-                m = 0.9 * m + 0.1 * grad
-                v = 0.999 * v + 0.001 * grad * grad
-                x = x - learning_rate * (m / (1 - 0.9**k)) / (np.sqrt(v / (1 - 0.999**k)) + 1e-8)
-                ctx.progress("+".join(pools), k, max_iterations)
-        else:
-            raise ValueError(f"unknown optimizer {method!r} (lbfgs or adam)")
+        x = _common.optimize(
+            fun,
+            x0,
+            method=method,
+            max_iterations=max_iterations,
+            learning_rate=learning_rate,
+            gtol=1e-8,
+            ftol=1e-12,
+            on_step=on_step,
+        )
     with timings.stage("evaluate"):
         rows = np.array([x0, x])
         recon = runner.evaluate(recon_isa, data, rows, shards, "reconstruct")

@@ -444,8 +444,6 @@ def execute(
 ) -> GenerativeResult:
     """Train the Born machine inside ``ctx`` (the engine of :func:`run` and
     :func:`run_template`)."""
-    from scipy.optimize import minimize
-
     width = rows * cols if target == "bars-and-stripes" else qubits
     check_inputs(ctx.pools, pools, evaluate_on, target, width, shots)
     timings = _common.Timings()
@@ -470,34 +468,21 @@ def execute(
         steps += 1
         return mmd_loss_and_gradient(dists, pi, kernel)
 
+    def on_step(k: int, cost: float) -> None:
+        history.append(cost)
+        ctx.progress("+".join(pools), k, max_iterations)
+
     with timings.stage("train"):
-        if method == "lbfgs":
-
-            def callback(intermediate_result: Any) -> None:
-                history.append(float(intermediate_result.fun))
-                ctx.progress("+".join(pools), len(history), max_iterations)
-
-            x = minimize(
-                fun,
-                x0,
-                jac=True,
-                method="L-BFGS-B",
-                callback=callback,
-                options={"maxiter": max_iterations, "gtol": 1e-10, "ftol": 1e-14},
-            ).x
-        elif method == "adam":
-            x = x0.copy()
-            m = np.zeros_like(x)
-            v = np.zeros_like(x)
-            for k in range(1, max_iterations + 1):
-                loss, grad = fun(x)
-                history.append(loss)
-                m = 0.9 * m + 0.1 * grad
-                v = 0.999 * v + 0.001 * grad * grad
-                x = x - learning_rate * (m / (1 - 0.9**k)) / (np.sqrt(v / (1 - 0.999**k)) + 1e-8)
-                ctx.progress("+".join(pools), k, max_iterations)
-        else:
-            raise ValueError(f"unknown optimizer {method!r} (lbfgs or adam)")
+        x = _common.optimize(
+            fun,
+            x0,
+            method=method,
+            max_iterations=max_iterations,
+            learning_rate=learning_rate,
+            gtol=1e-10,
+            ftol=1e-14,
+            on_step=on_step,
+        )
     with timings.stage("evaluate"):
         start_end = evaluate(pools[:1], np.array([x0, x]), shots, "final", 1)
         sampled = {
