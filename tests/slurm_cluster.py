@@ -22,7 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,11 +112,15 @@ class SlurmCluster:
         out = self.run("squeue", "--noheader", "--states=R", "--format=%i %j").stdout
         return dict(line.split(maxsplit=1) for line in out.splitlines() if line.strip())
 
-    def finished(self, timeout: float = 30.0) -> list[dict[str, str]]:
+    def finished(
+        self, names: Iterable[str] = (), ids: Iterable[str] = (), timeout: float = 60.0
+    ) -> list[dict[str, str]]:
         """Every job in the accounting database (job id, name, state, partition, account,
-        node list), oldest first, once none of them is still pending or running there
-        (a job's end reaches ``slurmdbd`` shortly after it leaves ``squeue``)."""
+        node list), oldest first, once every job named in ``names`` or ``ids`` is recorded
+        there and none is still pending or running (a job reaches ``slurmdbd`` some time
+        after it leaves ``squeue``; on a fresh cluster it can take seconds)."""
         fields = ("jobid", "jobname", "state", "partition", "account", "nodelist")
+        want_names, want_ids = set(names), set(ids)
         deadline = time.monotonic() + timeout
         while True:
             out = self.run(
@@ -130,7 +134,10 @@ class SlurmCluster:
             ).stdout
             jobs = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
             active = [j for j in jobs if j["state"] in ("PENDING", "RUNNING", "COMPLETING")]
-            if not active or time.monotonic() > deadline:
+            missing = (want_names - {j["jobname"] for j in jobs}) | (
+                want_ids - {j["jobid"] for j in jobs}
+            )
+            if (not active and not missing) or time.monotonic() > deadline:
                 return jobs
             time.sleep(0.5)
 

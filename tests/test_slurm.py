@@ -60,7 +60,8 @@ def test_main_job_runs_in_a_slurm_batch_job(slurm_cluster: SlurmCluster, tmp_pat
     assert {p["pool"] for p in data["configuration"]["partitions"]} == {"cpu"}
     # the pool's block was a batch job under the run's name, and nothing is left queued
     assert slurm_cluster.wait_until_empty() == []
-    jobs = [j for j in slurm_cluster.finished() if j["jobname"] == job_name(run_dir, "cpu")]
+    name = job_name(run_dir, "cpu")
+    jobs = [j for j in slurm_cluster.finished(names=[name]) if j["jobname"] == name]
     assert len(jobs) == 1
     assert jobs[0]["partition"] == "debug" and jobs[0]["nodelist"] == slurm_cluster.node
     assert jobs[0]["account"] == slurm_cluster.account  # root's default account
@@ -139,7 +140,7 @@ def test_a_script_spreads_the_work_over_a_cpu_and_a_qpu_pool_of_jobs(
     report = load_report(run_dir)  # the monitoring database of the run
     assert {p for p, summary in report.pools.items() if summary.tasks} == {"cpu", "qpu"}
     assert slurm_cluster.wait_until_empty() == []
-    names = {j["jobname"] for j in slurm_cluster.finished()}
+    names = {j["jobname"] for j in slurm_cluster.finished(names=out["job_names"].values())}
     assert set(out["job_names"].values()) <= names
 
 
@@ -181,7 +182,9 @@ def test_max_blocks_two_runs_two_jobs(slurm_cluster: SlurmCluster, tmp_path: Pat
     assert len(jobs_used) == 2 and "" not in jobs_used
     assert slurm_cluster.wait_until_empty() == []
     seen = {
-        j["jobid"] for j in slurm_cluster.finished() if j["jobname"] == job_name(run_dir, "cpu")
+        j["jobid"]
+        for j in slurm_cluster.finished(ids=jobs_used)
+        if j["jobname"] == job_name(run_dir, "cpu")
     }
     assert seen == jobs_used
 
@@ -214,5 +217,5 @@ def test_a_cancelled_block_s_work_is_rebound_to_the_other(
     assert guards.handler.retried.get("cpu", 0) >= 1
     assert open_then and all(results[i][1] != cancelled for i in open_then)
     assert slurm_cluster.wait_until_empty() == []
-    states = {j["jobid"]: j["state"] for j in slurm_cluster.finished()}
+    states = {j["jobid"]: j["state"] for j in slurm_cluster.finished(ids=[cancelled])}
     assert states[cancelled].startswith("CANCELLED")
