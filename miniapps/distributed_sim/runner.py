@@ -470,7 +470,14 @@ def mpi_contract_slices(
         job_path, out_path = Path(tmp) / "job.pickle", Path(tmp) / "out.json"
         with job_path.open("wb") as fh:
             pickle.dump({"tree": tree, "arrays": list(arrays), "nslices": nslices}, fh)
-        command = [*argv, sys.executable, "-m", __name__, str(job_path), str(out_path)]
+        command = [
+            *argv,
+            sys.executable,
+            "-m",
+            "miniapps.distributed_sim",
+            str(job_path),
+            str(out_path),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not out_path.exists():
             tail = " ".join(done.stderr.split()[-60:])
@@ -862,7 +869,3 @@ def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]
         plan=prep.plan,
     )
     return result.to_dict()
-
-
-if __name__ == "__main__":  # an MPI rank of :func:`mpi_contract_slices`
-    _mpi_rank(sys.argv[1], sys.argv[2])
