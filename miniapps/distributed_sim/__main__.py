@@ -3,7 +3,7 @@
 
 import sys
 
-from miniapps.distributed_sim import _mpi_rank
+from miniapps.distributed_sim.mpi import mpi_rank
 
 if __name__ == "__main__":
-    _mpi_rank(sys.argv[1], sys.argv[2])
+    mpi_rank(sys.argv[1], sys.argv[2])
