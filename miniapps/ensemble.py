@@ -346,8 +346,13 @@ def execute(
 ) -> EnsembleResult:
     """Run an ensemble of ``circuits`` with ``params`` (the defaults when None) on ``pools``
     inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
-    p = params or EnsembleParams()
-    batch_size, precision, seed, reference = p.batch_size, p.precision, p.seed, p.reference
+    params = params or EnsembleParams()
+    batch_size, precision, seed, reference = (
+        params.batch_size,
+        params.precision,
+        params.seed,
+        params.reference,
+    )
     if not circuits:
         raise ValueError("the ensemble has no circuits")
     if batch_size < 1:
@@ -355,12 +360,12 @@ def execute(
     timings = _common.Timings()
     width = max(c.num_qubits for c in circuits)
     _common.check_width(ctx.pools, pools, width)
-    ops = observables_for(list(p.observables), width)
+    ops = observables_for(list(params.observables), width)
     batches = [
         list(range(i, min(i + batch_size, len(circuits))))
         for i in range(0, len(circuits), batch_size)
     ]
-    if p.warmup:
+    if params.warmup:
         with timings.stage("warmup"):
             _common.warm_pools(ctx, pools)
     with timings.stage("execute"):
@@ -469,12 +474,12 @@ def run(
         Fields of :class:`EnsembleParams` that replace those of ``params``, e.g.
         ``count=64, observables=("mean-z", "ZZII")``.
     """
-    p = dataclasses.replace(params or EnsembleParams(), **overrides)
+    params = dataclasses.replace(params or EnsembleParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu", "gpu", "qpu"))
     ctx = _common.make_context(run_dir, chosen)
     if circuits is None:
-        circuits = load_circuits(p)
-    return execute(ctx, circuits, p, pools=chosen)
+        circuits = load_circuits(params)
+    return execute(ctx, circuits, params, pools=chosen)
 
 
 def load_circuits(params: EnsembleParams, base_dir: Path | None = None) -> list[QuantumCircuit]:

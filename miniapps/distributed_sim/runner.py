@@ -131,11 +131,15 @@ def execute(
     plan : SlicedContraction, optional
         A contraction plan :func:`prepare` already made, so the search is not repeated.
     """
-    p = params or DistributedSimParams()
-    quantity = p.quantity
-    bitstring, pauli, qubits = p.inputs_for(circuit.num_qubits)
-    task_memory_mb, slices_per_task = p.task_memory_mb, p.slices_per_task
-    mpi_pool, mpi_ranks, mpi_launcher_options = p.mpi_pool, p.mpi_ranks, p.mpi_launcher_options
+    params = params or DistributedSimParams()
+    quantity = params.quantity
+    bitstring, pauli, qubits = params.inputs_for(circuit.num_qubits)
+    task_memory_mb, slices_per_task = params.task_memory_mb, params.slices_per_task
+    mpi_pool, mpi_ranks, mpi_launcher_options = (
+        params.mpi_pool,
+        params.mpi_ranks,
+        params.mpi_launcher_options,
+    )
     if not pools:
         raise ValueError("no pools to contract slices on")
     timings = _common.Timings()
@@ -143,7 +147,9 @@ def execute(
     with timings.stage("plan"):
         if plan is None:
             tn = build_network(circuit, quantity, bitstring, pauli, qubits)
-            plan = plan_slices(tn, task_memory_mb, max_repeats=p.max_repeats, max_time=p.max_time)
+            plan = plan_slices(
+                tn, task_memory_mb, max_repeats=params.max_repeats, max_time=params.max_time
+            )
     if timings.seconds["plan"] < plan.search_s:  # searched in prepare(), before the pools
         timings.seconds["plan"] = plan.search_s
     slots = sum(max(1, ctx.pools[p].workers) if p in ctx.pools else 1 for p in pools)
@@ -152,7 +158,7 @@ def execute(
         list(range(i, min(i + per_task, plan.nslices))) for i in range(0, plan.nslices, per_task)
     ]
 
-    ref_method = reference_method(circuit, p.reference)
+    ref_method = reference_method(circuit, params.reference)
     with timings.stage("warmup"):
         warm = [
             _common.submit(
@@ -291,12 +297,12 @@ def run(
         Fields of :class:`DistributedSimParams` that replace those of ``params``, e.g.
         ``quantity="expectation", pauli="ZX", qubits=(3, 4)``.
     """
-    p = dataclasses.replace(params or DistributedSimParams(), **overrides)
+    params = dataclasses.replace(params or DistributedSimParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu", "gpu"))
     ctx = _common.make_context(run_dir, chosen)
     if circuit is None:
-        circuit = load_circuit(p)
-    return execute(ctx, circuit, p, pools=chosen)
+        circuit = load_circuit(params)
+    return execute(ctx, circuit, params, pools=chosen)
 
 
 def load_circuit(params: DistributedSimParams, base_dir: Path | None = None) -> QuantumCircuit:
