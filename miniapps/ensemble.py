@@ -347,30 +347,24 @@ def execute(
     """Run an ensemble of ``circuits`` with ``params`` (the defaults when None) on ``pools``
     inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
     params = params or EnsembleParams()
-    batch_size, precision, seed, reference = (
-        params.batch_size,
-        params.precision,
-        params.seed,
-        params.reference,
-    )
     if not circuits:
         raise ValueError("the ensemble has no circuits")
-    if batch_size < 1:
+    if params.batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     timings = _common.Timings()
     width = max(c.num_qubits for c in circuits)
     _common.check_width(ctx.pools, pools, width)
     ops = observables_for(list(params.observables), width)
     batches = [
-        list(range(i, min(i + batch_size, len(circuits))))
-        for i in range(0, len(circuits), batch_size)
+        list(range(i, min(i + params.batch_size, len(circuits))))
+        for i in range(0, len(circuits), params.batch_size)
     ]
     if params.warmup:
         with timings.stage("warmup"):
             _common.warm_pools(ctx, pools)
     with timings.stage("execute"):
         started = time.time()
-        done = _dispatch(ctx, pools, batches, circuits, ops, precision, seed)
+        done = _dispatch(ctx, pools, batches, circuits, ops, params.precision, params.seed)
         elapsed = time.time() - started
     _settle([row for *_, row in done])
 
@@ -405,6 +399,7 @@ def execute(
             overhead[pool] = float(np.median([r["overhead_s"] for r in mine]))
 
     max_error: dict[str, float] = {}
+    reference = params.reference
     if reference is None:
         reference = width <= REFERENCE_MAX_QUBITS
     if reference:

@@ -132,28 +132,21 @@ def execute(
         A contraction plan :func:`prepare` already made, so the search is not repeated.
     """
     params = params or DistributedSimParams()
-    quantity = params.quantity
     bitstring, pauli, qubits = params.inputs_for(circuit.num_qubits)
-    task_memory_mb, slices_per_task = params.task_memory_mb, params.slices_per_task
-    mpi_pool, mpi_ranks, mpi_launcher_options = (
-        params.mpi_pool,
-        params.mpi_ranks,
-        params.mpi_launcher_options,
-    )
     if not pools:
         raise ValueError("no pools to contract slices on")
     timings = _common.Timings()
     n = circuit.num_qubits
     with timings.stage("plan"):
         if plan is None:
-            tn = build_network(circuit, quantity, bitstring, pauli, qubits)
+            tn = build_network(circuit, params.quantity, bitstring, pauli, qubits)
             plan = plan_slices(
-                tn, task_memory_mb, max_repeats=params.max_repeats, max_time=params.max_time
+                tn, params.task_memory_mb, max_repeats=params.max_repeats, max_time=params.max_time
             )
     if timings.seconds["plan"] < plan.search_s:  # searched in prepare(), before the pools
         timings.seconds["plan"] = plan.search_s
     slots = sum(max(1, ctx.pools[p].workers) if p in ctx.pools else 1 for p in pools)
-    per_task = slices_per_task or max(1, math.ceil(plan.nslices / (4 * slots)))
+    per_task = params.slices_per_task or max(1, math.ceil(plan.nslices / (4 * slots)))
     groups = [
         list(range(i, min(i + per_task, plan.nslices))) for i in range(0, plan.nslices, per_task)
     ]
@@ -201,7 +194,7 @@ def execute(
                 reference_value,
                 pools[0],
                 circuit,
-                quantity,
+                params.quantity,
                 ref_method,
                 bitstring,
                 pauli,
@@ -213,18 +206,18 @@ def execute(
             ref = complex(ref_future.result())
 
     mpi: dict[str, Any] = {"ran": False}
-    reason = mpi_unavailable_reason(mpi_pool) if mpi_pool else "no MPI pool requested"
-    if reason is None and mpi_pool is not None:
+    reason = mpi_unavailable_reason(params.mpi_pool) if params.mpi_pool else "no MPI pool requested"
+    if reason is None and params.mpi_pool is not None:
         with timings.stage("mpi"):
             spec = {
                 "num_nodes": 1,
-                "num_ranks": mpi_ranks,
-                "ranks_per_node": mpi_ranks,
-                "launcher_options": mpi_launcher_options,
+                "num_ranks": params.mpi_ranks,
+                "ranks_per_node": params.mpi_ranks,
+                "launcher_options": params.mpi_launcher_options,
             }
-            app = __import__("parsl").python_app(mpi_contract_slices, executors=[mpi_pool])
+            app = __import__("parsl").python_app(mpi_contract_slices, executors=[params.mpi_pool])
             fut = app(plan.tree, plan.arrays, plan.nslices, parsl_resource_specification=spec)
-            ctx.recorder.track(fut, task="mpi-slices", kind="mpi", pool=mpi_pool, qubits=n)
+            ctx.recorder.track(fut, task="mpi-slices", kind="mpi", pool=params.mpi_pool, qubits=n)
             outcome: MPIOutcome = fut.result()
         mpi_value = outcome.value * scale
         mpi = {
@@ -246,14 +239,14 @@ def execute(
         reference_method=ref_method,
         abs_error=abs_err,
         rel_error=rel_err,
-        quantity=quantity,
+        quantity=params.quantity,
         qubits=n,
         nslices=plan.nslices,
         tasks=len(groups),
         width_unsliced=plan.width_unsliced,
         width_sliced=plan.width_sliced,
         flops_overhead=plan.flops_sliced / plan.flops_unsliced if plan.flops_unsliced else 1.0,
-        task_memory_bytes=int(task_memory_mb * 2**20),
+        task_memory_bytes=int(params.task_memory_mb * 2**20),
         max_intermediate_bytes=int(2**plan.width_sliced) * ITEMSIZE,
         peak_task_bytes=plan.peak_bytes,
         input_bytes=plan.input_bytes,
