@@ -9,12 +9,13 @@ takes more of the work than a slow one. The run reports throughput (circuits/s) 
 the per-task overhead (a task's time in Parsl minus the time it spent computing on the worker),
 and checks the values of exact pools against a statevector reference.
 
-Python API: :func:`run`; template kind ``ensemble`` (:data:`TEMPLATE_SCHEMA`,
-:func:`run_template`).
+Python API: :func:`run` with an :class:`EnsembleParams`; template kind ``ensemble``
+(:data:`TEMPLATE_SCHEMA`, :func:`run_template`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -63,6 +64,72 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
 
 #: Largest circuit width for which the statevector reference is computed by default.
 REFERENCE_MAX_QUBITS = 14
+
+
+@dataclass(frozen=True)
+class EnsembleParams:
+    """What an ensemble evaluates and how it batches the work.
+
+    Where it runs (the pools, the run directory) is not a parameter: :func:`run` takes those
+    as arguments, a template takes them from its envelope.
+
+    Attributes
+    ----------
+    count, qubits, depth : int
+        The random circuits evaluated when no circuits (and no ``qasm``) are given: ``count``
+        circuits of ``qubits`` qubits and ``depth`` layers.
+    circuit_seed : int
+        Seed of the random circuits (circuit ``i`` uses ``circuit_seed + i``).
+    qasm : sequence of str, or None
+        QASM files to evaluate instead of random circuits (a relative path is also looked up
+        from the template's folder).
+    observables : sequence of str
+        Observables per circuit: ``mean-z`` or comma-separated Pauli labels.
+    batch_size : int
+        Circuits per task.
+    precision : float or None
+        The estimator's target standard error (None: the backend's default, exact on Aer).
+    seed : int or None
+        Seed of the estimators' shot sampling.
+    reference : bool or None
+        Compare with a statevector reference; None: when the circuits have at most
+        :data:`REFERENCE_MAX_QUBITS` qubits.
+    warmup : bool
+        First run one small task per worker slot, so the figures describe the steady state.
+    """
+
+    count: int = 32
+    qubits: int = 4
+    depth: int = 4
+    circuit_seed: int = 1234
+    qasm: Sequence[str] | None = None
+    observables: Sequence[str] = ("mean-z",)
+    batch_size: int = 8
+    precision: float | None = None
+    seed: int | None = 1234
+    reference: bool | None = None
+    warmup: bool = True
+
+    @classmethod
+    def from_template(cls, body: Mapping[str, Any]) -> EnsembleParams:
+        """The parameters of a validated ``kind: ensemble`` template body; what the body
+        leaves out keeps its default."""
+        circuits = body["circuits"]
+        given: dict[str, Any] = {
+            k: circuits[k] for k in ("count", "qubits", "depth") if k in circuits
+        }
+        if "seed" in circuits:
+            given["circuit_seed"] = circuits["seed"]
+        if "qasm" in circuits:
+            given["qasm"] = tuple(circuits["qasm"])
+        if "observables" in body:
+            given["observables"] = tuple(body["observables"])
+        given |= {
+            k: body[k]
+            for k in ("batch_size", "precision", "seed", "reference", "warmup")
+            if k in body
+        }
+        return cls(**given)
 
 
 @dataclass
@@ -273,34 +340,31 @@ def _figure(result: EnsembleResult, pools: Sequence[str], path: Path) -> Path:
 def execute(
     ctx: RunContext,
     circuits: Sequence[QuantumCircuit],
-    observables: Sequence[str] = ("mean-z",),
+    params: EnsembleParams | None = None,
     *,
     pools: Sequence[str],
-    batch_size: int = 8,
-    precision: float | None = None,
-    seed: int | None = 1234,
-    reference: bool | None = None,
-    warmup: bool = True,
 ) -> EnsembleResult:
-    """Run an ensemble inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    """Run an ensemble of ``circuits`` with ``params`` (the defaults when None) on ``pools``
+    inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    params = params or EnsembleParams()
     if not circuits:
         raise ValueError("the ensemble has no circuits")
-    if batch_size < 1:
+    if params.batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     timings = _common.Timings()
     width = max(c.num_qubits for c in circuits)
     _common.check_width(ctx.pools, pools, width)
-    ops = observables_for(list(observables), width)
+    ops = observables_for(list(params.observables), width)
     batches = [
-        list(range(i, min(i + batch_size, len(circuits))))
-        for i in range(0, len(circuits), batch_size)
+        list(range(i, min(i + params.batch_size, len(circuits))))
+        for i in range(0, len(circuits), params.batch_size)
     ]
-    if warmup:
+    if params.warmup:
         with timings.stage("warmup"):
             _common.warm_pools(ctx, pools)
     with timings.stage("execute"):
         started = time.time()
-        done = _dispatch(ctx, pools, batches, circuits, ops, precision, seed)
+        done = _dispatch(ctx, pools, batches, circuits, ops, params.precision, params.seed)
         elapsed = time.time() - started
     _settle([row for *_, row in done])
 
@@ -335,6 +399,7 @@ def execute(
             overhead[pool] = float(np.median([r["overhead_s"] for r in mine]))
 
     max_error: dict[str, float] = {}
+    reference = params.reference
     if reference is None:
         reference = width <= REFERENCE_MAX_QUBITS
     if reference:
@@ -381,59 +446,44 @@ def _write_batches(path: Path, records: Sequence[Mapping[str, Any]]) -> Path:
 
 def run(
     circuits: Sequence[QuantumCircuit] | None = None,
-    observables: Sequence[str] = ("mean-z",),
+    params: EnsembleParams | None = None,
     *,
-    count: int = 32,
-    qubits: int = 4,
-    depth: int = 4,
-    circuit_seed: int = 1234,
-    batch_size: int = 8,
-    precision: float | None = None,
-    seed: int | None = 1234,
-    reference: bool | None = None,
-    warmup: bool = True,
     pools: Sequence[str] | None = None,
     run_dir: str | Path = "runinfo/ensemble",
+    **overrides: Any,
 ) -> EnsembleResult:
     """Run a circuit ensemble with the loaded Parsl config.
 
-    ``circuits`` (Qiskit circuits without measurements) or, when None, ``count`` random
-    circuits of ``qubits`` and ``depth`` seeded from ``circuit_seed``. ``observables`` are
-    'mean-z' or comma-separated Pauli labels; ``precision`` is the estimator's target standard
-    error (None: the backend default, exact on Aer). ``warmup`` first runs one small task per
-    worker slot so the figures describe the steady state. ``pools`` default to every pool of the
-    config among ``cpu``, ``gpu`` and ``qpu``.
+    Parameters
+    ----------
+    circuits : sequence of QuantumCircuit, optional
+        Qiskit circuits without measurements; None: the random circuits (or QASM files) that
+        ``params`` describe.
+    params : EnsembleParams, optional
+        The parameters; the defaults when None.
+    pools : sequence of str, optional
+        Default: every pool of the config among ``cpu``, ``gpu`` and ``qpu``.
+    run_dir : str or Path
+        Where ``tasks.csv``, ``result.json`` and the figures go.
+    **overrides
+        Fields of :class:`EnsembleParams` that replace those of ``params``, e.g.
+        ``count=64, observables=("mean-z", "ZZII")``.
     """
+    params = dataclasses.replace(params or EnsembleParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu", "gpu", "qpu"))
     ctx = _common.make_context(run_dir, chosen)
     if circuits is None:
-        circuits = random_circuits(count, qubits, depth, circuit_seed)
-    return execute(
-        ctx,
-        circuits,
-        observables,
-        pools=chosen,
-        batch_size=batch_size,
-        precision=precision,
-        seed=seed,
-        reference=reference,
-        warmup=warmup,
-    )
+        circuits = load_circuits(params)
+    return execute(ctx, circuits, params, pools=chosen)
 
 
-def circuits_from_template(
-    spec: Mapping[str, Any], base_dir: Path | None = None
-) -> list[QuantumCircuit]:
-    """The circuits a template's ``circuits`` section names (QASM paths relative to
-    ``base_dir`` when they are not found from the working directory)."""
-    if "qasm" in spec:
-        return _common.read_qasm_files(spec["qasm"], base_dir)
-    return random_circuits(
-        int(spec.get("count", 32)),
-        int(spec.get("qubits", 4)),
-        int(spec.get("depth", 4)),
-        int(spec.get("seed", 1234)),
-    )
+def load_circuits(params: EnsembleParams, base_dir: Path | None = None) -> list[QuantumCircuit]:
+    """The circuits ``params`` describe: the QASM files when given (a relative path that is
+    not found from the working directory is taken relative to ``base_dir``), else
+    :func:`random_circuits`."""
+    if params.qasm is not None:
+        return _common.read_qasm_files(list(params.qasm), base_dir)
+    return random_circuits(params.count, params.qubits, params.depth, params.circuit_seed)
 
 
 def prepare(
@@ -441,9 +491,10 @@ def prepare(
 ) -> list[QuantumCircuit]:
     """Build and check the circuits and observables before any pool starts (bad input fails
     here, with a one-line error, not in a task)."""
-    circuits = circuits_from_template(template["circuits"], base_dir)
+    params = EnsembleParams.from_template(template)
+    circuits = load_circuits(params, base_dir)
     width = max(c.num_qubits for c in circuits)
-    observables_for(template.get("observables", ["mean-z"]), width)
+    observables_for(list(params.observables), width)
     _common.check_width(pools, template.get("pools") or list(pools), width)
     return circuits
 
@@ -452,15 +503,5 @@ def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]
     """Run a validated ``kind: ensemble`` template inside a loaded DataFlowKernel."""
     pools = _common.template_pools(template, ctx, ("cpu", "gpu", "qpu"))
     circuits = ctx.prepared if isinstance(ctx.prepared, list) else prepare(template, ctx.pools)
-    result = execute(
-        ctx,
-        circuits,
-        template.get("observables", ["mean-z"]),
-        pools=pools,
-        batch_size=int(template.get("batch_size", 8)),
-        precision=template.get("precision"),
-        seed=template.get("seed", 1234),
-        reference=template.get("reference"),
-        warmup=bool(template.get("warmup", True)),
-    )
+    result = execute(ctx, circuits, EnsembleParams.from_template(template), pools=pools)
     return result.to_dict()

@@ -16,11 +16,13 @@ so the run reports how far the unmitigated and the mitigated values are from the
 The default circuits are mirror circuits (a random layered circuit ``U`` followed by ``U^dag``):
 deep enough for gate noise to matter, with the known ideal ``<Z>`` = 1 on every qubit.
 
-Python API: :func:`run`; template kind ``error-mitigation``.
+Python API: :func:`run` with a :class:`MitigationParams`; template kind
+``error-mitigation``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -77,6 +79,71 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
         "seed": {"type": "integer"},
     },
 }
+
+
+@dataclass(frozen=True)
+class MitigationParams:
+    """The circuits, the observable and the extrapolation of a zero-noise extrapolation run.
+
+    Where it runs (the pools, the run directory) is not a parameter: :func:`run` takes those
+    as arguments, a template takes them from its envelope.
+
+    Attributes
+    ----------
+    family : {"mirror", "random"}
+        The circuits mitigated when none (and no ``qasm``) are given: mirror circuits (ideal
+        value known) or random layered circuits.
+    count, qubits, layers : int
+        How many circuits, their width and their layers.
+    circuit_seed : int
+        Seed of the circuits (circuit ``i`` uses ``circuit_seed + i``).
+    qasm : sequence of str, or None
+        QASM files to mitigate instead (a relative path is also looked up from the template's
+        folder).
+    observable : str
+        ``mean-z`` or comma-separated Pauli labels.
+    scale_factors : sequence of float
+        The noise scale factors (odd integers for global folding), at least two.
+    fold_method : {"global", "gates_at_random"}
+        How a circuit is folded to scale its noise.
+    factories : sequence of str
+        Extrapolations to report, among :data:`FACTORIES`.
+    precision : float or None
+        The estimator's target standard error per point (0.01 is 10,000 shots).
+    seed : int
+        Seed of the estimators' shots and of random folding.
+    """
+
+    family: Family = "mirror"
+    count: int = 4
+    qubits: int = 4
+    layers: int = 4
+    circuit_seed: int = 1234
+    qasm: Sequence[str] | None = None
+    observable: str = "mean-z"
+    scale_factors: Sequence[float] = (1.0, 3.0, 5.0)
+    fold_method: Fold = "global"
+    factories: Sequence[str] = FACTORIES
+    precision: float | None = 0.01
+    seed: int = 11
+
+    @classmethod
+    def from_template(cls, body: Mapping[str, Any]) -> MitigationParams:
+        """The parameters of a validated ``kind: error-mitigation`` template body; what the
+        body leaves out keeps its default."""
+        circuits = body.get("circuits", {})
+        given: dict[str, Any] = {
+            k: circuits[k] for k in ("family", "count", "qubits", "layers") if k in circuits
+        }
+        if "seed" in circuits:
+            given["circuit_seed"] = circuits["seed"]
+        if "qasm" in circuits:
+            given["qasm"] = tuple(circuits["qasm"])
+        given |= {k: body[k] for k in ("observable", "precision", "seed") if k in body}
+        given |= {k: tuple(body[k]) for k in ("scale_factors", "factories") if k in body}
+        if "fold" in body:
+            given["fold_method"] = body["fold"]
+        return cls(**given)
 
 
 # ------------------------------------------------------------------------------------------
@@ -272,28 +339,25 @@ def _figure(res: MitigationResult, factories: Sequence[str], path: Path) -> Path
 def execute(
     ctx: RunContext,
     circuits: Sequence[QuantumCircuit],
-    observable: str = "mean-z",
+    params: MitigationParams | None = None,
     *,
     pools: Sequence[str],
-    scale_factors: Sequence[float] = (1.0, 3.0, 5.0),
-    fold_method: Fold = "global",
-    factories: Sequence[str] = FACTORIES,
-    precision: float | None = 0.01,
-    seed: int = 11,
 ) -> MitigationResult:
-    """Run the ZNE ensemble inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    """Run the ZNE ensemble of ``circuits`` with ``params`` (the defaults when None) on
+    ``pools`` inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    params = params or MitigationParams()
     from parsl_quantum.backends import get_backend
     from parsl_quantum.workflow.circuits import parse_observable
 
-    unknown = sorted(set(factories) - set(FACTORIES))
+    unknown = sorted(set(params.factories) - set(FACTORIES))
     if unknown:
         raise ValueError(f"unknown factories {unknown} (known: {', '.join(FACTORIES)})")
-    if len(scale_factors) < 2:
+    if len(params.scale_factors) < 2:
         raise ValueError("zero-noise extrapolation needs at least two scale factors")
     timings = _common.Timings()
     with timings.stage("setup"):
         width = max(c.num_qubits for c in circuits)
-        obs = parse_observable(observable, width)
+        obs = parse_observable(params.observable, width)
         ideal = [ideal_value(c, obs) for c in circuits]
         backends = {p: _common.pool_backend(p) for p in pools}
         layouts = {
@@ -301,14 +365,14 @@ def execute(
         }
     with timings.stage("warmup"):
         _common.warm_pools(ctx, pools)
-    shots = _common.precision_shots(precision)
+    shots = _common.precision_shots(params.precision)
     with timings.stage("execute"):
         futures: dict[tuple[int, int], Any] = {}
         pool_of = []
         for i, circuit in enumerate(circuits):
             pool = pools[i % len(pools)]
             pool_of.append(pool)
-            for j, scale in enumerate(scale_factors):
+            for j, scale in enumerate(params.scale_factors):
                 futures[i, j] = _common.submit(
                     ctx,
                     zne_point,
@@ -316,11 +380,11 @@ def execute(
                     circuit,
                     obs,
                     float(scale),
-                    fold_method,
+                    params.fold_method,
                     layouts[pool],
                     backends[pool],
-                    precision,
-                    seed + 100 * i + j,
+                    params.precision,
+                    params.seed + 100 * i + j,
                     task=f"circuit-{i}-scale-{scale:g}",
                     kind="zne-point",
                     backend=backends[pool],
@@ -328,8 +392,12 @@ def execute(
                     shots=shots,
                 )
         points = {k: f.result() for k, f in futures.items()}
-    noisy = [[points[i, j].value for j in range(len(scale_factors))] for i in range(len(circuits))]
-    mitigated = {f: [extrapolate(f, scale_factors, row) for row in noisy] for f in factories}
+    noisy = [
+        [points[i, j].value for j in range(len(params.scale_factors))] for i in range(len(circuits))
+    ]
+    mitigated = {
+        f: [extrapolate(f, params.scale_factors, row) for row in noisy] for f in params.factories
+    }
     unmitigated_error = float(
         np.mean([abs(row[0] - v) for row, v in zip(noisy, ideal, strict=True)])
     )
@@ -341,7 +409,7 @@ def execute(
         ideal=ideal,
         noisy=noisy,
         mitigated=mitigated,
-        scale_factors=[float(s) for s in scale_factors],
+        scale_factors=[float(s) for s in params.scale_factors],
         unmitigated_error=unmitigated_error,
         mitigated_error=mitigated_error,
         improvement={
@@ -349,7 +417,7 @@ def execute(
         },
         pool_of_circuit=pool_of,
         two_qubit_gates=[
-            [points[i, j].two_qubit_gates for j in range(len(scale_factors))]
+            [points[i, j].two_qubit_gates for j in range(len(params.scale_factors))]
             for i in range(len(circuits))
         ],
         tasks=len(futures),
@@ -357,7 +425,7 @@ def execute(
         run_dir=ctx.run_dir,
     )
     with timings.stage("report"):
-        result.figure = _figure(result, list(factories), ctx.run_dir / "zne.png")
+        result.figure = _figure(result, list(params.factories), ctx.run_dir / "zne.png")
         ctx.recorder.write()
     result.timings = timings.as_dict()
     _common.write_json(ctx.run_dir / "result.json", result.to_dict())
@@ -374,42 +442,46 @@ def make_circuits(
 
 def run(
     circuits: Sequence[QuantumCircuit] | None = None,
-    observable: str = "mean-z",
+    params: MitigationParams | None = None,
     *,
-    family: Family = "mirror",
-    count: int = 4,
-    qubits: int = 4,
-    layers: int = 4,
-    circuit_seed: int = 1234,
-    scale_factors: Sequence[float] = (1.0, 3.0, 5.0),
-    fold_method: Fold = "global",
-    factories: Sequence[str] = FACTORIES,
-    precision: float | None = 0.01,
-    seed: int = 11,
     pools: Sequence[str] | None = None,
     run_dir: str | Path = "runinfo/error-mitigation",
+    **overrides: Any,
 ) -> MitigationResult:
-    """Zero-noise extrapolation of ``circuits`` (default: ``count`` mirror circuits) on the
-    noisy pool (default ``qpu``) with the loaded Parsl config.
+    """Zero-noise extrapolation of circuits on the noisy pool with the loaded Parsl config.
 
-    ``observable``: 'mean-z' or comma-separated Pauli labels. ``precision``: the estimator's
-    target standard error per point (0.01 is 10,000 shots). Each circuit's scale factors run on
-    one pool, so they share its noise.
+    Each circuit's scale factors run on one pool, so they share its noise.
+
+    Parameters
+    ----------
+    circuits : sequence of QuantumCircuit, optional
+        The circuits; None: those ``params`` describe (default: four mirror circuits).
+    params : MitigationParams, optional
+        The parameters; the defaults when None.
+    pools : sequence of str, optional
+        Default ``qpu``.
+    run_dir : str or Path
+        Where ``tasks.csv``, ``result.json`` and the figure go.
+    **overrides
+        Fields of :class:`MitigationParams` that replace those of ``params``, e.g.
+        ``scale_factors=(1, 3, 5, 7)``.
     """
+    params = dataclasses.replace(params or MitigationParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("qpu",))
     ctx = _common.make_context(run_dir, chosen)
     if circuits is None:
-        circuits = make_circuits(family, count, qubits, layers, circuit_seed)
-    return execute(
-        ctx,
-        circuits,
-        observable,
-        pools=chosen,
-        scale_factors=scale_factors,
-        fold_method=fold_method,
-        factories=factories,
-        precision=precision,
-        seed=seed,
+        circuits = load_circuits(params)
+    return execute(ctx, circuits, params, pools=chosen)
+
+
+def load_circuits(params: MitigationParams, base_dir: Path | None = None) -> list[QuantumCircuit]:
+    """The circuits ``params`` describe: the QASM files when given (a relative path that is
+    not found from the working directory is taken relative to ``base_dir``), else
+    :func:`make_circuits`."""
+    if params.qasm is not None:
+        return _common.read_qasm_files(list(params.qasm), base_dir)
+    return make_circuits(
+        params.family, params.count, params.qubits, params.layers, params.circuit_seed
     )
 
 
@@ -419,19 +491,10 @@ def prepare(
     """Build and check the circuits and the observable before any pool starts."""
     from parsl_quantum.workflow.circuits import parse_observable
 
-    spec = template.get("circuits", {})
-    if "qasm" in spec:
-        circuits = _common.read_qasm_files(spec["qasm"], base_dir)
-    else:
-        circuits = make_circuits(
-            spec.get("family", "mirror"),
-            int(spec.get("count", 4)),
-            int(spec.get("qubits", 4)),
-            int(spec.get("layers", 4)),
-            int(spec.get("seed", 1234)),
-        )
+    params = MitigationParams.from_template(template)
+    circuits = load_circuits(params, base_dir)
     width = max(c.num_qubits for c in circuits)
-    parse_observable(template.get("observable", "mean-z"), width)
+    parse_observable(params.observable, width)
     _common.check_width(pools, template.get("pools") or list(pools), width)
     return circuits
 
@@ -439,15 +502,6 @@ def prepare(
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Run a validated ``kind: error-mitigation`` template inside a loaded DataFlowKernel."""
     circuits = ctx.prepared if isinstance(ctx.prepared, list) else prepare(template, ctx.pools)
-    result = execute(
-        ctx,
-        circuits,
-        template.get("observable", "mean-z"),
-        pools=_common.template_pools(template, ctx, ("qpu",)),
-        scale_factors=template.get("scale_factors", [1.0, 3.0, 5.0]),
-        fold_method=template.get("fold", "global"),
-        factories=template.get("factories", list(FACTORIES)),
-        precision=template.get("precision", 0.01),
-        seed=int(template.get("seed", 11)),
-    )
+    pools = _common.template_pools(template, ctx, ("qpu",))
+    result = execute(ctx, circuits, MitigationParams.from_template(template), pools=pools)
     return result.to_dict()

@@ -16,11 +16,12 @@ seeded: points uniform in the square ``[-1, 1]^2``, labelled ``+1`` inside the c
 radius :data:`CIRCLE_RADIUS` (43% of the points) and ``-1`` outside, a boundary no linear model
 finds. The loss is the mean squared error to the labels.
 
-Python API: :func:`run`; template kind ``qml-training``.
+Python API: :func:`run` with a :class:`QMLParams`; template kind ``qml-training``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,72 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
         "precision": {"type": "number", "exclusiveMinimum": 0},
     },
 }
+
+
+@dataclass(frozen=True)
+class QMLParams:
+    """The dataset, the model and the training of a QML classifier run.
+
+    Where it runs (the pools, the run directory) is not a parameter: :func:`run` takes those
+    as arguments, a template takes them from its envelope.
+
+    Attributes
+    ----------
+    train, test : int
+        Points of the training and test sets of :func:`circle_dataset`.
+    data_seed : int
+        Seed of the training set (the test set uses ``data_seed + 1``).
+    qubits, layers : int
+        The re-uploading classifier's width and depth.
+    steps : int
+        Adam steps.
+    batch_size : int
+        Minibatch of one step.
+    shards : int or None
+        Tasks one minibatch is split into; None: one per worker slot.
+    learning_rate : float
+        Adam's step size.
+    eval_every : int
+        Steps between evaluations of the test set.
+    seed : int
+        Seed of the initial weights, the minibatches and the estimators' shots.
+    target_accuracy : float
+        ``reached`` when the final test accuracy is at least this.
+    precision : float or None
+        The estimator's target standard error (None: the backend's default, exact on Aer).
+    """
+
+    train: int = 200
+    test: int = 200
+    data_seed: int = 0
+    qubits: int = 2
+    layers: int = 2
+    steps: int = 40
+    batch_size: int = 32
+    shards: int | None = None
+    learning_rate: float = 0.1
+    eval_every: int = 5
+    seed: int = 0
+    target_accuracy: float = 0.85
+    precision: float | None = None
+
+    @classmethod
+    def from_template(cls, body: Mapping[str, Any]) -> QMLParams:
+        """The parameters of a validated ``kind: qml-training`` template body; what the body
+        leaves out keeps its default."""
+        data = body.get("dataset", {})
+        training = body.get("training", {})
+        given: dict[str, Any] = {k: data[k] for k in ("train", "test") if k in data}
+        if "seed" in data:
+            given["data_seed"] = data["seed"]
+        given |= {k: v for k, v in body.get("model", {}).items() if k in ("qubits", "layers")}
+        given |= {
+            k: training[k]
+            for k in ("steps", "batch_size", "shards", "learning_rate", "eval_every", "seed")
+            if k in training
+        }
+        given |= {k: body[k] for k in ("target_accuracy", "precision") if k in body}
+        return cls(**given)
 
 
 # ------------------------------------------------------------------------------------------
@@ -368,34 +435,24 @@ def _figure(
 
 def execute(
     ctx: RunContext,
+    params: QMLParams | None = None,
     *,
     pools: Sequence[str],
-    train: int = 200,
-    test: int = 200,
-    data_seed: int = 0,
-    qubits: int = 2,
-    layers: int = 2,
-    steps: int = 40,
-    batch_size: int = 32,
-    shards: int | None = None,
-    learning_rate: float = 0.1,
-    eval_every: int = 5,
-    seed: int = 0,
-    target_accuracy: float = 0.85,
-    precision: float | None = None,
 ) -> QMLResult:
-    """Train the classifier inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    """Train the classifier with ``params`` (the defaults when None) on ``pools`` inside
+    ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    params = params or QMLParams()
     timings = _common.Timings()
     with timings.stage("setup"):
-        x_train, y_train = circle_dataset(train, data_seed)
-        x_test, y_test = circle_dataset(test, data_seed + 1)
-        model = reuploading_classifier(qubits, layers)
-        trainer = _Trainer(ctx, pools, model, precision, seed)
+        x_train, y_train = circle_dataset(params.train, params.data_seed)
+        x_test, y_test = circle_dataset(params.test, params.data_seed + 1)
+        model = reuploading_classifier(params.qubits, params.layers)
+        trainer = _Trainer(ctx, pools, model, params.precision, params.seed)
         slots = sum(ctx.pools[p].workers if p in ctx.pools else 1 for p in pools)
-        shards = shards or max(1, slots)
+        shards = params.shards or max(1, slots)
     with timings.stage("warmup"):
         _common.warm_pools(ctx, pools)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(params.seed)
     weights = rng.normal(0.0, 0.5, model.num_weights)
     m = np.zeros_like(weights)
     v = np.zeros_like(weights)
@@ -412,17 +469,19 @@ def execute(
 
     with timings.stage("train"):
         evaluate(0)
-        for step in range(1, steps + 1):
-            batch = rng.choice(train, size=min(batch_size, train), replace=False)
+        for step in range(1, params.steps + 1):
+            batch = rng.choice(
+                params.train, size=min(params.batch_size, params.train), replace=False
+            )
             loss, grad = trainer.step(weights, x_train[batch], y_train[batch], shards, step)
             train_loss.append(loss)
             m = 0.9 * m + 0.1 * grad
             v = 0.999 * v + 0.001 * grad * grad
-            weights = weights - learning_rate * (m / (1 - 0.9**step)) / (
+            weights = weights - params.learning_rate * (m / (1 - 0.9**step)) / (
                 np.sqrt(v / (1 - 0.999**step)) + 1e-8
             )
-            ctx.progress("+".join(pools), step, steps)
-            if step % eval_every == 0 or step == steps:
+            ctx.progress("+".join(pools), step, params.steps)
+            if step % params.eval_every == 0 or step == params.steps:
                 evaluate(step)
     with timings.stage("report"):
         side = 25
@@ -432,14 +491,14 @@ def execute(
         result = QMLResult(
             test_accuracy=accs[-1],
             test_loss=losses[-1],
-            target_accuracy=target_accuracy,
-            reached=accs[-1] >= target_accuracy,
+            target_accuracy=params.target_accuracy,
+            reached=accs[-1] >= params.target_accuracy,
             train_loss=train_loss,
             eval_steps=eval_steps,
             test_accuracies=accs,
             test_losses=losses,
             weights=[float(w) for w in weights],
-            steps=steps,
+            steps=params.steps,
             tasks=trainer.tasks,
             timings={},
             run_dir=ctx.run_dir,
@@ -453,71 +512,36 @@ def execute(
 
 
 def run(
+    params: QMLParams | None = None,
     *,
-    train: int = 200,
-    test: int = 200,
-    data_seed: int = 0,
-    qubits: int = 2,
-    layers: int = 2,
-    steps: int = 40,
-    batch_size: int = 32,
-    shards: int | None = None,
-    learning_rate: float = 0.1,
-    eval_every: int = 5,
-    seed: int = 0,
-    target_accuracy: float = 0.85,
-    precision: float | None = None,
     pools: Sequence[str] | None = None,
     run_dir: str | Path = "runinfo/qml-training",
+    **overrides: Any,
 ) -> QMLResult:
     """Train the re-uploading classifier on the circle dataset with the loaded Parsl config.
 
-    Each of ``steps`` Adam steps evaluates a minibatch of ``batch_size`` in ``shards`` tasks
-    (default: one per worker slot of ``pools``, default ``cpu``); the test set is evaluated
-    every ``eval_every`` steps. ``reached`` says whether the final test accuracy is at least
+    Each Adam step evaluates a minibatch in ``shards`` tasks; the test set is evaluated every
+    ``eval_every`` steps. ``reached`` says whether the final test accuracy is at least
     ``target_accuracy``.
+
+    Parameters
+    ----------
+    params : QMLParams, optional
+        The parameters; the defaults when None.
+    pools : sequence of str, optional
+        Default ``cpu``.
+    run_dir : str or Path
+        Where ``tasks.csv``, ``result.json`` and the figure go.
+    **overrides
+        Fields of :class:`QMLParams` that replace those of ``params``, e.g. ``steps=80``.
     """
+    params = dataclasses.replace(params or QMLParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu",))
     ctx = _common.make_context(run_dir, chosen)
-    return execute(
-        ctx,
-        pools=chosen,
-        train=train,
-        test=test,
-        data_seed=data_seed,
-        qubits=qubits,
-        layers=layers,
-        steps=steps,
-        batch_size=batch_size,
-        shards=shards,
-        learning_rate=learning_rate,
-        eval_every=eval_every,
-        seed=seed,
-        target_accuracy=target_accuracy,
-        precision=precision,
-    )
+    return execute(ctx, params, pools=chosen)
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Run a validated ``kind: qml-training`` template inside a loaded DataFlowKernel."""
-    data = template.get("dataset", {})
-    model = template.get("model", {})
-    tr = template.get("training", {})
-    result = execute(
-        ctx,
-        pools=_common.template_pools(template, ctx, ("cpu",)),
-        train=int(data.get("train", 200)),
-        test=int(data.get("test", 200)),
-        data_seed=int(data.get("seed", 0)),
-        qubits=int(model.get("qubits", 2)),
-        layers=int(model.get("layers", 2)),
-        steps=int(tr.get("steps", 40)),
-        batch_size=int(tr.get("batch_size", 32)),
-        shards=tr.get("shards"),
-        learning_rate=float(tr.get("learning_rate", 0.1)),
-        eval_every=int(tr.get("eval_every", 5)),
-        seed=int(tr.get("seed", 0)),
-        target_accuracy=float(template.get("target_accuracy", 0.85)),
-        precision=template.get("precision"),
-    )
-    return result.to_dict()
+    pools = _common.template_pools(template, ctx, ("cpu",))
+    return execute(ctx, QMLParams.from_template(template), pools=pools).to_dict()

@@ -23,11 +23,13 @@ measured on the backend as well, by a unitary circuit on ``n + (n - k)`` qubits:
 in their place), decode, undo the preparation, and estimate the probability of all-zero data
 qubits.
 
-Python API: :func:`run`; template kind ``qml-compression``.
+Python API: :func:`run` with a :class:`CompressionParams`; template kind
+``qml-compression``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +85,84 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
         "precision": {"type": "number", "exclusiveMinimum": 0},
     },
 }
+
+
+@dataclass(frozen=True)
+class CompressionParams:
+    """The data, the model and the training of a quantum autoencoder run.
+
+    Where it runs (the pools, the run directory) is not a parameter: :func:`run` takes those
+    as arguments, a template takes them from its envelope.
+
+    Attributes
+    ----------
+    qubits : int
+        Width of the Ising ground states compressed.
+    latent : int
+        Qubits they are compressed into.
+    layers : int
+        RY + CX-ladder blocks of the encoder.
+    train : int
+        Ground states at fields evenly spaced in ``[field_min, field_max]`` (in units of
+        ``coupling``) form the training set; their midpoints the held-out set.
+    field_min, field_max : float
+        The range of transverse fields.
+    coupling : float
+        The Ising coupling ``J``.
+    method : {"lbfgs", "adam"}
+        L-BFGS-B (exact estimators) or Adam (shot noise, with ``learning_rate``).
+    max_iterations : int
+        Optimizer iterations at most.
+    learning_rate : float
+        Adam's step size.
+    init_scale : float
+        Initial angles are drawn from ``N(0, init_scale^2)``.
+    seed : int
+        Seed of the initial angles and of the estimators' shots.
+    target_fidelity : float
+        ``reached`` when the held-out mean reconstruction fidelity is at least this.
+    shards : int or None
+        Tasks each iteration's evaluations are split into; None: one per worker slot.
+    precision : float or None
+        The estimator's target standard error (None: the backend's default, exact on Aer).
+    """
+
+    qubits: int = 6
+    latent: int = 3
+    layers: int = 5
+    train: int = 8
+    field_min: float = 0.2
+    field_max: float = 2.0
+    coupling: float = 1.0
+    method: Optimizer = "lbfgs"
+    max_iterations: int = 100
+    learning_rate: float = 0.05
+    init_scale: float = 3.0
+    seed: int = 0
+    target_fidelity: float = 0.95
+    shards: int | None = None
+    precision: float | None = None
+
+    @classmethod
+    def from_template(cls, body: Mapping[str, Any]) -> CompressionParams:
+        """The parameters of a validated ``kind: qml-compression`` template body; what the
+        body leaves out keeps its default."""
+        data = body.get("data", {})
+        model = body.get("model", {})
+        opt = body.get("optimizer", {})
+        given: dict[str, Any] = {
+            k: data[k]
+            for k in ("qubits", "train", "field_min", "field_max", "coupling")
+            if k in data
+        }
+        given |= {k: model[k] for k in ("latent", "layers") if k in model}
+        given |= {
+            k: opt[k]
+            for k in ("method", "max_iterations", "learning_rate", "init_scale", "seed")
+            if k in opt
+        }
+        given |= {k: body[k] for k in ("target_fidelity", "shards", "precision") if k in body}
+        return cls(**given)
 
 
 # ------------------------------------------------------------------------------------------
@@ -397,46 +477,33 @@ def check_inputs(
 
 def execute(
     ctx: RunContext,
+    params: CompressionParams | None = None,
     *,
     pools: Sequence[str],
-    qubits: int = 6,
-    latent: int = 3,
-    layers: int = 5,
-    train: int = 8,
-    field_min: float = 0.2,
-    field_max: float = 2.0,
-    coupling: float = 1.0,
-    method: Optimizer = "lbfgs",
-    max_iterations: int = 100,
-    learning_rate: float = 0.05,
-    init_scale: float = 3.0,
-    seed: int = 0,
-    target_fidelity: float = 0.95,
-    shards: int | None = None,
-    precision: float | None = None,
 ) -> CompressionResult:
-    """Train the autoencoder inside ``ctx`` (the engine of :func:`run` and
-    :func:`run_template`)."""
-    check_inputs(ctx.pools, pools, qubits, latent, field_min, field_max)
+    """Train the autoencoder with ``params`` (the defaults when None) on ``pools`` inside
+    ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    params = params or CompressionParams()
+    check_inputs(ctx.pools, pools, params.qubits, params.latent, params.field_min, params.field_max)
     timings = _common.Timings()
     with timings.stage("setup"):
-        train_fields, test_fields = field_values(train, field_min, field_max)
-        train_states = ising_states(qubits, train_fields, coupling)
-        test_states = ising_states(qubits, test_fields, coupling)
-        model = encoder(qubits, layers)
-        trash = zero_projector(range(latent, qubits), qubits)
-        data = zero_projector(range(qubits), 2 * qubits - latent)
-        runner = _Runner(ctx, pools, precision, seed)
+        train_fields, test_fields = field_values(params.train, params.field_min, params.field_max)
+        train_states = ising_states(params.qubits, train_fields, params.coupling)
+        test_states = ising_states(params.qubits, test_fields, params.coupling)
+        model = encoder(params.qubits, params.layers)
+        trash = zero_projector(range(params.latent, params.qubits), params.qubits)
+        data = zero_projector(range(params.qubits), 2 * params.qubits - params.latent)
+        runner = _Runner(ctx, pools, params.precision, params.seed)
         train_isa = runner.compile([training_circuit(s, model) for s in train_states])
         recon_isa = runner.compile(
-            [reconstruction_circuit(s, model, latent) for s in (*test_states, *train_states)]
+            [reconstruction_circuit(s, model, params.latent) for s in (*test_states, *train_states)]
         )
         slots = sum(ctx.pools[p].workers if p in ctx.pools else 1 for p in pools)
-        shards = shards or max(1, slots)
+        shards = params.shards or max(1, slots)
     with timings.stage("warmup"):
         _common.warm_pools(ctx, pools)
-    rng = np.random.default_rng(seed)
-    x0 = rng.normal(0.0, init_scale, model.num_parameters)
+    rng = np.random.default_rng(params.seed)
+    x0 = rng.normal(0.0, params.init_scale, model.num_parameters)
     history: list[float] = []
     steps = 0
 
@@ -449,15 +516,15 @@ def execute(
 
     def on_step(k: int, cost: float) -> None:
         history.append(cost)
-        ctx.progress("+".join(pools), k, max_iterations)
+        ctx.progress("+".join(pools), k, params.max_iterations)
 
     with timings.stage("train"):
         x = _common.optimize(
             fun,
             x0,
-            method=method,
-            max_iterations=max_iterations,
-            learning_rate=learning_rate,
+            method=params.method,
+            max_iterations=params.max_iterations,
+            learning_rate=params.learning_rate,
             gtol=1e-8,
             ftol=1e-12,
             on_step=on_step,
@@ -476,15 +543,15 @@ def execute(
     result = CompressionResult(
         fidelity=float(np.mean(recon[:n_test, 1])),
         initial_fidelity=float(np.mean(recon[:n_test, 0])),
-        target_fidelity=target_fidelity,
-        reached=float(np.mean(recon[:n_test, 1])) >= target_fidelity,
+        target_fidelity=params.target_fidelity,
+        reached=float(np.mean(recon[:n_test, 1])) >= params.target_fidelity,
         fidelities=[float(f) for f in recon[:n_test, 1]],
         initial_fidelities=[float(f) for f in recon[:n_test, 0]],
         train_fidelity=float(np.mean(recon[n_test:, 1])),
         trash_fidelity=float(np.mean(trash_test[:, 0])),
-        qubits=qubits,
-        latent=latent,
-        layers=layers,
+        qubits=params.qubits,
+        latent=params.latent,
+        layers=params.layers,
         parameters=model.num_parameters,
         train_fields=[float(h) for h in train_fields],
         test_fields=[float(h) for h in test_fields],
@@ -504,96 +571,49 @@ def execute(
 
 
 def run(
+    params: CompressionParams | None = None,
     *,
-    qubits: int = 6,
-    latent: int = 3,
-    layers: int = 5,
-    train: int = 8,
-    field_min: float = 0.2,
-    field_max: float = 2.0,
-    coupling: float = 1.0,
-    method: Optimizer = "lbfgs",
-    max_iterations: int = 100,
-    learning_rate: float = 0.05,
-    init_scale: float = 3.0,
-    seed: int = 0,
-    target_fidelity: float = 0.95,
-    shards: int | None = None,
-    precision: float | None = None,
     pools: Sequence[str] | None = None,
     run_dir: str | Path = "runinfo/qml-compression",
+    **overrides: Any,
 ) -> CompressionResult:
-    """Train an autoencoder compressing Ising ground states of ``qubits`` into ``latent``
-    qubits with the loaded Parsl config, and report its held-out reconstruction fidelity.
+    """Train an autoencoder compressing Ising ground states into fewer qubits with the loaded
+    Parsl config, and report its held-out reconstruction fidelity.
 
-    ``train`` ground states at fields evenly spaced in ``[field_min, field_max]`` (in units of
-    ``coupling``) are the training set, their midpoints the held-out set. The encoder has
-    ``layers`` RY + CX-ladder blocks, started from angles drawn from ``N(0, init_scale^2)``
-    (``seed``). ``method``: ``lbfgs`` (exact estimators) or ``adam`` (shot noise, with
-    ``learning_rate``). Each iteration's evaluations run as ``shards`` tasks (default: one per
-    worker slot of ``pools``, default ``cpu``). ``reached`` says whether the held-out mean
-    reconstruction fidelity is at least ``target_fidelity``.
+    Parameters
+    ----------
+    params : CompressionParams, optional
+        The parameters; the defaults when None.
+    pools : sequence of str, optional
+        Default ``cpu``.
+    run_dir : str or Path
+        Where ``tasks.csv``, ``result.json`` and the figure go.
+    **overrides
+        Fields of :class:`CompressionParams` that replace those of ``params``, e.g.
+        ``qubits=6, latent=3``.
     """
+    params = dataclasses.replace(params or CompressionParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu",))
     ctx = _common.make_context(run_dir, chosen)
-    return execute(
-        ctx,
-        pools=chosen,
-        qubits=qubits,
-        latent=latent,
-        layers=layers,
-        train=train,
-        field_min=field_min,
-        field_max=field_max,
-        coupling=coupling,
-        method=method,
-        max_iterations=max_iterations,
-        learning_rate=learning_rate,
-        init_scale=init_scale,
-        seed=seed,
-        target_fidelity=target_fidelity,
-        shards=shards,
-        precision=precision,
-    )
+    return execute(ctx, params, pools=chosen)
 
 
 def prepare(
     template: Mapping[str, Any], pools: Mapping[str, PoolInfo], base_dir: Path | None = None
 ) -> None:
     """Check the template's sizes against each other and the pools before any pool starts."""
-    data = template.get("data", {})
+    params = CompressionParams.from_template(template)
     check_inputs(
         pools,
         template.get("pools") or ["cpu"],
-        int(data.get("qubits", 6)),
-        int(template.get("model", {}).get("latent", 3)),
-        float(data.get("field_min", 0.2)),
-        float(data.get("field_max", 2.0)),
+        params.qubits,
+        params.latent,
+        params.field_min,
+        params.field_max,
     )
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Run a validated ``kind: qml-compression`` template inside a loaded DataFlowKernel."""
-    data = template.get("data", {})
-    model = template.get("model", {})
-    opt = template.get("optimizer", {})
-    result = execute(
-        ctx,
-        pools=_common.template_pools(template, ctx, ("cpu",)),
-        qubits=int(data.get("qubits", 6)),
-        latent=int(model.get("latent", 3)),
-        layers=int(model.get("layers", 5)),
-        train=int(data.get("train", 8)),
-        field_min=float(data.get("field_min", 0.2)),
-        field_max=float(data.get("field_max", 2.0)),
-        coupling=float(data.get("coupling", 1.0)),
-        method=opt.get("method", "lbfgs"),
-        max_iterations=int(opt.get("max_iterations", 100)),
-        learning_rate=float(opt.get("learning_rate", 0.05)),
-        init_scale=float(opt.get("init_scale", 3.0)),
-        seed=int(opt.get("seed", 0)),
-        target_fidelity=float(template.get("target_fidelity", 0.95)),
-        shards=template.get("shards"),
-        precision=template.get("precision"),
-    )
-    return result.to_dict()
+    pools = _common.template_pools(template, ctx, ("cpu",))
+    return execute(ctx, CompressionParams.from_template(template), pools=pools).to_dict()

@@ -24,11 +24,13 @@ point with the sampler, which is what a device does. The science figure is the K
 ``KL(pi || p) = sum_x pi(x) log(pi(x) / p(x))`` of the trained model, on the training pool and,
 sampling the same trained circuit, on each evaluation pool (for example the noisy fake device).
 
-Python API: :func:`run`; template kind ``qml-generative``.
+Python API: :func:`run` with a :class:`GenerativeParams`; template kind
+``qml-generative``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +98,96 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
         "tasks_per_step": {"type": "integer", "minimum": 1},
     },
 }
+
+
+@dataclass(frozen=True)
+class GenerativeParams:
+    """The target, the model and the training of a Born machine run.
+
+    Where it runs (the training pools, the pools that sample the trained circuit, the run
+    directory) is not a parameter: :func:`run` takes those as arguments, a template takes them
+    from its envelope and ``evaluate_on``.
+
+    Attributes
+    ----------
+    target : {"gaussian", "bars-and-stripes"}
+        The distribution learnt: a discretised Gaussian on ``qubits`` qubits, or the
+        bars-and-stripes patterns of a ``rows x cols`` grid.
+    rows, cols : int
+        Bars and stripes: the grid.
+    qubits : int
+        Gaussian: the width.
+    mean, sigma : float or None
+        Gaussian: its mean and standard deviation on ``0 .. 2^qubits - 1`` (None: the
+        middle, and ``2^qubits / 8``).
+    layers : int
+        Layers of the Born machine.
+    bandwidths : sequence of float
+        Bandwidths of the MMD loss's Gaussian kernel.
+    method : {"lbfgs", "adam"}
+        L-BFGS-B (exact probabilities) or Adam (shot noise, with ``learning_rate``).
+    max_iterations : int
+        Optimizer iterations at most.
+    learning_rate : float
+        Adam's step size.
+    seed : int
+        Seed of the initial parameters and of the samplers' shots.
+    shots : int or None
+        Samples per point while training; None: exact probabilities (exact pools only).
+    eval_shots : int
+        Samples of the trained circuit on each evaluation pool.
+    target_kl : float
+        ``reached`` when the trained model's KL divergence on the training pool is at most
+        this.
+    tasks_per_step : int or None
+        Tasks each iteration's ``1 + 2P`` distributions are split into; None: one per worker
+        slot.
+    """
+
+    target: Target = "gaussian"
+    rows: int = 2
+    cols: int = 2
+    qubits: int = 6
+    mean: float | None = None
+    sigma: float | None = None
+    layers: int = 3
+    bandwidths: Sequence[float] = (0.25, 4.0)
+    method: Optimizer = "lbfgs"
+    max_iterations: int = 150
+    learning_rate: float = 0.1
+    seed: int = 0
+    shots: int | None = None
+    eval_shots: int = 20000
+    target_kl: float = 0.05
+    tasks_per_step: int | None = None
+
+    @property
+    def width(self) -> int:
+        """The qubits of the Born machine."""
+        return self.rows * self.cols if self.target == "bars-and-stripes" else self.qubits
+
+    @classmethod
+    def from_template(cls, body: Mapping[str, Any]) -> GenerativeParams:
+        """The parameters of a validated ``kind: qml-generative`` template body; what the body
+        leaves out keeps its default."""
+        tgt = body.get("target", {})
+        opt = body.get("optimizer", {})
+        given: dict[str, Any] = {
+            k: tgt[k] for k in ("rows", "cols", "qubits", "mean", "sigma") if k in tgt
+        }
+        if "name" in tgt:
+            given["target"] = tgt["name"]
+        if "layers" in body.get("model", {}):
+            given["layers"] = body["model"]["layers"]
+        if "bandwidths" in body:
+            given["bandwidths"] = tuple(float(b) for b in body["bandwidths"])
+        given |= {
+            k: opt[k] for k in ("method", "max_iterations", "learning_rate", "seed") if k in opt
+        }
+        given |= {
+            k: body[k] for k in ("shots", "eval_shots", "target_kl", "tasks_per_step") if k in body
+        }
+        return cls(**given)
 
 
 # ------------------------------------------------------------------------------------------
@@ -422,87 +514,81 @@ def _figure(res: GenerativeResult, model_by_pool: Mapping[str, np.ndarray], path
 
 def execute(
     ctx: RunContext,
+    params: GenerativeParams | None = None,
     *,
     pools: Sequence[str],
     evaluate_on: Sequence[str] = (),
-    target: Target = "gaussian",
-    rows: int = 2,
-    cols: int = 2,
-    qubits: int = 6,
-    mean: float | None = None,
-    sigma: float | None = None,
-    layers: int = 3,
-    bandwidths: Sequence[float] = (0.25, 4.0),
-    method: Optimizer = "lbfgs",
-    max_iterations: int = 150,
-    learning_rate: float = 0.1,
-    seed: int = 0,
-    shots: int | None = None,
-    eval_shots: int = 20000,
-    target_kl: float = 0.05,
-    tasks_per_step: int | None = None,
 ) -> GenerativeResult:
-    """Train the Born machine inside ``ctx`` (the engine of :func:`run` and
+    """Train the Born machine with ``params`` (the defaults when None) on ``pools`` inside
+    ``ctx``, then sample it on every pool of ``evaluate_on`` (the engine of :func:`run` and
     :func:`run_template`)."""
-    width = rows * cols if target == "bars-and-stripes" else qubits
-    check_inputs(ctx.pools, pools, evaluate_on, target, width, shots)
+    params = params or GenerativeParams()
+    width = params.width
+    check_inputs(ctx.pools, pools, evaluate_on, params.target, width, params.shots)
     timings = _common.Timings()
     with timings.stage("setup"):
         pi = target_distribution(
-            target, rows=rows, cols=cols, qubits=qubits, mean=mean, sigma=sigma
+            params.target,
+            rows=params.rows,
+            cols=params.cols,
+            qubits=params.qubits,
+            mean=params.mean,
+            sigma=params.sigma,
         )
-        kernel = gaussian_kernel(features(target, width), bandwidths)
-        model = born_machine(width, layers)
-        evaluate = _Evaluator(ctx, model, seed)
+        kernel = gaussian_kernel(features(params.target, width), params.bandwidths)
+        model = born_machine(width, params.layers)
+        evaluate = _Evaluator(ctx, model, params.seed)
         slots = sum(ctx.pools[p].workers if p in ctx.pools else 1 for p in pools)
-        parts = tasks_per_step or max(1, slots)
+        parts = params.tasks_per_step or max(1, slots)
     with timings.stage("warmup"):
         _common.warm_pools(ctx, list(dict.fromkeys([*pools, *evaluate_on])))
-    x0 = np.random.default_rng(seed).uniform(-math.pi, math.pi, model.num_parameters)
+    x0 = np.random.default_rng(params.seed).uniform(-math.pi, math.pi, model.num_parameters)
     history: list[float] = []
     steps = 0
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         nonlocal steps
-        dists = evaluate(pools, shifted_points(x), shots, f"step-{steps}", parts)
+        dists = evaluate(pools, shifted_points(x), params.shots, f"step-{steps}", parts)
         steps += 1
         return mmd_loss_and_gradient(dists, pi, kernel)
 
     def on_step(k: int, cost: float) -> None:
         history.append(cost)
-        ctx.progress("+".join(pools), k, max_iterations)
+        ctx.progress("+".join(pools), k, params.max_iterations)
 
     with timings.stage("train"):
         x = _common.optimize(
             fun,
             x0,
-            method=method,
-            max_iterations=max_iterations,
-            learning_rate=learning_rate,
+            method=params.method,
+            max_iterations=params.max_iterations,
+            learning_rate=params.learning_rate,
             gtol=1e-10,
             ftol=1e-14,
             on_step=on_step,
         )
     with timings.stage("evaluate"):
-        start_end = evaluate(pools[:1], np.array([x0, x]), shots, "final", 1)
+        start_end = evaluate(pools[:1], np.array([x0, x]), params.shots, "final", 1)
         sampled = {
-            pool: evaluate([pool], x[None, :], eval_shots, f"sample-{pool}", 1)[0]
+            pool: evaluate([pool], x[None, :], params.eval_shots, f"sample-{pool}", 1)[0]
             for pool in evaluate_on
         }
     kl = kl_divergence(pi, start_end[1])
     result = GenerativeResult(
         kl=kl,
         initial_kl=kl_divergence(pi, start_end[0]),
-        target_kl=target_kl,
-        reached=kl <= target_kl,
+        target_kl=params.target_kl,
+        reached=kl <= params.target_kl,
         kl_by_pool={pool: kl_divergence(pi, d) for pool, d in sampled.items()},
         mmd=float((start_end[1] - pi) @ kernel @ (start_end[1] - pi)),
-        target=target if target == "gaussian" else f"bars-and-stripes {rows}x{cols}",
+        target=params.target
+        if params.target == "gaussian"
+        else f"bars-and-stripes {params.rows}x{params.cols}",
         qubits=width,
-        layers=layers,
+        layers=params.layers,
         parameters=model.num_parameters,
-        shots=shots,
-        eval_shots=eval_shots,
+        shots=params.shots,
+        eval_shots=params.eval_shots,
         history=history,
         iterations=len(history),
         tasks=evaluate.tasks,
@@ -527,101 +613,61 @@ def default_evaluation_pools(pools: Sequence[str]) -> list[str]:
 
 
 def run(
+    params: GenerativeParams | None = None,
     *,
-    target: Target = "gaussian",
-    rows: int = 2,
-    cols: int = 2,
-    qubits: int = 6,
-    mean: float | None = None,
-    sigma: float | None = None,
-    layers: int = 3,
-    bandwidths: Sequence[float] = (0.25, 4.0),
-    method: Optimizer = "lbfgs",
-    max_iterations: int = 150,
-    learning_rate: float = 0.1,
-    seed: int = 0,
-    shots: int | None = None,
-    eval_shots: int = 20000,
-    target_kl: float = 0.05,
-    tasks_per_step: int | None = None,
     pools: Sequence[str] | None = None,
     evaluate_on: Sequence[str] | None = None,
     run_dir: str | Path = "runinfo/qml-generative",
+    **overrides: Any,
 ) -> GenerativeResult:
-    """Train a Born machine of ``layers`` to ``target`` (``gaussian`` on ``qubits``, or
-    ``bars-and-stripes`` on ``rows x cols``) with the loaded Parsl config.
+    """Train a Born machine to a target distribution with the loaded Parsl config.
 
-    ``shots=None`` trains on exact probabilities (``pools`` must be exact simulators, default
-    ``cpu``); ``shots=N`` on ``N`` samples per point (use ``method="adam"``). Each iteration's
-    ``1 + 2P`` distributions run as ``tasks_per_step`` tasks (default: one per worker slot).
-    The trained circuit is then sampled with ``eval_shots`` on every pool of ``evaluate_on``
-    (default: the training pools and ``qpu`` when the config has it). ``reached`` says whether
-    the trained model's KL divergence on the training pool is at most ``target_kl``.
+    ``shots=None`` trains on exact probabilities (``pools`` must be exact simulators);
+    ``shots=N`` on ``N`` samples per point (use ``method="adam"``).
+
+    Parameters
+    ----------
+    params : GenerativeParams, optional
+        The parameters; the defaults when None.
+    pools : sequence of str, optional
+        The training pools; default ``cpu``.
+    evaluate_on : sequence of str, optional
+        The pools that sample the trained circuit with ``eval_shots``; None: the training
+        pools and ``qpu`` when the config has it.
+    run_dir : str or Path
+        Where ``tasks.csv``, ``result.json`` and the figure go.
+    **overrides
+        Fields of :class:`GenerativeParams` that replace those of ``params``, e.g.
+        ``target="bars-and-stripes", rows=2, cols=3``.
     """
+    params = dataclasses.replace(params or GenerativeParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu",))
     if evaluate_on is None:
         evals = default_evaluation_pools(chosen)
     else:
         evals = _common.resolve_pools(list(evaluate_on)) if evaluate_on else []
     ctx = _common.make_context(run_dir, list(dict.fromkeys([*chosen, *evals])))
-    return execute(
-        ctx,
-        pools=chosen,
-        evaluate_on=evals,
-        target=target,
-        rows=rows,
-        cols=cols,
-        qubits=qubits,
-        mean=mean,
-        sigma=sigma,
-        layers=layers,
-        bandwidths=bandwidths,
-        method=method,
-        max_iterations=max_iterations,
-        learning_rate=learning_rate,
-        seed=seed,
-        shots=shots,
-        eval_shots=eval_shots,
-        target_kl=target_kl,
-        tasks_per_step=tasks_per_step,
-    )
+    return execute(ctx, params, pools=chosen, evaluate_on=evals)
 
 
-def _template_args(template: Mapping[str, Any], pool_names: Sequence[str]) -> dict[str, Any]:
-    tgt = template.get("target", {})
-    opt = template.get("optimizer", {})
+def _template_pools(
+    template: Mapping[str, Any], pool_names: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The training pool (the first named pool that is not ``qpu``) and the evaluation pools
+    (``evaluate_on``, default all named pools) of a template."""
     named = list(template.get("pools") or pool_names)
     train = [p for p in named if p != "qpu"][:1] or named[:1]
-    return {
-        "pools": train,
-        "evaluate_on": list(template.get("evaluate_on") or named),
-        "target": tgt.get("name", "gaussian"),
-        "rows": int(tgt.get("rows", 2)),
-        "cols": int(tgt.get("cols", 2)),
-        "qubits": int(tgt.get("qubits", 6)),
-        "mean": tgt.get("mean"),
-        "sigma": tgt.get("sigma"),
-        "layers": int(template.get("model", {}).get("layers", 3)),
-        "bandwidths": tuple(float(b) for b in template.get("bandwidths", (0.25, 4.0))),
-        "method": opt.get("method", "lbfgs"),
-        "max_iterations": int(opt.get("max_iterations", 150)),
-        "learning_rate": float(opt.get("learning_rate", 0.1)),
-        "seed": int(opt.get("seed", 0)),
-        "shots": template.get("shots"),
-        "eval_shots": int(template.get("eval_shots", 20000)),
-        "target_kl": float(template.get("target_kl", 0.05)),
-        "tasks_per_step": template.get("tasks_per_step"),
-    }
+    return train, list(template.get("evaluate_on") or named)
 
 
 def prepare(
     template: Mapping[str, Any], pools: Mapping[str, PoolInfo], base_dir: Path | None = None
 ) -> None:
     """Check the target, the training mode and the pool widths before any pool starts."""
-    args = _template_args(template, list(pools))
-    width = args["rows"] * args["cols"] if args["target"] == "bars-and-stripes" else args["qubits"]
-    check_inputs(pools, args["pools"], args["evaluate_on"], args["target"], width, args["shots"])
-    unknown = [p for p in args["evaluate_on"] if p not in pools]
+    params = GenerativeParams.from_template(template)
+    train, evaluate_on = _template_pools(template, list(pools))
+    check_inputs(pools, train, evaluate_on, params.target, params.width, params.shots)
+    unknown = [p for p in evaluate_on if p not in pools]
     if unknown:
         raise ValueError(f"evaluate_on: pool {unknown[0]!r} is not one of the run's pools")
 
@@ -632,5 +678,7 @@ def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]
     The first pool of the template that is not ``qpu`` trains; every pool of ``evaluate_on``
     (default: all the template's pools) samples the trained circuit.
     """
-    args = _template_args(template, _common.template_pools(template, ctx, ("cpu", "qpu")))
-    return execute(ctx, **args).to_dict()
+    named = _common.template_pools(template, ctx, ("cpu", "qpu"))
+    train, evaluate_on = _template_pools(template, named)
+    params = GenerativeParams.from_template(template)
+    return execute(ctx, params, pools=train, evaluate_on=evaluate_on).to_dict()

@@ -23,11 +23,12 @@ step costs a few tasks rather than ``1 + 2P``.
   ``dE/dx = T^T dE/dangles`` from the per-gate shifts. On a ring of ``n`` qubits, ``n / 2``
   layers reach the maximum cut exactly.
 
-Python API: :func:`run`; template kind ``variational``.
+Python API: :func:`run` with a :class:`VariationalParams`; template kind ``variational``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,85 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
         "precision": {"type": "number", "exclusiveMinimum": 0},
     },
 }
+
+
+@dataclass(frozen=True)
+class VariationalParams:
+    """The problem, the ansatz and the optimizer of a variational run.
+
+    Where it runs (the pools, the run directory) is not a parameter: :func:`run` takes those
+    as arguments, a template takes them from its envelope.
+
+    Attributes
+    ----------
+    model : {"heisenberg", "maxcut"}
+        VQE for the Heisenberg ground energy, or QAOA for the maximum cut of a graph.
+    qubits : int
+        Spins of the Heisenberg chain, or vertices of the graph.
+    periodic : bool
+        Heisenberg: close the chain into a ring.
+    coupling : float
+        Heisenberg: the exchange coupling ``J``.
+    graph : {"ring", "3-regular"}
+        Max-cut: the graph.
+    graph_seed : int
+        Max-cut: seed of a random 3-regular graph.
+    layers : int
+        Layers of the ansatz.
+    method : {"lbfgs", "adam"}
+        scipy's L-BFGS-B (for exact estimators) or Adam (for shot noise).
+    max_iterations : int
+        Optimizer iterations at most.
+    learning_rate : float
+        Adam's step size.
+    init_scale : float
+        Standard deviation of the random initial parameters.
+    seed : int
+        Seed of the initial parameters and of the estimators' shots.
+    tolerance : float
+        ``converged`` when the final energy is within this of the exact one.
+    tasks_per_step : int or None
+        Tasks each iteration's ``1 + 2P`` energies are split into; None: one per worker slot.
+    precision : float or None
+        The estimator's target standard error (None: the backend's default, exact on Aer).
+    """
+
+    model: Model = "heisenberg"
+    qubits: int = 6
+    periodic: bool = True
+    coupling: float = 1.0
+    graph: str = "ring"
+    graph_seed: int = 1234
+    layers: int = 2
+    method: Optimizer = "lbfgs"
+    max_iterations: int = 200
+    learning_rate: float = 0.1
+    init_scale: float = 0.1
+    seed: int = 7
+    tolerance: float = 1e-3
+    tasks_per_step: int | None = None
+    precision: float | None = None
+
+    @classmethod
+    def from_template(cls, body: Mapping[str, Any]) -> VariationalParams:
+        """The parameters of a validated ``kind: variational`` template body; what the body
+        leaves out keeps its default."""
+        ham = body.get("hamiltonian", {})
+        opt = body.get("optimizer", {})
+        given: dict[str, Any] = {
+            k: ham[k] for k in ("model", "qubits", "periodic", "coupling", "graph") if k in ham
+        }
+        if "seed" in ham:
+            given["graph_seed"] = ham["seed"]
+        if "layers" in body.get("ansatz", {}):
+            given["layers"] = body["ansatz"]["layers"]
+        given |= {
+            k: opt[k]
+            for k in ("method", "max_iterations", "learning_rate", "init_scale", "seed")
+            if k in opt
+        }
+        given |= {k: body[k] for k in ("tolerance", "tasks_per_step", "precision") if k in body}
+        return cls(**given)
 
 
 # ------------------------------------------------------------------------------------------
@@ -396,54 +476,49 @@ def _figure(res: VariationalResult, path: Path) -> Path:
 
 def execute(
     ctx: RunContext,
+    params: VariationalParams | None = None,
     *,
     pools: Sequence[str],
-    model: Model = "heisenberg",
-    qubits: int = 6,
-    periodic: bool = True,
-    coupling: float = 1.0,
-    graph: str = "ring",
-    graph_seed: int = 1234,
-    layers: int = 2,
-    method: Optimizer = "lbfgs",
-    max_iterations: int = 200,
-    learning_rate: float = 0.1,
-    init_scale: float = 0.1,
-    seed: int = 7,
-    tolerance: float = 1e-3,
-    tasks_per_step: int | None = None,
-    precision: float | None = None,
 ) -> VariationalResult:
-    """Run VQE or QAOA inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    """Run VQE or QAOA with ``params`` (the defaults when None) on ``pools`` inside ``ctx``
+    (the engine of :func:`run` and :func:`run_template`)."""
+    params = params or VariationalParams()
     from scipy.optimize import minimize
 
     timings = _common.Timings()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(params.seed)
     with timings.stage("setup"):
         tie = None
-        if model == "heisenberg":
-            hamiltonian = heisenberg_hamiltonian(qubits, periodic, coupling)
+        if params.model == "heisenberg":
+            hamiltonian = heisenberg_hamiltonian(params.qubits, params.periodic, params.coupling)
             exact = ground_energy(hamiltonian)
-            ansatz = hva_ansatz(qubits, layers, periodic)
-            x0 = rng.normal(0.0, init_scale, ansatz.num_parameters)
-        elif model == "maxcut":
-            g = maxcut_graph(qubits, graph, graph_seed)
+            ansatz = hva_ansatz(params.qubits, params.layers, params.periodic)
+            x0 = rng.normal(0.0, params.init_scale, ansatz.num_parameters)
+        elif params.model == "maxcut":
+            g = maxcut_graph(params.qubits, params.graph, params.graph_seed)
             hamiltonian = maxcut_hamiltonian(g)
             exact = -float(max_cut(g))
-            ansatz, tie = qaoa_ansatz(g, layers)
-            x0 = ramp_start(layers) + rng.normal(0.0, init_scale, 2 * layers)
+            ansatz, tie = qaoa_ansatz(g, params.layers)
+            x0 = ramp_start(params.layers) + rng.normal(0.0, params.init_scale, 2 * params.layers)
         else:
-            raise ValueError(f"unknown model {model!r} (heisenberg or maxcut)")
+            raise ValueError(f"unknown model {params.model!r} (heisenberg or maxcut)")
         slots = sum(ctx.pools[p].workers if p in ctx.pools else 1 for p in pools)
         evaluate = _Evaluator(
-            ctx, pools, ansatz, hamiltonian, tasks_per_step or max(1, slots), precision, seed, tie
+            ctx,
+            pools,
+            ansatz,
+            hamiltonian,
+            params.tasks_per_step or max(1, slots),
+            params.precision,
+            params.seed,
+            tie,
         )
     with timings.stage("warmup"):
         _common.warm_pools(ctx, pools)
     history: list[float] = []
 
     with timings.stage("optimize"):
-        if method == "lbfgs":
+        if params.method == "lbfgs":
             last: dict[str, float] = {}
 
             def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -453,8 +528,8 @@ def execute(
 
             def callback(intermediate_result: Any) -> None:
                 history.append(float(intermediate_result.fun))
-                ctx.progress("+".join(pools), len(history), max_iterations)
-                if float(intermediate_result.fun) - exact <= tolerance / 10:
+                ctx.progress("+".join(pools), len(history), params.max_iterations)
+                if float(intermediate_result.fun) - exact <= params.tolerance / 10:
                     raise StopIteration  # well inside the tolerance: stop spending tasks
 
             opt = minimize(
@@ -463,31 +538,31 @@ def execute(
                 jac=True,
                 method="L-BFGS-B",
                 callback=callback,
-                options={"maxiter": max_iterations, "gtol": 1e-7, "ftol": 1e-12},
+                options={"maxiter": params.max_iterations, "gtol": 1e-7, "ftol": 1e-12},
             )
             x_best, energy = opt.x, float(opt.fun)
             if not history or history[-1] != energy:
                 history.append(energy)
-        elif method == "adam":
+        elif params.method == "adam":
             x_best = _adam(
                 evaluate,
                 x0,
-                max_iterations,
-                learning_rate,
+                params.max_iterations,
+                params.learning_rate,
                 history,
-                lambda e: e - exact <= tolerance / 10,
+                lambda e: e - exact <= params.tolerance / 10,
             )
             energy = history[-1]
         else:
-            raise ValueError(f"unknown optimizer {method!r} (lbfgs or adam)")
+            raise ValueError(f"unknown optimizer {params.method!r} (lbfgs or adam)")
 
     error = energy - exact
     result = VariationalResult(
         energy=energy,
         exact_energy=exact,
         error=error,
-        converged=abs(error) <= tolerance,
-        tolerance=tolerance,
+        converged=abs(error) <= params.tolerance,
+        tolerance=params.tolerance,
         iterations=len(history),
         evaluations=evaluate.evaluations,
         tasks=evaluate.tasks,
@@ -496,8 +571,8 @@ def execute(
         timings={},
         run_dir=ctx.run_dir,
         optimal_parameters=[float(v) for v in x_best],
-        model=model,
-        approximation_ratio=energy / exact if model == "maxcut" else None,
+        model=params.model,
+        approximation_ratio=energy / exact if params.model == "maxcut" else None,
     )
     with timings.stage("report"):
         result.figure = _figure(result, ctx.run_dir / "convergence.png")
@@ -508,80 +583,39 @@ def execute(
 
 
 def run(
+    params: VariationalParams | None = None,
     *,
-    model: Model = "heisenberg",
-    qubits: int = 6,
-    periodic: bool = True,
-    coupling: float = 1.0,
-    graph: str = "ring",
-    graph_seed: int = 1234,
-    layers: int = 2,
-    method: Optimizer = "lbfgs",
-    max_iterations: int = 200,
-    learning_rate: float = 0.1,
-    init_scale: float = 0.1,
-    seed: int = 7,
-    tolerance: float = 1e-3,
-    tasks_per_step: int | None = None,
-    precision: float | None = None,
     pools: Sequence[str] | None = None,
     run_dir: str | Path = "runinfo/variational",
+    **overrides: Any,
 ) -> VariationalResult:
-    """Find the Heisenberg ground energy by VQE (``model="heisenberg"``: ``qubits``,
-    ``periodic``, ``coupling``) or the maximum cut of a graph by QAOA (``model="maxcut"``:
-    ``graph`` ``ring`` or ``3-regular``, ``graph_seed``) with the loaded Parsl config;
-    ``layers`` of the ansatz.
+    """Find the Heisenberg ground energy by VQE or the maximum cut of a graph by QAOA with the
+    loaded Parsl config.
 
-    ``method``: ``lbfgs`` (scipy L-BFGS-B, for exact estimators) or ``adam`` (for shot noise,
-    with ``learning_rate``). Each iteration's ``1 + 2P`` energies run as ``tasks_per_step``
-    tasks (default: one per worker slot) spread over ``pools`` (default ``cpu``). Evaluating
-    one gradient on pools with different noise mixes their biases: use one kind of pool per
-    run. ``converged`` says whether the final energy is within ``tolerance`` of the exact one.
+    Each iteration's ``1 + 2P`` energies run as ``tasks_per_step`` tasks spread over
+    ``pools``. Evaluating one gradient on pools with different noise mixes their biases: use
+    one kind of pool per run.
+
+    Parameters
+    ----------
+    params : VariationalParams, optional
+        The parameters; the defaults when None.
+    pools : sequence of str, optional
+        Default ``cpu``.
+    run_dir : str or Path
+        Where ``tasks.csv``, ``result.json`` and the figure go.
+    **overrides
+        Fields of :class:`VariationalParams` that replace those of ``params``, e.g.
+        ``model="maxcut", qubits=8, layers=4``.
     """
+    params = dataclasses.replace(params or VariationalParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu",))
     ctx = _common.make_context(run_dir, chosen)
-    return execute(
-        ctx,
-        pools=chosen,
-        model=model,
-        qubits=qubits,
-        periodic=periodic,
-        coupling=coupling,
-        graph=graph,
-        graph_seed=graph_seed,
-        layers=layers,
-        method=method,
-        max_iterations=max_iterations,
-        learning_rate=learning_rate,
-        init_scale=init_scale,
-        seed=seed,
-        tolerance=tolerance,
-        tasks_per_step=tasks_per_step,
-        precision=precision,
-    )
+    return execute(ctx, params, pools=chosen)
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Run a validated ``kind: variational`` template inside a loaded DataFlowKernel."""
-    ham = template.get("hamiltonian", {})
-    opt = template.get("optimizer", {})
-    result = execute(
-        ctx,
-        pools=_common.template_pools(template, ctx, ("cpu",)),
-        model=ham.get("model", "heisenberg"),
-        qubits=int(ham.get("qubits", 6)),
-        periodic=bool(ham.get("periodic", True)),
-        coupling=float(ham.get("coupling", 1.0)),
-        graph=ham.get("graph", "ring"),
-        graph_seed=int(ham.get("seed", 1234)),
-        layers=int(template.get("ansatz", {}).get("layers", 2)),
-        method=opt.get("method", "lbfgs"),
-        max_iterations=int(opt.get("max_iterations", 200)),
-        learning_rate=float(opt.get("learning_rate", 0.1)),
-        init_scale=float(opt.get("init_scale", 0.1)),
-        seed=int(opt.get("seed", 7)),
-        tolerance=float(template.get("tolerance", 1e-3)),
-        tasks_per_step=template.get("tasks_per_step"),
-        precision=template.get("precision"),
-    )
+    pools = _common.template_pools(template, ctx, ("cpu",))
+    result = execute(ctx, VariationalParams.from_template(template), pools=pools)
     return result.to_dict()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import parsl
 import pytest
+import yaml
 
 from miniapps import circuit_cutting
 from parsl_quantum import configs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +40,32 @@ def test_forced_partitions_give_exact_values(loaded: Path, family, qubits, parts
     assert result.value == pytest.approx(result.reference, abs=1e-8)
     assert (run_dir / "tasks.csv").read_text().count("\n") == result.tasks + 1
     assert (run_dir / "tasks.png").stat().st_size > 0
+
+
+def test_params_from_the_shipped_template() -> None:
+    body = yaml.safe_load((ROOT / "workflows" / "circuit-cutting.yaml").read_text())
+    params = circuit_cutting.CuttingParams.from_template(body)
+    assert params == circuit_cutting.CuttingParams(
+        family="efficient_su2",
+        qubits=24,
+        circuit_options={"reps": 2, "entanglement": "linear", "seed": 1234},
+        max_subcircuit_qubits=12,
+        observable="mean-z",
+        mode="auto",
+        shots=100_000,
+        seed=7,
+    )
+    bare = circuit_cutting.CuttingParams.from_template({"circuit": {}, "planner": {}})
+    assert bare == circuit_cutting.CuttingParams()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.qubits = 4  # type: ignore[misc]
+
+
+def test_params_and_circuit_options_combine(loaded: Path) -> None:
+    params = circuit_cutting.CuttingParams(
+        family="efficient_su2", qubits=6, partitions=(2,), max_subcircuit_qubits=6
+    )
+    result = circuit_cutting.run(params=params, reps=1, run_dir=loaded / "params")
+    assert result.configuration["input_qubits"] == 6
+    assert len(result.configuration["partitions"]) == 2
+    assert result.value == pytest.approx(result.reference, abs=1e-8)

@@ -4,6 +4,7 @@ against Aer's statevector, and the MPI path's skip reason."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,23 +62,71 @@ def test_reference_method_choice() -> None:
     assert ds.reference_method(ds.grid_circuit(2, 2, 2), "none") is None
 
 
+def test_params_from_an_empty_template_body_are_the_defaults() -> None:
+    assert ds.DistributedSimParams.from_template({"circuit": {}}) == ds.DistributedSimParams()
+
+
+def test_params_from_a_full_template_body() -> None:
+    body = {
+        "circuit": {"rows": 2, "cols": 3, "depth": 4, "seed": 9, "qasm": "c.qasm"},
+        "quantity": "expectation",
+        "bitstring": "010",
+        "observable": {"pauli": "XY", "qubits": [0, 2]},
+        "task_memory_mb": 0.5,
+        "slices_per_task": 3,
+        "search": {"max_repeats": 4, "max_time": 2.5},
+        "reference": "none",
+        "mpi": {"enabled": True, "ranks": 4, "launcher_options": "--oversubscribe"},
+    }
+    assert ds.DistributedSimParams.from_template(body) == ds.DistributedSimParams(
+        rows=2,
+        cols=3,
+        depth=4,
+        seed=9,
+        qasm="c.qasm",
+        quantity="expectation",
+        bitstring="010",
+        pauli="XY",
+        qubits=(0, 2),
+        task_memory_mb=0.5,
+        slices_per_task=3,
+        max_repeats=4,
+        max_time=2.5,
+        reference="none",
+        mpi_pool="mpi",
+        mpi_ranks=4,
+        mpi_launcher_options="--oversubscribe",
+    )
+    # MPI named but not enabled: no MPI pool
+    assert (
+        ds.DistributedSimParams.from_template({"circuit": {}, "mpi": {"pool": "x"}}).mpi_pool
+        is None
+    )
+
+
+def test_params_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ds.DistributedSimParams().rows = 2  # type: ignore[misc]
+
+
+def test_params_fill_in_inputs_for_degenerate_widths() -> None:
+    params = ds.DistributedSimParams(seed=3)
+    assert params.inputs_for(1) == (ds.default_bitstring(1, 3), "Z", (0,))
+    assert params.inputs_for(2)[1:] == ("ZZ", (0, 1))
+    assert params.inputs_for(7)[1:] == ("ZZ", (2, 3))
+    given = ds.DistributedSimParams(bitstring="10", pauli="X", qubits=(1,))
+    assert given.inputs_for(2) == ("10", "X", (1,))
+
+
 # --- on the local CPU pool -----------------------------------------------------------------
 
 
 def test_sliced_amplitude_matches_statevector(pools: Path) -> None:
     run_dir = pools / "amplitude"
-    result = ds.run(
-        rows=3,
-        cols=4,
-        depth=10,
-        seed=5,
-        task_memory_mb=2**-8,
-        max_repeats=8,
-        slices_per_task=2,
-        run_dir=run_dir,
-    )
+    params = ds.DistributedSimParams(rows=3, cols=4, depth=10, seed=5, max_repeats=8)
+    result = ds.run(params=params, task_memory_mb=2**-8, slices_per_task=2, run_dir=run_dir)
     qc = ds.grid_circuit(3, 4, 10, seed=5)
-    bits = ds._default_bitstring(12, 5)
+    bits = ds.default_bitstring(12, 5)
     exact = Statevector(qc).data[sum(int(b) << i for i, b in enumerate(bits))]
     assert result.nslices > 2 and result.tasks == -(-result.nslices // 2)
     assert abs(result.value - exact) < 1e-12 * max(1.0, abs(exact)) + 1e-14
@@ -98,7 +147,7 @@ def test_sliced_local_expectation_matches_statevector(pools: Path) -> None:
     qc = ds.grid_circuit(3, 3, 6, seed=8)
     result = ds.run(
         qc,
-        "expectation",
+        quantity="expectation",
         pauli="ZX",
         qubits=(3, 4),
         task_memory_mb=2**-12,

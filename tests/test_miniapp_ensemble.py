@@ -4,6 +4,7 @@ across a fast and a slow pool, metrics and the template runner."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,11 @@ def pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_exact_pool_reproduces_statevector_values(pools: Path) -> None:
     circuits = ensemble.random_circuits(10, qubits=4, depth=5, seed=11)
     result = ensemble.run(
-        circuits, ["mean-z", "ZZII"], batch_size=3, pools=["cpu"], run_dir=pools / "exact"
+        circuits,
+        observables=["mean-z", "ZZII"],
+        batch_size=3,
+        pools=["cpu"],
+        run_dir=pools / "exact",
     )
     exact = ensemble.exact_values(circuits, ensemble.observables_for(["mean-z", "ZZII"], 4))
     assert result.values.shape == (10, 2)
@@ -109,3 +114,36 @@ def test_prepare_checks_inputs_before_any_pool_starts(tmp_path: Path) -> None:
     assert circuit.num_qubits == 2 and circuit.count_ops().get("measure", 0) == 0
     zz = ensemble.exact_values([circuit], ensemble.observables_for(["ZZ", "XX", "mean-z"], 2))
     np.testing.assert_allclose(zz, [[1.0, 1.0, 0.0]], atol=1e-12)
+
+
+def test_params_from_template_bodies() -> None:
+    assert ensemble.EnsembleParams.from_template({"circuits": {}}) == ensemble.EnsembleParams()
+    body = {
+        "circuits": {"count": 3, "qubits": 2, "depth": 5, "seed": 9, "qasm": ["a.qasm"]},
+        "observables": ["ZZ"],
+        "batch_size": 1,
+        "precision": 0.01,
+        "seed": 4,
+        "reference": False,
+        "warmup": False,
+    }
+    assert ensemble.EnsembleParams.from_template(body) == ensemble.EnsembleParams(
+        count=3,
+        qubits=2,
+        depth=5,
+        circuit_seed=9,
+        qasm=("a.qasm",),
+        observables=("ZZ",),
+        batch_size=1,
+        precision=0.01,
+        seed=4,
+        reference=False,
+        warmup=False,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ensemble.EnsembleParams().count = 1  # type: ignore[misc]
+
+
+def test_run_rejects_an_unknown_parameter() -> None:
+    with pytest.raises(TypeError, match="no_such_field"):
+        ensemble.run(no_such_field=1)

@@ -4,6 +4,7 @@ polynomials, and on the noisy fake QPU zero-noise extrapolation measurably beats
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def test_zne_beats_the_unmitigated_value_on_the_noisy_qpu(pools: Path) -> None:
 
 def test_on_an_exact_pool_every_scale_gives_the_ideal_value(pools: Path) -> None:
     circuits = zne.make_circuits("random", 2, 3, 2, seed=9)
-    result = zne.run(circuits, "ZZI", pools=["cpu"], precision=None, run_dir=pools / "cpu")
+    result = zne.run(
+        circuits, observable="ZZI", pools=["cpu"], precision=None, run_dir=pools / "cpu"
+    )
     for row, ideal in zip(result.noisy, result.ideal, strict=True):
         assert row == pytest.approx([ideal] * 3, abs=1e-9)
     assert result.mitigated_error["richardson"] < 1e-8
@@ -102,3 +105,33 @@ def test_template_runs_and_returns_json(pools: Path, run_template: RunTemplate) 
     )
     assert out["tasks"] == 2 and list(out["mitigated"]) == ["linear"]
     assert out["value"] == out["mitigated_error"]["linear"]
+
+
+def test_params_from_template_bodies() -> None:
+    assert zne.MitigationParams.from_template({}) == zne.MitigationParams()
+    body = {
+        "circuits": {"family": "random", "count": 2, "qubits": 3, "layers": 1, "seed": 4},
+        "observable": "ZZI",
+        "scale_factors": [1, 3],
+        "fold": "gates_at_random",
+        "factories": ["linear"],
+        "precision": 0.02,
+        "seed": 5,
+    }
+    assert zne.MitigationParams.from_template(body) == zne.MitigationParams(
+        family="random",
+        count=2,
+        qubits=3,
+        layers=1,
+        circuit_seed=4,
+        observable="ZZI",
+        scale_factors=(1, 3),
+        fold_method="gates_at_random",
+        factories=("linear",),
+        precision=0.02,
+        seed=5,
+    )
+    qasm = zne.MitigationParams.from_template({"circuits": {"qasm": ["a.qasm"]}})
+    assert qasm.qasm == ("a.qasm",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        zne.MitigationParams().seed = 1  # type: ignore[misc]

@@ -4,6 +4,7 @@ training on a local CPU pool reaching the stated test accuracy."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_shard_gradient_matches_finite_differences() -> None:
 
 def test_training_reaches_the_target_test_accuracy(pools: Path) -> None:
     run_dir = pools / "train"
-    result = qml.run(steps=40, batch_size=32, shards=2, target_accuracy=0.85, run_dir=run_dir)
+    result = qml.run(qml.QMLParams(steps=40, batch_size=32, shards=2), run_dir=run_dir)
     assert result.reached and result.test_accuracy >= 0.85
     assert result.test_accuracies[0] < 0.75  # it learned: the untrained model is far worse
     assert result.test_accuracy > result.majority_baseline + 0.25
@@ -93,3 +94,38 @@ def test_template_runs_and_returns_json(pools: Path, run_template: RunTemplate) 
     )
     assert out["eval_steps"] == [0, 2, 4] and len(out["train_loss"]) == 4
     assert 0.0 <= out["value"] <= 1.0 and out["value"] == out["test_accuracy"]
+
+
+def test_params_from_template_bodies() -> None:
+    assert qml.QMLParams.from_template({}) == qml.QMLParams()
+    body = {
+        "dataset": {"train": 8, "test": 6, "seed": 3},
+        "model": {"qubits": 3, "layers": 1},
+        "training": {
+            "steps": 2,
+            "batch_size": 4,
+            "shards": 2,
+            "learning_rate": 0.3,
+            "eval_every": 1,
+            "seed": 5,
+        },
+        "target_accuracy": 0.5,
+        "precision": 0.1,
+    }
+    assert qml.QMLParams.from_template(body) == qml.QMLParams(
+        train=8,
+        test=6,
+        data_seed=3,
+        qubits=3,
+        layers=1,
+        steps=2,
+        batch_size=4,
+        shards=2,
+        learning_rate=0.3,
+        eval_every=1,
+        seed=5,
+        target_accuracy=0.5,
+        precision=0.1,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        qml.QMLParams().steps = 1  # type: ignore[misc]

@@ -5,6 +5,7 @@ the stated held-out reconstruction fidelity."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,3 +179,40 @@ def test_template_runs_and_returns_json(pools: Path, run_template: RunTemplate) 
     assert out["qubits"] == 4 and out["latent"] == 2 and len(out["test_fields"]) == 2
     assert 0.0 <= out["value"] <= 1.0 + 1e-9 and out["value"] == out["fidelity"]
     assert out["iterations"] <= 3
+
+
+def test_params_from_template_bodies() -> None:
+    assert qae.CompressionParams.from_template({}) == qae.CompressionParams()
+    body = {
+        "data": {"qubits": 4, "train": 3, "field_min": 0.5, "field_max": 1.5, "coupling": 2.0},
+        "model": {"latent": 2, "layers": 1},
+        "optimizer": {
+            "method": "adam",
+            "max_iterations": 5,
+            "learning_rate": 0.1,
+            "init_scale": 1.0,
+            "seed": 2,
+        },
+        "target_fidelity": 0.9,
+        "shards": 2,
+        "precision": 0.05,
+    }
+    assert qae.CompressionParams.from_template(body) == qae.CompressionParams(
+        qubits=4,
+        train=3,
+        field_min=0.5,
+        field_max=1.5,
+        coupling=2.0,
+        latent=2,
+        layers=1,
+        method="adam",
+        max_iterations=5,
+        learning_rate=0.1,
+        init_scale=1.0,
+        seed=2,
+        target_fidelity=0.9,
+        shards=2,
+        precision=0.05,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        qae.CompressionParams().qubits = 4  # type: ignore[misc]

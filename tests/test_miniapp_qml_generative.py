@@ -5,6 +5,7 @@ stated KL divergence (and sampled on the noisy fake device)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,10 +172,10 @@ def test_gaussian_born_machine_reaches_the_target_kl(pools: Path) -> None:
 
 
 def test_bars_and_stripes_born_machine(pools: Path) -> None:
+    params = qcbm.GenerativeParams(target="bars-and-stripes", rows=2, cols=2)
+    assert params.width == 4
     result = qcbm.run(
-        target="bars-and-stripes",
-        rows=2,
-        cols=2,
+        params,
         max_iterations=100,
         evaluate_on=["cpu"],
         run_dir=pools / "bas",
@@ -207,3 +208,46 @@ def test_template_runs_and_returns_json(pools: Path, run_template: RunTemplate) 
     assert out["qubits"] == 3 and out["iterations"] <= 3
     assert set(out["kl_by_pool"]) == {"cpu", "qpu"}
     assert out["value"] == out["kl"] >= 0.0
+
+
+def test_params_from_template_bodies() -> None:
+    assert qcbm.GenerativeParams.from_template({}) == qcbm.GenerativeParams()
+    body = {
+        "target": {
+            "name": "bars-and-stripes",
+            "rows": 3,
+            "cols": 2,
+            "qubits": 5,
+            "mean": 3.0,
+            "sigma": 1.5,
+        },
+        "model": {"layers": 2},
+        "bandwidths": [1, 2],
+        "optimizer": {"method": "adam", "max_iterations": 7, "learning_rate": 0.2, "seed": 4},
+        "shots": 100,
+        "eval_shots": 500,
+        "target_kl": 0.1,
+        "tasks_per_step": 2,
+    }
+    params = qcbm.GenerativeParams.from_template(body)
+    assert params == qcbm.GenerativeParams(
+        target="bars-and-stripes",
+        rows=3,
+        cols=2,
+        qubits=5,
+        mean=3.0,
+        sigma=1.5,
+        layers=2,
+        bandwidths=(1.0, 2.0),
+        method="adam",
+        max_iterations=7,
+        learning_rate=0.2,
+        seed=4,
+        shots=100,
+        eval_shots=500,
+        target_kl=0.1,
+        tasks_per_step=2,
+    )
+    assert params.width == 6 and qcbm.GenerativeParams(qubits=5).width == 5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        qcbm.GenerativeParams().layers = 1  # type: ignore[misc]

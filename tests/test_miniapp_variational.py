@@ -4,6 +4,7 @@ and VQE loops on a local CPU pool converging to the exact ground energy."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,9 +118,8 @@ def test_lbfgs_reaches_the_ground_energy_of_the_6_site_ring(pools: Path) -> None
 def test_qaoa_finds_the_maximum_cut_of_a_6_ring(pools: Path) -> None:
     """On a ring of n qubits, n / 2 QAOA layers can reach the maximum cut exactly."""
     run_dir = pools / "qaoa6"
-    result = vqe.run(
-        model="maxcut", qubits=6, graph="ring", layers=3, tolerance=1e-3, run_dir=run_dir
-    )
+    params = vqe.VariationalParams(model="maxcut", qubits=6, graph="ring", layers=3)
+    result = vqe.run(params, tolerance=1e-3, run_dir=run_dir)
     assert result.model == "maxcut" and result.exact_energy == -6.0
     assert result.converged and result.approximation_ratio is not None
     assert result.approximation_ratio > 0.999
@@ -156,3 +156,47 @@ def test_template_runs_and_returns_json(pools: Path, run_template: RunTemplate) 
     )
     assert out["converged"] and abs(out["value"] - (-(3 + 2 * np.sqrt(3)))) < 1e-3
     assert out["tasks"] > 0 and "optimize" in out["timings"]
+
+
+def test_params_from_template_bodies() -> None:
+    assert vqe.VariationalParams.from_template({}) == vqe.VariationalParams()
+    body = {
+        "hamiltonian": {
+            "model": "maxcut",
+            "qubits": 8,
+            "periodic": False,
+            "coupling": 0.5,
+            "graph": "3-regular",
+            "seed": 3,
+        },
+        "ansatz": {"layers": 4},
+        "optimizer": {
+            "method": "adam",
+            "max_iterations": 9,
+            "learning_rate": 0.2,
+            "init_scale": 0.0,
+            "seed": 1,
+        },
+        "tolerance": 0.01,
+        "tasks_per_step": 3,
+        "precision": 0.05,
+    }
+    assert vqe.VariationalParams.from_template(body) == vqe.VariationalParams(
+        model="maxcut",
+        qubits=8,
+        periodic=False,
+        coupling=0.5,
+        graph="3-regular",
+        graph_seed=3,
+        layers=4,
+        method="adam",
+        max_iterations=9,
+        learning_rate=0.2,
+        init_scale=0.0,
+        seed=1,
+        tolerance=0.01,
+        tasks_per_step=3,
+        precision=0.05,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        vqe.VariationalParams().qubits = 4  # type: ignore[misc]
