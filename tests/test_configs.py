@@ -12,7 +12,7 @@ from parsl.providers.errors import SubmitException
 from parsl_quantum import configs
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.configs import ClusterPool, pool_infos
-from parsl_quantum.configs.local import THREAD_VARIABLES
+from parsl_quantum.configs.local import HEARTBEAT_PERIOD, STRATEGY_PERIOD, THREAD_VARIABLES
 from parsl_quantum.executors import QPUHighThroughputExecutor
 
 
@@ -28,6 +28,16 @@ def test_local_default_has_named_pools_under_the_run_dir(tmp_path: Path) -> None
     assert infos["cpu"].backends == ("aer",) and infos["cpu"].exact
     assert infos["qpu"].backends == (DEFAULT_FAKE_QPU,)
     assert infos["qpu"].kind == "qpu" and not infos["qpu"].exact
+
+
+def test_local_pools_submit_their_first_block_on_a_short_strategy_period(tmp_path: Path) -> None:
+    # Parsl submits a pool's initial block on the strategy's first run after the pool is added:
+    # the local default runs it far more often than Parsl's 5 s default, and every pool starts
+    # with one block.
+    config = configs.local(tmp_path / "run", ("cpu", "qpu"))
+    assert config.strategy_period == STRATEGY_PERIOD
+    assert 0 < STRATEGY_PERIOD < 1 < HEARTBEAT_PERIOD
+    assert all(ex.provider.init_blocks == 1 for ex in config.executors)
 
 
 def test_local_workers_get_their_share_of_the_cores_as_threads(

@@ -16,6 +16,7 @@ from parsl_quantum.backends.base import (
 from parsl_quantum.backends.registry import (
     DEFAULT_FAKE_QPU,
     available_backends,
+    bind_worker_backend,
     bound_backends,
     canonical_name,
     get_backend,
@@ -31,6 +32,7 @@ __all__ = [
     "QuantumBackend",
     "UnknownBackendError",
     "available_backends",
+    "bind_worker_backend",
     "bound_backends",
     "canonical_name",
     "get_backend",

@@ -158,18 +158,38 @@ def available_backends(*, include_remote: bool = False) -> list[str]:
 
 _worker_lock = threading.Lock()
 _worker_backends: dict[str, tuple[QuantumBackend, dict[str, Any]]] = {}
+_worker_options: dict[str, dict[str, Any]] = {}
+
+
+def bind_worker_backend(name: str, **options: Any) -> None:
+    """Bind this process to backend ``name`` with ``options``, without setting it up yet.
+
+    The QPU-aware HTEX's worker hook calls this before each task, so a later
+    ``worker_backend(name)`` builds the backend with the pool's ``backend_options``. Setting up
+    is deferred to that first use: tasks that never touch a backend (exact evaluation) keep the
+    worker free of Qiskit and Aer imports.
+    """
+    key = canonical_name(name)
+    with _worker_lock:
+        hit = _worker_backends.get(key)
+        if hit is not None and hit[1] != options:
+            del _worker_backends[key]
+        _worker_options[key] = dict(options)
 
 
 def worker_backend(name: str, **options: Any) -> QuantumBackend:
     """The backend handle of this process, set up on first use and reused by later tasks.
 
     On a QPU-aware HTEX worker the executor binds each task's backend (with the pool's
-    ``backend_options``) before the task runs, so a task's ``worker_backend(name)`` returns that
-    instance, simulators and noise models already built. Passing different ``options`` replaces
-    the cached instance.
+    ``backend_options``, :func:`bind_worker_backend`) before the task runs, so a task's
+    ``worker_backend(name)`` sets up that backend with the pool's options on first use and
+    returns the same instance afterwards. Passing different ``options`` replaces the cached
+    instance.
     """
     key = canonical_name(name)
     with _worker_lock:
+        if not options:
+            options = _worker_options.get(key, {})
         hit = _worker_backends.get(key)
         if hit is not None and (not options or hit[1] == options):
             return hit[0]
@@ -179,6 +199,11 @@ def worker_backend(name: str, **options: Any) -> QuantumBackend:
 
 
 def bound_backends() -> dict[str, QuantumBackend]:
-    """The backends set up in this process so far, by canonical name."""
+    """The backends this process is bound to or has set up, by canonical name (bound ones are
+    set up now)."""
+    with _worker_lock:
+        pending = [key for key in _worker_options if key not in _worker_backends]
+    for key in pending:
+        worker_backend(key)
     with _worker_lock:
         return {name: hit[0] for name, hit in _worker_backends.items()}

@@ -115,6 +115,11 @@ WORKER_CMD = worker_launch_cmd()
 HEARTBEAT_PERIOD = 5
 HEARTBEAT_THRESHOLD = 20
 
+#: Seconds between runs of Parsl's scaling strategy. Parsl submits each pool's initial block on
+#: the strategy's first run after the pool is added, so with its default period (5 s) workers
+#: started up to 5 s after ``parsl.load``; a short period starts them at once.
+STRATEGY_PERIOD = 0.2
+
 
 def shell_safe_dir(path: Path) -> Path:
     """``path`` itself when its absolute form needs no shell quoting, else a shell-safe
@@ -295,6 +300,7 @@ def local(
         run_dir=str(shell_safe_dir(run_path / "parsl")),
         monitoring=hub,
         strategy="simple",
+        strategy_period=STRATEGY_PERIOD,
         max_idletime=3600,
         initialize_logging=True,
     )

@@ -1,105 +1,40 @@
-"""Compiled form of one partition: plain data that travels to workers.
+"""Compiling one partition's Qiskit subcircuit into plain data that travels to workers.
 
 A partition's subcircuit, as produced by qiskit-addon-cutting's ``partition_problem``, holds
 ``SingleQubitQPDGate`` placeholders where cuts touch it. We compile it once, on the driver, into a
-:class:`PartitionProgram`: unitary segments (gate matrices) separated by *sites*, each site listing
-the distinct local operation sequences that the cut's QPD terms apply on this side. Only distinct
-sequences are kept (a CX cut has 6 terms but 5 distinct sequences per side), which is what makes
-the number of subexperiments a product over the cuts touching the partition, and no more.
+:class:`~parsl_quantum.cutting.partition.PartitionProgram`: unitary segments (gate matrices)
+separated by *sites*, each site listing the distinct local operation sequences that the cut's QPD
+terms apply on this side. Only distinct sequences are kept (a CX cut has 6 terms but 5 distinct
+sequences per side), which is what makes the number of subexperiments a product over the cuts
+touching the partition, and no more.
+
+The program types live in the numpy-only :mod:`parsl_quantum.cutting.partition` (re-exported
+here), so workers that evaluate them need no Qiskit.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit_addon_cutting.qpd import SingleQubitQPDGate
 
 from parsl_quantum.cutting.errors import CuttingError
+from parsl_quantum.cutting.partition import GateOp, LocalOp, OpKind, PartitionProgram, Site
 
 #: Qiskit instruction names that are not gates but are allowed (and ignored) in a partition.
 _IGNORED = frozenset({"barrier", "delay", "id"})
 
-OpKind = Literal["unitary", "measure", "reset"]
-
-
-@dataclass(frozen=True)
-class LocalOp:
-    """One operation of a QPD term on a single qubit: a 2x2 unitary, a signed Z measurement
-    (outcome ``m`` multiplies the estimate by ``(-1)**m``), or a reset to ``|0>``."""
-
-    kind: OpKind
-    matrix: np.ndarray | None = None
-
-    def key(self) -> tuple[object, ...]:
-        """A hashable identity used to deduplicate QPD terms."""
-        if self.matrix is None:
-            return (self.kind,)
-        return (self.kind, tuple(np.round(self.matrix, 12).ravel().tolist()))
-
-
-@dataclass(frozen=True)
-class GateOp:
-    """A unitary on one or two qubits of the partition (qubit order as in Qiskit's ``qargs``)."""
-
-    qubits: tuple[int, ...]
-    matrix: np.ndarray
-    name: str
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where cut ``cut`` touches this partition, on local qubit ``qubit``.
-
-    ``options[a]`` is the a-th distinct local operation sequence; the reconstruction indexes the
-    partition tensor by ``a``.
-    """
-
-    cut: int
-    qubit: int
-    options: tuple[tuple[LocalOp, ...], ...]
-    labels: tuple[str, ...]
-    gate: str
-
-
-@dataclass
-class PartitionProgram:
-    """A partition ready for evaluation: ``segments[0], sites[0], segments[1], ... segments[k]``.
-
-    ``observables`` are the distinct Pauli labels (Qiskit order, rightmost = local qubit 0) whose
-    expectation values the reconstruction needs from this partition.
-    """
-
-    num_qubits: int
-    segments: list[list[GateOp]]
-    sites: list[Site]
-    observables: list[str]
-    circuit: QuantumCircuit = field(repr=False)
-
-    @property
-    def cuts(self) -> tuple[int, ...]:
-        """Global cut indices, in the order of the partition tensor's cut axes."""
-        return tuple(s.cut for s in self.sites)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Shape of the partition tensor: (observables, options of each site...)."""
-        return (len(self.observables), *(len(s.options) for s in self.sites))
-
-    @property
-    def num_subexperiments(self) -> int:
-        """Distinct subexperiments: one per combination of the site options (an exact integer:
-        a partition with many cut sites must compare as huge, not wrap around)."""
-        return math.prod(len(s.options) for s in self.sites)
-
-    @property
-    def num_gates(self) -> int:
-        """Gates in all segments, a size measure for the cost model."""
-        return sum(len(seg) for seg in self.segments)
+__all__ = [
+    "GateOp",
+    "LocalOp",
+    "OpKind",
+    "PartitionProgram",
+    "Site",
+    "compile_partition",
+    "parse_qpd_label",
+]
 
 
 def _local_ops(instructions: Sequence[object]) -> tuple[LocalOp, ...]:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from parsl_quantum.cutting.program import GateOp, LocalOp, PartitionProgram
+from parsl_quantum.cutting.partition import GateOp, LocalOp, PartitionProgram
 
 #: Upper bound on the bytes of one stacked state array; larger stacks are split.
 DEFAULT_MEMORY_BYTES = 2 * 1024**3

@@ -3,7 +3,8 @@
 They are wrapped into Parsl apps at submission (``python_app(fn, executors=[pool])``) and are
 importable by name, so Globus Compute ships them by reference. Arguments and results are plain
 data: a compiled :class:`~parsl_quantum.cutting.PartitionProgram`, integer option rows, and
-:class:`BatchResult`.
+:class:`BatchResult`. Importing this module, and running an exact evaluation, loads numpy and
+our cutting types only; Qiskit and the backend are loaded by sampled evaluations alone.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from parsl_quantum.cutting.program import PartitionProgram
-from parsl_quantum.cutting.sampled import SampledRow, sample_rows
+from parsl_quantum.cutting.partition import PartitionProgram
 from parsl_quantum.cutting.statevector import evaluate_exact
+
+if TYPE_CHECKING:
+    from parsl_quantum.cutting.sampled import SampledRow
 
 Mode = Literal["exact", "sampled"]
 
@@ -58,8 +61,6 @@ def evaluate_subexperiments(
     ``shots[r]`` shots on the backend's SamplerV2 after transpilation to its ISA. The backend
     comes from the task's own resource specification when it names one.
     """
-    from parsl_quantum.cutting.sampled import row_expectations
-
     started = time.time()
     spec = dict(parsl_resource_specification or {})
     backend = str(spec.get("backend", backend))
@@ -70,6 +71,7 @@ def evaluate_subexperiments(
     if shots is None or len(shots) != len(rows_arr):
         raise ValueError("sampled evaluation needs one shot count per row")
     from parsl_quantum.backends import worker_backend
+    from parsl_quantum.cutting.sampled import row_expectations, sample_rows
 
     qb = worker_backend(backend)
     sampler = qb.sampler(seed=seed)
