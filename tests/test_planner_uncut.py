@@ -116,13 +116,15 @@ def test_a_sampled_run_gets_no_uncut_candidate() -> None:
     assert not methods(plan) & UNCUT
 
 
-def test_statevector_is_offered_only_on_pools_that_hold_the_circuit() -> None:
+def test_uncut_is_offered_only_on_pools_that_hold_the_circuit() -> None:
     circuit, obs = main_job(24)
     narrow = PoolInfo("cpu", ("aer",), 2, "cpu-sim", 20, True)
+    plan = plan_workload(circuit, obs, {"cpu": narrow, "wide": CPU}, model=MODEL)
+    for cand in plan.candidates:
+        if cand.method in UNCUT:
+            assert set(cand.graph.nodes["evaluate:0:0"]["pool_costs"]) == {"wide"}
     plan = plan_workload(circuit, obs, {"cpu": narrow}, model=MODEL)
-    assert "statevector" not in methods(plan)
-    mps = next(c for c in plan.candidates if c.method == "mps")
-    assert mps.pools_used == ["cpu"]
+    assert not methods(plan) & UNCUT
 
 
 def test_qpu_pieces_and_uncut_tasks_never_exceed_the_device_width() -> None:

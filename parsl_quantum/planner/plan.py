@@ -311,19 +311,18 @@ def build_whole_graph(
     ``problem`` with Aer's ``method`` (``statevector`` or ``mps``) on a simulator pool that
     evaluates exactly, or None when no pool can take it.
 
-    Statevector needs a pool at least as wide as the circuit; MPS may run on any simulator
-    pool (its memory grows with the bond dimension, not the width), and its task carries the
-    bond cap and the widest circuit it may fall back to statevector for (``whole``)."""
+    Either method runs only on simulator pools at least as wide as the circuit (a pool's width
+    is what it says it can hold); an MPS task carries its bond cap and the widest circuit it
+    may fall back to statevector for (``whole``)."""
     program = problem.partitions[0]
     n = program.num_qubits
     simulators = {name: info for name, info in pools.items() if info.kind != "qpu" and info.exact}
     memory_qubits = int(math.log2(max(1, memory_limit) / AER_BYTES_PER_AMPLITUDE))
+    allowed = [name for name, info in simulators.items() if info.max_qubits >= n]
     if method == "statevector":
-        allowed = [name for name, info in simulators.items() if info.max_qubits >= n]
         bond = 0
         memory = AER_BYTES_PER_AMPLITUDE * 2**n
     else:
-        allowed = list(simulators)
         bond = mps_bond_bound(program)
         if bond > MPS_MAX_BOND:
             return None

@@ -456,15 +456,13 @@ def execute_plan(
         node: str, pool_name: str, program: PartitionProgram, data: Mapping[str, Any]
     ) -> Future:
         pool = pools[pool_name]
-        # an MPS task may be wider than the pool's statevector limit: it then names no width
-        qubits = data["qubits"] if data["qubits"] <= pool.max_qubits else 0
         fut = whole_apps[pool_name](
             program.circuit,
             list(program.observables),
             backend=pool.backends[0],
             **data["whole"],
             device="GPU" if pool.kind == "gpu-sim" else "CPU",
-            parsl_resource_specification=pool.resource_spec(qubits),
+            parsl_resource_specification=pool.resource_spec(data["qubits"]),
         )
         if recorder is not None:
             recorder.track(
