@@ -262,3 +262,33 @@ def test_cli_plan_lists_uncut_rows_beside_cut_ones(tmp_path: Path) -> None:
 def test_cli_plan_with_the_old_limit_lists_no_uncut_row(tmp_path: Path) -> None:
     _, doc = plan_cli(tmp_path, "planner.max_subcircuit_qubits=12")
     assert {c["method"] for c in doc["candidates"]} == {"engine"}
+
+
+def forced_mps(circuit: QuantumCircuit, obs: SparsePauliOp, max_bond: int, sv_qubits: int):
+    """A plan whose chosen candidate is the uncut MPS one with a bond cap below what the
+    circuit needs (as if the prediction were wrong) and a given statevector fallback width."""
+    plan = plan_cutting(circuit, obs, {"cpu": CPU}, partitions=[1])
+    plan.chosen = next(c for c in plan.candidates if c.method == "mps")
+    plan.chosen.graph.nodes["evaluate:0:0"]["whole"].update(
+        max_bond=max_bond, statevector_qubits=sv_qubits
+    )
+    return plan
+
+
+def test_a_wrong_mps_guess_falls_back_to_statevector_in_a_run(pools: Path) -> None:
+    qc, obs = scrambler(8, 3), parse_observable("mean-z", 8)
+    result = cut_and_run(qc, obs, pools=["cpu"], plan=forced_mps(qc, obs, 2, 8))
+    assert result.configuration["methods"] == ["aer-mps>statevector"]
+    assert result.value == pytest.approx(reference_value(qc, obs, force=True), abs=1e-10)
+
+
+def test_a_wrong_mps_guess_without_room_for_statevector_ends_the_run_in_one_line(
+    pools: Path,
+) -> None:
+    from parsl_quantum.planner.dispatch import DispatchError
+
+    qc, obs = scrambler(8, 3), parse_observable("mean-z", 8)
+    with pytest.raises(DispatchError) as info:
+        cut_and_run(qc, obs, pools=["cpu"], plan=forced_mps(qc, obs, 2, 6))
+    message = str(info.value)
+    assert "\n" not in message and "set planner.max_subcircuit_qubits to cut it" in message
