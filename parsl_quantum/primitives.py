@@ -40,8 +40,8 @@ class CuttingEstimator(BaseEstimatorV2):
     Parameters
     ----------
     max_subcircuit_qubits
-        Widest piece a cut may leave; defaults to the widest pool (no cut when the circuit
-        fits).
+        Widest piece a cut may leave. Unset, the planner chooses between every cut the pools
+        can hold and the whole circuit uncut as one Aer task on a simulator pool.
     config
         A Parsl config (e.g. :func:`parsl_quantum.configs.local`) to load on the first
         :meth:`run` and release on :meth:`close`; by default the Parsl config already loaded
@@ -194,13 +194,17 @@ def _evaluate(
     parameter set), re-bound for each further set by :func:`cut_and_run_batch`.
     """
     infos = loaded_pools(pools)
-    width = max_subcircuit_qubits or max(i.max_qubits for i in infos.values())
     if len(parameter_values) == 0:
         empty = np.zeros((0, len(observables)))
         return empty, empty.copy(), {"evaluations": 0, "plans": 0, "tasks": 0}
     first = circuit.assign_parameters(parameter_values[0]) if circuit.num_parameters else circuit
     plan = plan_cutting(
-        first, observables, infos, max_subcircuit_qubits=width, mode=mode, profile=profile
+        first,
+        observables,
+        infos,
+        max_subcircuit_qubits=max_subcircuit_qubits,
+        mode=mode,
+        profile=profile,
     )
     shots = _shots(plan, infos, mode, precision)
     result = cut_and_run_batch(

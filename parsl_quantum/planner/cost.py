@@ -32,6 +32,19 @@ feed it (``entries``) usually cost more than the multiply-adds.
 and every run pays the driver ``per_run`` seconds once (starting the dispatch, polling pools,
 collecting results).
 
+An uncut candidate (the whole circuit as one Aer task, :func:`whole_work`) occupies a slot for
+``in_run * (whole_overhead + per_sv_amp * sv_work)`` with Aer's statevector method, ``sv_work``
+being ``2**n`` amplitudes times (gates + Pauli labels), or ``in_run * (whole_overhead +
+per_mps_flop * mps_work)`` with its matrix-product-state method, ``mps_work`` being
+``gates * (2 chi)**3 + labels * n * chi**3`` for the bond dimension ``chi`` that
+:func:`mps_bond_bound` predicts (each two-qubit gate costs an SVD of a ``2 chi x 2 chi``
+matrix; each label a sweep of ``n`` contractions). Their defaults are derived, not fitted:
+``per_sv_amp`` is the engine's ``per_amp`` (Aer's statevector on the 24-qubit main-job circuit
+took 12.9 s for 190 gates on the loaded 2-core development machine, 4.0e-9 s per amplitude and
+gate, so the engine's figure is on the safe side); ``per_mps_flop`` assumes 1 GFLOP/s on one
+core, below what LAPACK reaches there; ``whole_overhead`` counts importing Aer on a worker that
+has not yet (0.25-0.5 s measured there) and building the simulator.
+
 The coefficients of each pool live in a versioned profile file written by ``parsl-quantum
 calibrate`` (:mod:`parsl_quantum.planner.calibrate`); without one, :data:`DEFAULT_COEFFICIENTS`
 are used and the plan says so.
@@ -101,6 +114,12 @@ class PoolCoefficients:
     per_circuit: float = 2.8e-3
     per_shot: float = 8.8e-7
     per_mid_shot: float = 5.5e-5
+    #: Seconds of an uncut Aer task beyond its simulation (importing Aer, building it).
+    whole_overhead: float = 0.3
+    #: Seconds per amplitude and gate (or Pauli label) of Aer's statevector method.
+    per_sv_amp: float = 4.6e-9
+    #: Seconds per multiply-add of Aer's matrix-product-state method.
+    per_mps_flop: float = 1.0e-9
     #: Slot seconds in a whole run over those of the probes the formulas were fitted on: in a
     #: run, local workers share the cores with the driver (dispatching, serialising, polling)
     #: and the interchange. Fitted end to end by ``calibrate``.
@@ -123,6 +142,11 @@ class PoolCoefficients:
             ]
         )
         return np.asarray(work, dtype=float) @ coef
+
+    def whole_seconds(self, method: str, work: float) -> float:
+        """Compute seconds of an uncut Aer task: ``work`` from :func:`whole_work`."""
+        rate = self.per_sv_amp if method == "statevector" else self.per_mps_flop
+        return self.whole_overhead + rate * work
 
     def sampled_seconds(self, work: np.ndarray) -> np.ndarray:
         """Compute seconds of sampled work vectors (..., 3): circuits, shots, mid-circuit shots."""
@@ -266,6 +290,54 @@ def load_model(path: str | Path | None, kinds: Mapping[str, str]) -> CostModel:
 
 
 # -- work features ---------------------------------------------------------------------------
+
+#: Bond dimension above which no matrix-product-state candidate is offered.
+MPS_MAX_BOND = 1024
+
+
+def _schmidt_rank(matrix: np.ndarray) -> int:
+    """Operator Schmidt rank of a two-qubit gate across its two qubits (1, 2 or 4): the most
+    it multiplies the bond dimension of any cut between them."""
+    m = np.asarray(matrix).reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(4, 4)
+    s = np.linalg.svd(m, compute_uv=False)
+    return int(np.sum(s > 1e-10 * max(1.0, float(s[0]))))
+
+
+def mps_bond_bound(program: PartitionProgram) -> int:
+    """The bond dimension Aer's matrix-product-state method is predicted to need for the
+    program's gates, along the chain of qubit indices (the order Aer keeps its MPS in).
+
+    Every bond (between qubits i and i+1) starts at 1 and is multiplied by the operator Schmidt
+    rank of each two-qubit gate that spans it, and it never exceeds ``2**min(i + 1, n - i - 1)``.
+    It is an upper bound for gates on neighbouring qubits; for distant ones Aer moves qubits
+    with swaps and may need more, which the uncut task detects and falls back from. O(gates *
+    n)."""
+    n = program.num_qubits
+    if n < 2:
+        return 1
+    log_bond = np.zeros(n - 1)
+    for segment in program.segments:
+        for gate in segment:
+            if len(gate.qubits) != 2:
+                continue
+            rank = _schmidt_rank(gate.matrix)
+            if rank > 1:
+                a, b = sorted(gate.qubits)
+                log_bond[a:b] += np.log2(rank)
+    caps = np.minimum(np.arange(1, n), np.arange(n - 1, 0, -1))
+    return int(round(2 ** float(np.minimum(log_bond, caps).max())))
+
+
+def whole_work(program: PartitionProgram, method: str, bond: int = 1) -> float:
+    """Work units of evaluating the whole program's observables with Aer (see the module
+    docstring): amplitude passes for ``statevector``, multiply-adds for ``mps``."""
+    gates = sum(len(segment) for segment in program.segments)
+    labels = len(program.observables)
+    n = program.num_qubits
+    if method == "statevector":
+        return float(2.0**n * (gates + labels))
+    chi = float(bond)
+    return gates * (2 * chi) ** 3 + labels * n * chi**3
 
 
 def _is_diagonal(matrix: np.ndarray) -> bool:

@@ -1,14 +1,16 @@
 """Candidate cut configurations as task DAGs, scheduled on heterogeneous pools (HEFT).
 
-For a workload the planner enumerates configurations - no cut when a pool can hold the circuit,
-balanced cuts into 2..P partitions, uneven cuts with one partition as narrow as a narrower pool
-(a QPU beside wider simulators), and the cut of qiskit-addon-cutting's ``find_cuts`` when it
-uses wire cuts (one qubit meeting many others in turn) - builds each one's networkx DiGraph
-(``cut`` -> batched ``evaluate`` tasks with resource requests -> ``reconstruct``), predicts
-per-node time and memory with the :class:`~parsl_quantum.planner.cost.CostModel`, schedules it
-with a list scheduler (upward ranks, earliest finish time over the worker slots of every allowed
-pool, submissions serialised on the driver) and keeps the lowest predicted makespan that fits
-in memory.
+For a workload the planner enumerates configurations - the whole circuit uncut as one Aer task
+on a simulator pool (statevector, or matrix product state when the circuit's two-qubit gate
+structure predicts a small bond dimension), no cut with our engine when a pool can hold the
+circuit, balanced cuts into 2..P partitions, uneven cuts with one partition as narrow as a
+narrower pool (a QPU beside wider simulators), and the cut of qiskit-addon-cutting's
+``find_cuts`` when it uses wire cuts (one qubit meeting many others in turn) - builds each one's
+networkx DiGraph (``cut`` -> batched ``evaluate`` tasks with resource requests ->
+``reconstruct``), predicts per-node time and memory with the
+:class:`~parsl_quantum.planner.cost.CostModel`, schedules it with a list scheduler (upward
+ranks, earliest finish time over the worker slots of every allowed pool, submissions serialised
+on the driver) and keeps the lowest predicted makespan that fits in memory.
 
 Costs: building a DAG is O(tasks * sites) after an O(subexperiments) precomputation per
 partition, and :func:`heft` is O(tasks * (pools + log slots)); enumerating is O(candidates)
@@ -33,7 +35,15 @@ from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
 from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import CutProblem, cut_by_labels, find_cut_problem
 from parsl_quantum.cutting.program import PartitionProgram
-from parsl_quantum.planner.cost import DRIVER, CostModel, RowCosting, contraction_work
+from parsl_quantum.planner.cost import (
+    DRIVER,
+    MPS_MAX_BOND,
+    CostModel,
+    RowCosting,
+    contraction_work,
+    mps_bond_bound,
+    whole_work,
+)
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels, interaction_graph
 from parsl_quantum.workflow.context import PoolInfo
 
@@ -57,6 +67,10 @@ TASKS_PER_SLOT = (1.0, 2.0, 4.0)
 FIND_CUTS_BACKJUMPS = 100
 #: Bootstrap replicates of the standard error of sampled runs (as the workflow draws them).
 BOOTSTRAP_REPLICATES = 200
+#: Bytes per amplitude of Aer's statevector method, with room for its working copy.
+AER_BYTES_PER_AMPLITUDE = 16 * 2
+#: How far beyond its predicted bond dimension an uncut MPS task may grow before it falls back.
+MPS_BOND_SLACK = 4
 
 
 @dataclass
@@ -72,6 +86,16 @@ class Candidate:
     assignment: dict[str, str] = field(default_factory=dict)
     fits: bool = True
     note: str = ""
+    #: ``engine`` (pieces evaluated by the batched statevector engine, or the whole circuit
+    #: when it fits a piece), or ``statevector``/``mps``: the whole circuit as one Aer task.
+    method: str = "engine"
+
+    @property
+    def label(self) -> str:
+        """How the candidate evaluates the circuit, as plans and results say it."""
+        if self.method != "engine":
+            return f"uncut ({self.method})"
+        return "no cut" if self.parts == 1 else f"widths {self.widths}"
 
     @property
     def pools_used(self) -> list[str]:
@@ -93,6 +117,8 @@ class Candidate:
             "peak_memory": self.peak_memory,
             "fits": self.fits,
             "note": self.note,
+            "method": self.method,
+            "label": self.label,
         }
 
 
@@ -274,6 +300,74 @@ def build_graph(
     return graph
 
 
+def build_whole_graph(
+    problem: CutProblem,
+    pools: Mapping[str, PoolInfo],
+    model: CostModel,
+    method: str,
+    memory_limit: int,
+) -> nx.DiGraph | None:
+    """The DAG of the uncut candidate: one evaluate task running the whole one-partition
+    ``problem`` with Aer's ``method`` (``statevector`` or ``mps``) on a simulator pool that
+    evaluates exactly, or None when no pool can take it.
+
+    Either method runs only on simulator pools at least as wide as the circuit (a pool's width
+    is what it says it can hold); an MPS task carries its bond cap and the widest circuit it
+    may fall back to statevector for (``whole``)."""
+    program = problem.partitions[0]
+    n = program.num_qubits
+    simulators = {name: info for name, info in pools.items() if info.kind != "qpu" and info.exact}
+    memory_qubits = int(math.log2(max(1, memory_limit) / AER_BYTES_PER_AMPLITUDE))
+    allowed = [name for name, info in simulators.items() if info.max_qubits >= n]
+    if method == "statevector":
+        bond = 0
+        memory = AER_BYTES_PER_AMPLITUDE * 2**n
+    else:
+        bond = mps_bond_bound(program)
+        if bond > MPS_MAX_BOND:
+            return None
+        memory = 4 * n * (bond * MPS_BOND_SLACK) ** 2 * 16
+    if not allowed:
+        return None
+    work = whole_work(program, method, bond)
+    costs = {}
+    for name in allowed:
+        c = model.coefficients(name)
+        costs[name] = float(c.slot_seconds(c.whole_seconds(method, work)))
+    graph = nx.DiGraph()
+    graph.add_node("cut", kind="cut", pool_costs={DRIVER: model.driver.per_run}, memory=0)
+    graph.add_node(
+        "evaluate:0:0",
+        kind="evaluate",
+        partition=0,
+        rows=(0, 1),
+        qubits=n,
+        shots=0,
+        pool_costs=costs,
+        modes={name: "exact" for name in allowed},
+        submit=min(model.submit_time(name, program) for name in allowed),
+        memory=int(memory),
+        whole={
+            "method": method,
+            "max_bond": max(2, bond * MPS_BOND_SLACK),
+            "statevector_qubits": min(
+                [memory_qubits, *(simulators[name].max_qubits for name in allowed)]
+            ),
+        },
+    )
+    graph.add_node(
+        "reconstruct",
+        kind="reconstruct",
+        memory=0,
+        pool_costs={DRIVER: model.reconstruction_time(contraction_work(problem))},
+        sampled_cost=0.0,
+        boot_row_cost=0.0,
+    )
+    graph.add_edge("cut", "evaluate:0:0")
+    graph.add_edge("evaluate:0:0", "reconstruct")
+    return graph
+
+
 def _work(
     costing: RowCosting, bounds: np.ndarray, allocation: list[np.ndarray] | None, p: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -450,7 +544,7 @@ def plan_workload(
     observable: SparsePauliOp | Sequence[SparsePauliOp],
     pools: Mapping[str, PoolInfo],
     *,
-    max_subcircuit_qubits: int,
+    max_subcircuit_qubits: int | None = None,
     model: CostModel,
     mode: Mode = "auto",
     shots: int = 100_000,
@@ -465,19 +559,26 @@ def plan_workload(
     """Enumerate, schedule and choose a cut configuration for the workload.
 
     The circuit is first normalized (:func:`~parsl_quantum.cutting.normalize.normalize`: no-ops
-    and final measurements dropped, idle wires removed, observables laid out). Unconnected
-    components that fit within the width limit become partitions of their own, uncut; when
-    every component fits that is the only candidate. Otherwise the candidates cut the
-    components that do not fit. Several observables may be given (their distinct terms are
-    evaluated together). ``parts`` keeps only candidates with those partition counts,
-    ``widths`` tries exactly the given width vectors over the active wires (forcing a
-    configuration), ``task_rows`` fixes the rows per task, ``wire_cuts`` adds the
+    and final measurements dropped, idle wires removed, observables laid out).
+
+    With ``max_subcircuit_qubits`` unset the planner chooses freely: the whole circuit uncut as
+    one Aer task on a simulator pool (:func:`build_whole_graph`, unless ``mode`` is
+    ``sampled``), and cuts of the whole circuit into pieces as wide as the widest pool allows.
+    Set, it bounds every piece, and the uncut Aer candidates are offered only when the whole
+    circuit fits it: unconnected components that fit become partitions of their own, uncut, and
+    when every component fits that (with the uncut Aer candidates) is all that is considered;
+    otherwise the candidates cut the components that do not fit. Pieces only go to pools at
+    least as wide (a QPU's pieces never exceed its device). Several observables may be given
+    (their distinct terms are evaluated together). ``parts`` keeps only candidates with those
+    partition counts, ``widths`` tries exactly the given width vectors over the active wires
+    (forcing a configuration), ``task_rows`` fixes the rows per task, ``wire_cuts`` adds the
     :func:`wire_cut_problem` candidate when there is one. Candidates with a partition of more
     than ``max_subexperiments`` distinct subexperiments are skipped.
     """
     started = time.perf_counter()
     observables = [observable] if isinstance(observable, SparsePauliOp) else list(observable)
-    if max_subcircuit_qubits < 1:
+    free = max_subcircuit_qubits is None
+    if max_subcircuit_qubits is not None and max_subcircuit_qubits < 1:
         raise CuttingError("planner.max_subcircuit_qubits must be at least 1")
     norm = normalize(circuit, observables)
     active = norm.circuit
@@ -486,7 +587,7 @@ def plan_workload(
     widest = max((i.max_qubits for i in usable_pools(pools, mode).values()), default=0)
     if widest == 0:
         raise NoCutFoundError(f"no pool can evaluate {mode} subexperiments")
-    limit = min(max_subcircuit_qubits, widest)
+    limit = widest if max_subcircuit_qubits is None else min(max_subcircuit_qubits, widest)
     graph_q = interaction_graph(active)
     components = sorted((sorted(c) for c in nx.connected_components(graph_q)), key=min)
     small = [c for c in components if len(c) <= limit]
@@ -528,6 +629,20 @@ def plan_workload(
             )
         candidates.append(best)
 
+    uncut_fits = free or (max_subcircuit_qubits is not None and n <= max_subcircuit_qubits)
+    if widths is None and n and mode != "sampled" and uncut_fits and (not parts or 1 in parts):
+        whole = norm.locate(cut_by_labels(active, terms, [0] * n))
+        for method in ("statevector", "mps"):
+            graph = build_whole_graph(whole, pools, model, method, memory_limit)
+            if graph is None:
+                continue
+            makespan, assignment, peak = heft(graph, pools)
+            cand = Candidate(1, [n], whole, graph, makespan, peak, assignment, method=method)
+            cand.fits = peak <= memory_limit
+            if method == "mps":
+                bond = graph.nodes["evaluate:0:0"]["whole"]["max_bond"] // MPS_BOND_SLACK
+                cand.note = f"predicted bond dimension {bond}"
+            candidates.append(cand)
     if widths is None and not large and (not parts or len(components) in parts):
         labels = [0] * n
         for label, comp in enumerate(components):
@@ -535,7 +650,8 @@ def plan_workload(
                 labels[q] = label
         note = "no cut" if len(components) == 1 else f"no cut: {len(components)} unconnected pieces"
         consider(cut_by_labels(active, terms, labels), [len(c) for c in components], note)
-        return _choose(candidates, model, started, norm)
+        if not free:
+            return _choose(candidates, model, started, norm)
     if widths is not None:
         for w in widths:
             if sum(w) != n or min(w) < 1 or max(w) > limit:
@@ -547,8 +663,9 @@ def plan_workload(
         ]
     else:
         # cut only the components too wide for the limit; the others stay whole pieces
-        fixed = [] if parts else small
-        cut_qubits = large if not parts else list(range(n))
+        # (unset limit: every cut of the whole circuit competes with the uncut candidates)
+        fixed = [] if parts or free else small
+        cut_qubits = list(range(n)) if parts or free else large
         index = {q: i for i, q in enumerate(cut_qubits)}
         sub = QuantumCircuit(len(cut_qubits))
         for inst in active.data:
@@ -558,6 +675,7 @@ def plan_workload(
         blocks = [
             (w, cut_qubits, sub, fixed)
             for w in candidate_widths(len(cut_qubits), pools, mode, limit, max_parts, parts)
+            if not (free and len(w) == 1)  # the no-cut candidate above
         ]
     for w, cut_qubits, sub, fixed in blocks:
         sub_labels, _ = block_labels(sub, w)
@@ -598,13 +716,12 @@ def _choose(
     fitting = [c for c in candidates if c.fits] or candidates
     chosen = min(fitting, key=lambda c: c.makespan)
     others = sorted((c for c in fitting if c is not chosen), key=lambda c: c.makespan)
-    what = "no cut" if chosen.parts == 1 else f"widths {chosen.widths}"
-    reason = f"lowest predicted makespan {chosen.makespan:.3g}s ({what}"
+    reason = f"lowest predicted makespan {chosen.makespan:.3g}s ({chosen.label}"
     reason += f", {chosen.tasks} tasks on {', '.join(chosen.pools_used) or 'no pool'})"
     if chosen.note:
         reason += f"; {chosen.note}"
     if others:
-        reason += f"; next: widths {others[0].widths} at {others[0].makespan:.3g}s"
+        reason += f"; next: {others[0].label} at {others[0].makespan:.3g}s"
     if len(fitting) < len(candidates):
         reason += f"; {len(candidates) - len(fitting)} candidate(s) exceed the memory limit"
     return PlanResult(

@@ -22,6 +22,7 @@ def print_plan(plan: PlanResult, console: Console | None = None) -> None:
     table = Table(title="candidate cut configurations")
     for col in (
         "",
+        "method",
         "partitions",
         "widths",
         "cuts",
@@ -37,6 +38,7 @@ def print_plan(plan: PlanResult, console: Console | None = None) -> None:
         mark = "*" if cand is plan.chosen else ("x" if not cand.fits else "")
         table.add_row(
             mark,
+            s["method"],
             str(s["partitions"]),
             ",".join(map(str, s["widths"])),
             str(s["cuts"]),

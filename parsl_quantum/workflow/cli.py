@@ -389,6 +389,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from parsl_quantum.planner.report import print_plan, write_graph
 
     print_plan(prepared.plan, console=_console())
+    if args.json:
+        plan = prepared.plan
+        doc = {
+            "chosen": plan.chosen.summary(),
+            "reason": plan.reason,
+            "cost_model": plan.model_source,
+            "candidates": [c.summary() for c in plan.candidates],
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2, default=float))
     if args.graphml or args.picture:
         write_graph(prepared.plan.chosen.graph, graphml=args.graphml, picture=args.picture)
     if args.circuit_picture:
@@ -557,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("template")
     plan.add_argument("--set", action="append", metavar="KEY=VALUE")
     plan.add_argument("--run-dir", metavar="DIR", help=argparse.SUPPRESS)
+    plan.add_argument("--json", metavar="PATH", help="write the candidates as JSON")
     plan.add_argument("--graphml", metavar="PATH", help="write the chosen DAG as GraphML")
     plan.add_argument("--picture", metavar="PATH", help="draw the chosen DAG (PNG/SVG/PDF)")
     plan.add_argument(

@@ -24,9 +24,11 @@ from qiskit.quantum_info import SparsePauliOp
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import CutProblem, recut
+from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.cutting.reconstruct import contract
 from parsl_quantum.cutting.uncertainty import bootstrap_rows
 from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
+from parsl_quantum.executors.whole import evaluate_whole
 from parsl_quantum.planner.cost import CostModel, load_model
 from parsl_quantum.planner.dispatch import Dispatcher
 from parsl_quantum.planner.plan import (
@@ -57,13 +59,13 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
         "planner": {
             "type": "object",
             "properties": {
-                "max_subcircuit_qubits": {"type": "integer", "minimum": 1},
+                # unset or null: the planner may also run the circuit uncut
+                "max_subcircuit_qubits": {"type": ["integer", "null"], "minimum": 1},
                 "partitions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
                 "profile": {"type": "string"},
                 "memory_limit_gb": {"type": "number", "exclusiveMinimum": 0},
                 "wire_cuts": {"type": "boolean"},
             },
-            "required": ["max_subcircuit_qubits"],
             "additionalProperties": False,
         },
         "execution": {
@@ -78,7 +80,7 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
     },
-    "required": ["circuit", "planner"],
+    "required": ["circuit"],
 }
 
 #: Exact references are computed with Aer's statevector up to this width, MPS beyond.
@@ -152,7 +154,7 @@ def plan_cutting(
     observable: SparsePauliOp | Sequence[SparsePauliOp],
     pools: Mapping[str, PoolInfo],
     *,
-    max_subcircuit_qubits: int,
+    max_subcircuit_qubits: int | None = None,
     mode: Mode = "auto",
     shots: int = 100_000,
     profile: str | Path | None = None,
@@ -161,6 +163,8 @@ def plan_cutting(
     wire_cuts: bool = True,
 ) -> PlanResult:
     """Plan without running: candidate configurations, their predicted makespans, the choice.
+    ``max_subcircuit_qubits`` unset lets the planner choose between the whole circuit uncut on
+    one simulator pool and every cut (see :func:`~parsl_quantum.planner.plan.plan_workload`).
     ``wire_cuts`` lets the planner also consider the cut of qiskit-addon-cutting's
     ``find_cuts`` when it uses wire cuts. Several observables may be given."""
     model = load_model(profile, {name: info.kind for name, info in pools.items()})
@@ -232,12 +236,11 @@ def cut_and_run_batch(
     bound = [circuit.assign_parameters(row) if len(row) else circuit for row in values_in]
     if plan is None:
         t0 = time.perf_counter()
-        width = max_subcircuit_qubits or max(i.max_qubits for i in infos.values())
         plan = plan_cutting(
             bound[0],
             observables,
             infos,
-            max_subcircuit_qubits=width,
+            max_subcircuit_qubits=max_subcircuit_qubits,
             mode=mode,
             shots=shots,
             profile=profile,
@@ -335,7 +338,8 @@ def cut_and_run(
     the expectation value of ``observable`` (:func:`cut_and_run_batch` with one observable and
     no parameters).
 
-    ``max_subcircuit_qubits`` defaults to the widest pool. Call it inside ``with
+    ``max_subcircuit_qubits`` unset lets the planner also run the circuit uncut on one
+    simulator pool when that is predicted faster; set, it bounds every piece. Call it inside ``with
     parsl.load(config):`` with your own Config; pools are executors labelled by name.
     """
     if circuit.num_parameters:
@@ -413,11 +417,16 @@ def execute_plan(
         name: parsl.python_app(evaluate_subexperiments, executors=[name], cache=True)
         for name in pools
     }
+    whole_apps = {
+        name: parsl.python_app(evaluate_whole, executors=[name], cache=True) for name in pools
+    }
 
     def submit(node: str, pool_name: str) -> Future:
         data = graph.nodes[node]
         pool = pools[pool_name]
         p = data["partition"]
+        if "whole" in data:
+            return submit_whole(node, pool_name, problem.partitions[p], data)
         lo, hi = data["rows"]
         exact = runs_exact(pool, mode)
         node_shots = None if exact or allocation is None else allocation[p][lo:hi].tolist()
@@ -440,6 +449,30 @@ def execute_plan(
                 backend=pool.backends[0],
                 qubits=data["qubits"],
                 shots=total_shots,
+            )
+        return fut
+
+    def submit_whole(
+        node: str, pool_name: str, program: PartitionProgram, data: Mapping[str, Any]
+    ) -> Future:
+        pool = pools[pool_name]
+        fut = whole_apps[pool_name](
+            program.circuit,
+            list(program.observables),
+            backend=pool.backends[0],
+            **data["whole"],
+            device="GPU" if pool.kind == "gpu-sim" else "CPU",
+            parsl_resource_specification=pool.resource_spec(data["qubits"]),
+        )
+        if recorder is not None:
+            recorder.track(
+                fut,
+                task=node,
+                kind="evaluate",
+                pool=pool_name,
+                backend=pool.backends[0],
+                qubits=data["qubits"],
+                shots=0,
             )
         return fut
 
@@ -614,6 +647,7 @@ def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult])
         "methods": methods,
         "noisy_backends": sorted(noisy),
         "mixed_model_partitions": mixed,
+        "candidate": chosen.label,
         "reason": plan.reason,
         "cost_model": plan.model_source,
         "predicted_makespan": chosen.makespan,
@@ -695,11 +729,11 @@ def prepare(
     """Everything that can fail on bad input, done before any pool starts or task is submitted."""
     circuit = circuit_from_spec(template["circuit"], base_dir)
     observable = parse_observable(template.get("observable", "mean-z"), circuit.num_qubits)
-    planner = template["planner"]
+    planner = template.get("planner", {})
     execution = template.get("execution", {})
     mode: Mode = execution.get("mode", "auto")
     shots = int(execution.get("shots", 100_000))
-    width = int(planner["max_subcircuit_qubits"])
+    width = int(planner.get("max_subcircuit_qubits") or max(i.max_qubits for i in pools.values()))
     size = circuit.num_qubits * -(-circuit.num_qubits // width)
     if size > MAX_PLAN_SIZE:
         raise ValueError(
@@ -711,7 +745,7 @@ def prepare(
         circuit,
         observable,
         pools,
-        max_subcircuit_qubits=planner["max_subcircuit_qubits"],
+        max_subcircuit_qubits=planner.get("max_subcircuit_qubits"),
         mode=mode,
         shots=shots,
         profile=planner.get("profile"),
