@@ -47,9 +47,9 @@ from qiskit_aer.primitives import SamplerV2
 from uncached import assert_executed, no_cache
 
 from parsl_quantum import configs
+from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.cutting import cut_by_labels, evaluate_exact, expectation_value
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels
-from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.cutting import cut_and_run, reference_value
 
 

@@ -119,7 +119,7 @@ def random_circuits(count: int, qubits: int, depth: int, seed: int = 1234) -> li
 
 def observables_for(specs: Sequence[str], num_qubits: int) -> list[SparsePauliOp]:
     """Parse observable texts ('mean-z' or Pauli labels) for circuits of ``num_qubits``."""
-    from parsl_quantum.workflow.circuits import parse_observable
+    from parsl_quantum.circuits import parse_observable
 
     return [parse_observable(s, num_qubits) for s in specs]
 

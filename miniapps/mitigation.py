@@ -283,7 +283,7 @@ def execute(
 ) -> MitigationResult:
     """Run the ZNE ensemble inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
     from parsl_quantum.backends import get_backend
-    from parsl_quantum.workflow.circuits import parse_observable
+    from parsl_quantum.circuits import parse_observable
 
     unknown = sorted(set(factories) - set(FACTORIES))
     if unknown:
@@ -417,7 +417,7 @@ def prepare(
     template: Mapping[str, Any], pools: Mapping[str, PoolInfo], base_dir: Path | None = None
 ) -> list[QuantumCircuit]:
     """Build and check the circuits and the observable before any pool starts."""
-    from parsl_quantum.workflow.circuits import parse_observable
+    from parsl_quantum.circuits import parse_observable
 
     spec = template.get("circuits", {})
     if "qasm" in spec:

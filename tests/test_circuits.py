@@ -10,14 +10,14 @@ from qiskit import QuantumCircuit, qasm2, qasm3
 from qiskit.circuit.library import efficient_su2
 from qiskit.quantum_info import Operator, SparsePauliOp
 
-from parsl_quantum.cutting.normalize import normalize
-from parsl_quantum.workflow.circuits import (
+from parsl_quantum.circuits import (
     CircuitError,
     circuit_from_spec,
     efficient_su2_circuit,
     parse_observable,
     prepare,
 )
+from parsl_quantum.cutting.normalize import normalize
 
 
 def test_efficient_su2_uses_the_reference_angles() -> None:

@@ -12,7 +12,7 @@ from parsl.dataflow.futures import AppFuture
 from qiskit import QuantumCircuit
 
 from parsl_quantum import configs
-from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
+from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.cutting import CuttingResult, reference_value
 from parsl_quantum.workflow.futures import cut_and_run_future
 
@@ -31,7 +31,7 @@ def pools(tmp_path_factory: pytest.TempPathFactory):
 
 @parsl.python_app(executors=["cpu"])
 def build_circuit(qubits: int, seed: int) -> QuantumCircuit:
-    from parsl_quantum.workflow.circuits import efficient_su2_circuit
+    from parsl_quantum.circuits import efficient_su2_circuit
 
     return efficient_su2_circuit(qubits, 1, "linear", seed=seed)
 

@@ -12,7 +12,7 @@ import parsl
 import pytest
 
 from parsl_quantum import configs
-from parsl_quantum.workflow.circuits import (
+from parsl_quantum.circuits import (
     bus_circuit,
     efficient_su2_circuit,
     parse_observable,

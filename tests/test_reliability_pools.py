@@ -17,9 +17,9 @@ import parsl
 import pytest
 
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
+from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.configs import local
 from parsl_quantum.reliability import Reliability, RetryHandler
-from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.cutting import CuttingResult, cut_and_run, reference_value
 from parsl_quantum.workflow.report import draw_timeline, load_report
 

@@ -150,7 +150,7 @@ def fit_nonnegative(features: np.ndarray, seconds: np.ndarray, intercept: bool =
 
 
 def _circuit(family: str, qubits: int) -> QuantumCircuit:
-    from parsl_quantum.workflow.circuits import (
+    from parsl_quantum.circuits import (
         clustered_circuit,
         efficient_su2_circuit,
         qaoa_circuit,
@@ -168,7 +168,7 @@ def _circuit(family: str, qubits: int) -> QuantumCircuit:
 
 def _programs(total: int, parts: int, family: str) -> list[PartitionProgram]:
     """The partitions of a balanced cut of a library circuit, as the planner would cut it."""
-    from parsl_quantum.workflow.circuits import parse_observable
+    from parsl_quantum.circuits import parse_observable
 
     circuit = _circuit(family, total)
     graph = interaction_graph(circuit)
@@ -395,7 +395,7 @@ def calibrate_pool(
 def calibrate_run_overhead(model: CostModel, pool: PoolInfo, repeats: int = 5) -> float:
     """The driver's fixed seconds per run (dispatcher start, pool polls, result handling): a
     small two-task plan run end to end on ``pool``, minus its predicted makespan."""
-    from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
+    from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
     from parsl_quantum.workflow.cutting import execute_plan, reconstruct
 
     mode: Mode = "exact" if pool.exact else "sampled"
@@ -435,7 +435,7 @@ def calibrate_in_run(
     """The pool's ``in_run`` factor: whole plans of several families run end to end on the
     pool (median of ``repeats``), and the factor on worker-slot seconds that makes their
     predicted makespans best match (median relative error over a grid from 0.8 to 2)."""
-    from parsl_quantum.workflow.circuits import parse_observable
+    from parsl_quantum.circuits import parse_observable
     from parsl_quantum.workflow.cutting import execute_plan, reconstruct
 
     mode: Mode = "exact"
@@ -483,9 +483,9 @@ def calibrate_driver(
     """Time the reconstruction in this process: contractions of problems with 2 to 6
     partitions, light and heavy (partitions sharing up to three cuts), and bootstrap redraws
     of sampled rows."""
+    from parsl_quantum.circuits import parse_observable
     from parsl_quantum.cutting.reconstruct import contract
     from parsl_quantum.cutting.uncertainty import bootstrap_rows
-    from parsl_quantum.workflow.circuits import parse_observable
 
     rng = np.random.default_rng(0)
     feats, secs = [], []

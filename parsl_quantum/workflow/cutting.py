@@ -21,6 +21,7 @@ import parsl
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
+from parsl_quantum.circuits import CIRCUIT_SCHEMA, circuit_from_spec, parse_observable
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import CutProblem, recut
@@ -39,7 +40,6 @@ from parsl_quantum.planner.plan import (
     shot_allocation,
 )
 from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
-from parsl_quantum.workflow.circuits import CIRCUIT_SCHEMA, circuit_from_spec, parse_observable
 from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
 
 #: The largest planning problem taken: qubits x ceil(qubits / max_subcircuit_qubits), which the
