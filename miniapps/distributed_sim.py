@@ -45,8 +45,10 @@ from typing import Any, Literal
 
 import numpy as np
 from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
 
 from miniapps import _common
+from parsl_quantum.circuits import exact_values
 from parsl_quantum.workflow.context import PoolInfo, RunContext
 
 Quantity = Literal["amplitude", "expectation"]
@@ -62,6 +64,9 @@ _PAULI = {
     "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
     "Z": np.array([[1, 0], [0, -1]], dtype=complex),
 }
+
+#: One line for the list of template kinds.
+DESCRIPTION = "Simulate a circuit too large for one worker as sliced tensor-network contractions."
 
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -321,34 +326,6 @@ def warm_up_contraction() -> int:
     import quimb.tensor  # noqa: F401
 
     return os.getpid()
-
-
-def reference_value(
-    circuit: QuantumCircuit,
-    quantity: Quantity,
-    method: Literal["statevector", "matrix_product_state"],
-    bitstring: str | None = None,
-    pauli: str | None = None,
-    qubits: Sequence[int] | None = None,
-) -> complex:
-    """The exact value with Aer (statevector, or matrix product state without truncation), as
-    a task on a CPU pool."""
-    from qiskit.quantum_info import SparsePauliOp
-    from qiskit_aer import AerSimulator
-
-    qc = circuit.copy()
-    if quantity == "amplitude":
-        assert bitstring is not None
-        index = sum(int(bit) << i for i, bit in enumerate(bitstring))
-        qc.save_amplitudes([index])
-        data = AerSimulator(method=method).run(qc).result().data()
-        return complex(data["amplitudes"][0])
-    assert pauli is not None and qubits is not None
-    # Qiskit labels read right to left: the first qubit of ``qubits`` is the last character
-    obs = SparsePauliOp.from_sparse_list([(pauli[::-1], list(qubits)[::-1], 1.0)], qc.num_qubits)
-    qc.save_expectation_value(obs, list(range(qc.num_qubits)))
-    data = AerSimulator(method=method).run(qc).result().data()
-    return complex(data["expectation_value"])
 
 
 def is_chain(circuit: QuantumCircuit) -> bool:
@@ -656,21 +633,28 @@ def execute(
     ref = None
     if ref_method is not None:  # after the slices, so the two timings do not share workers
         with timings.stage("reference"):
+            if quantity == "amplitude":
+                assert bitstring is not None
+                wanted: dict[str, Any] = {
+                    "amplitudes": [sum(int(bit) << i for i, bit in enumerate(bitstring))]
+                }
+            else:
+                assert pauli is not None and qubits is not None
+                wanted = {
+                    "observables": [SparsePauliOp.from_sparse_list([(pauli, list(qubits), 1.0)], n)]
+                }
             ref_future = _common.submit(
                 ctx,
-                reference_value,
+                exact_values,
                 pools[0],
                 circuit,
-                quantity,
-                ref_method,
-                bitstring,
-                pauli,
-                qubits,
                 task="reference",
                 kind="reference",
                 qubits=n,
+                method=ref_method,
+                **wanted,
             )
-            ref = complex(ref_future.result())
+            ref = complex(ref_future.result()[0])
 
     mpi: dict[str, Any] = {"ran": False}
     reason = mpi_unavailable_reason(mpi_pool) if mpi_pool else "no MPI pool requested"

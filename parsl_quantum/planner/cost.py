@@ -33,7 +33,8 @@ and every run pays the driver ``per_run`` seconds once (starting the dispatch, p
 collecting results).
 
 The coefficients of each pool live in a versioned profile file written by ``parsl-quantum
-calibrate`` (:mod:`parsl_quantum.planner.calibrate`); without one, :data:`DEFAULT_COEFFICIENTS`
+calibrate`` (probes and fits in :mod:`parsl_quantum.planner.calibrate`, run by
+:mod:`parsl_quantum.workflow.calibration`); without one, :data:`DEFAULT_COEFFICIENTS`
 are used and the plan says so.
 """
 

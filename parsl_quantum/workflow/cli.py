@@ -467,7 +467,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Calibrate the local pools and write the cost-model profile."""
     from rich.table import Table
 
-    from parsl_quantum.planner.calibrate import run_calibration
+    from parsl_quantum.workflow.calibration import run_calibration
 
     pools = [p.strip() for p in args.pools.split(",") if p.strip()]
     try:
