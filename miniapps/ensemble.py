@@ -31,6 +31,9 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from miniapps import _common
 from parsl_quantum.workflow.context import PoolInfo, RunContext
 
+#: One line for the list of template kinds.
+DESCRIPTION = "Fan many independent circuits out across pools."
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

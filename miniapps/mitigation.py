@@ -44,6 +44,9 @@ FACTORIES = ("richardson", "linear")
 #: Control-flow names some devices list as operations; they are not gates to translate to.
 _CONTROL_FLOW = frozenset({"for_loop", "if_else", "switch_case", "while_loop", "box"})
 
+#: One line for the list of template kinds.
+DESCRIPTION = "Zero-noise extrapolation ensembles on the noisy QPU pool."
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

@@ -22,7 +22,6 @@ from typing import Any
 import yaml
 
 from parsl_quantum.workflow.template import (
-    KINDS,
     Template,
     TemplateError,
     full_schema,
@@ -416,9 +415,11 @@ def cmd_templates(args: argparse.Namespace) -> int:
         return 0
     if args.action == "schema":
         kind = args.names[0] if args.names else None
-        if kind is not None and kind not in KINDS:
-            return _bad_input(f"unknown kind {kind!r}")
-        print(json.dumps(full_schema(kind), indent=2))
+        try:
+            schema = full_schema(kind)
+        except TemplateError as exc:
+            return _bad_input(str(exc))
+        print(json.dumps(schema, indent=2))
         return 0
     status = 0
     for name in args.names or [str(p) for p in published.values()]:
