@@ -15,7 +15,12 @@ from parsl_quantum.cutting.problem import (
     recut,
 )
 from parsl_quantum.cutting.program import PartitionProgram, compile_partition
-from parsl_quantum.cutting.reconstruct import contract, expectation_value
+from parsl_quantum.cutting.reconstruct import (
+    contract,
+    expectation_value,
+    reconstruct,
+    reconstruct_all,
+)
 from parsl_quantum.cutting.statevector import evaluate_exact
 
 __all__ = [
@@ -33,5 +38,7 @@ __all__ = [
     "expectation_value",
     "find_cut_problem",
     "normalize",
+    "reconstruct",
+    "reconstruct_all",
     "recut",
 ]
