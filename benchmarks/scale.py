@@ -77,7 +77,9 @@ def run_once(qubits: int, limit: int, run_dir: Path) -> dict[str, Any]:
     tasks = int(data.get("tasks", 0))
     ran, cached = executed_tasks(run_dir / "monitoring.db")
     if cached or ran < tasks:
-        raise SystemExit(f"{qubits} qubits: {ran} tasks executed, {cached} cached, {tasks} reported")
+        raise SystemExit(
+            f"{qubits} qubits: {ran} tasks executed, {cached} cached, {tasks} reported"
+        )
     config = data.get("configuration", {})
     return {
         "qubits": qubits,

@@ -299,7 +299,7 @@ def read_qasm_files(paths: Sequence[str], base_dir: Path | None = None) -> list[
     """QASM files as unitary Qiskit circuits (final measurements dropped); a relative path that
     does not exist from the working directory is taken relative to ``base_dir`` (the
     template's directory)."""
-    from parsl_quantum.workflow.circuits import read_qasm
+    from parsl_quantum.circuits import read_qasm
 
     circuits = []
     for raw in paths:

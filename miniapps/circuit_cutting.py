@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from miniapps import _common
+from parsl_quantum.circuits import circuit_from_spec, parse_observable
 from parsl_quantum.executors.apps import evaluate_subexperiments
 from parsl_quantum.planner.plan import Mode
-from parsl_quantum.workflow.circuits import circuit_from_spec, parse_observable
 from parsl_quantum.workflow.cutting import (
     CuttingResult,
     cut_and_run,

@@ -32,6 +32,9 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from miniapps import _common
 from parsl_quantum.workflow.context import PoolInfo, RunContext
 
+#: One line for the list of template kinds.
+DESCRIPTION = "Fan many independent circuits out across pools."
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -186,7 +189,7 @@ def random_circuits(count: int, qubits: int, depth: int, seed: int = 1234) -> li
 
 def observables_for(specs: Sequence[str], num_qubits: int) -> list[SparsePauliOp]:
     """Parse observable texts ('mean-z' or Pauli labels) for circuits of ``num_qubits``."""
-    from parsl_quantum.workflow.circuits import parse_observable
+    from parsl_quantum.circuits import parse_observable
 
     return [parse_observable(s, num_qubits) for s in specs]
 

@@ -46,6 +46,9 @@ FACTORIES = ("richardson", "linear")
 #: Control-flow names some devices list as operations; they are not gates to translate to.
 _CONTROL_FLOW = frozenset({"for_loop", "if_else", "switch_case", "while_loop", "box"})
 
+#: One line for the list of template kinds.
+DESCRIPTION = "Zero-noise extrapolation ensembles on the noisy QPU pool."
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -347,7 +350,7 @@ def execute(
     ``pools`` inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
     params = params or MitigationParams()
     from parsl_quantum.backends import get_backend
-    from parsl_quantum.workflow.circuits import parse_observable
+    from parsl_quantum.circuits import parse_observable
 
     unknown = sorted(set(params.factories) - set(FACTORIES))
     if unknown:
@@ -489,7 +492,7 @@ def prepare(
     template: Mapping[str, Any], pools: Mapping[str, PoolInfo], base_dir: Path | None = None
 ) -> list[QuantumCircuit]:
     """Build and check the circuits and the observable before any pool starts."""
-    from parsl_quantum.workflow.circuits import parse_observable
+    from parsl_quantum.circuits import parse_observable
 
     params = MitigationParams.from_template(template)
     circuits = load_circuits(params, base_dir)

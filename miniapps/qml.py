@@ -39,6 +39,9 @@ from parsl_quantum.workflow.context import RunContext
 #: Radius of the class boundary; inside is label +1 (pi r^2 / 4 = 43% of the square).
 CIRCLE_RADIUS = math.sqrt(0.55)
 
+#: One line for the list of template kinds.
+DESCRIPTION = "Train a small quantum classifier with data-parallel batch evaluation."
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

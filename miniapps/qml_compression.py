@@ -47,6 +47,9 @@ from parsl_quantum.workflow.context import PoolInfo, RunContext
 
 Optimizer = Literal["lbfgs", "adam"]
 
+#: One line for the list of template kinds.
+DESCRIPTION = "Train a quantum autoencoder compressing Ising ground states into latent qubits."
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

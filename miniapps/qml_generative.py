@@ -52,6 +52,9 @@ Optimizer = Literal["lbfgs", "adam"]
 #: bit string of the target's support).
 KL_FLOOR = 1e-12
 
+#: One line for the list of template kinds.
+DESCRIPTION = "Train a quantum circuit Born machine to a target distribution with an MMD loss."
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

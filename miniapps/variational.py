@@ -50,6 +50,9 @@ Model = Literal["heisenberg", "maxcut"]
 #: Shift of the parameter-shift rule for gates ``exp(-i theta P / 2)`` with a Pauli ``P``.
 SHIFT = math.pi / 2
 
+#: One line for the list of template kinds.
+DESCRIPTION = "VQE/QAOA loop whose energy and gradient evaluations fan out as tasks."
+
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

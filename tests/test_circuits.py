@@ -8,16 +8,17 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit, qasm2, qasm3
 from qiskit.circuit.library import efficient_su2
-from qiskit.quantum_info import Operator, SparsePauliOp
+from qiskit.quantum_info import Operator, SparsePauliOp, Statevector
 
-from parsl_quantum.cutting.normalize import normalize
-from parsl_quantum.workflow.circuits import (
+from parsl_quantum.circuits import (
     CircuitError,
     circuit_from_spec,
     efficient_su2_circuit,
+    exact_values,
     parse_observable,
     prepare,
 )
+from parsl_quantum.cutting.normalize import normalize
 
 
 def test_efficient_su2_uses_the_reference_angles() -> None:
@@ -92,3 +93,21 @@ def test_prepare_rejects_what_cannot_be_cut(tmp_path: Path) -> None:
     bad.write_text("OPENQASM 2.0;\nqreg q[2];\ncx q[0] q[1];\n")
     with pytest.raises(CircuitError, match="malformed QASM"):
         circuit_from_spec({"qasm": str(bad)})
+
+
+def test_exact_values_degenerate_and_bad_shapes() -> None:
+    empty = QuantumCircuit(1)
+    assert exact_values(empty).shape == (0,)  # nothing asked, nothing simulated for
+    assert exact_values(empty, ["Z"], amplitudes=[0, 1]) == pytest.approx([1, 0, 1])
+    with pytest.raises(CircuitError, match="observable on 2 qubits for a 1-qubit circuit"):
+        exact_values(empty, ["ZZ"])
+
+
+def test_exact_values_match_the_statevector_with_both_methods() -> None:
+    circuit = efficient_su2_circuit(5, 2, "linear", seed=3)
+    state = Statevector(circuit)
+    obs = [SparsePauliOp(["ZZIII", "IXIYI"], [0.5, -2.0]), "IIIIZ"]
+    want = [state.data[6], *(state.expectation_value(SparsePauliOp(o)) for o in obs)]
+    for method in ("statevector", "matrix_product_state"):
+        got = exact_values(circuit, obs, amplitudes=[6], method=method)
+        assert got == pytest.approx(np.array(want), abs=1e-10)

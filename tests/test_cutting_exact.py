@@ -10,6 +10,15 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit_addon_cutting import DeviceConstraints, OptimizationParameters, find_cuts
 from qiskit_addon_cutting.instructions import CutWire
 
+from parsl_quantum.circuits import (
+    bus_circuit,
+    clustered_circuit,
+    efficient_su2_circuit,
+    parse_observable,
+    prepare,
+    qaoa_circuit,
+    random_2local_circuit,
+)
 from parsl_quantum.cutting import (
     CuttingError,
     NoCutFoundError,
@@ -21,15 +30,6 @@ from parsl_quantum.cutting import (
     find_cut_problem,
 )
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels
-from parsl_quantum.workflow.circuits import (
-    bus_circuit,
-    clustered_circuit,
-    efficient_su2_circuit,
-    parse_observable,
-    prepare,
-    qaoa_circuit,
-    random_2local_circuit,
-)
 
 
 def exact_tensors(problem):

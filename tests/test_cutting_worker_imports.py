@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from parsl.serialize import pack_apply_message
 
+from parsl_quantum.circuits import efficient_su2_circuit, parse_observable, prepare
 from parsl_quantum.cutting import cut_by_labels
 from parsl_quantum.executors.apps import evaluate_subexperiments
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels
-from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable, prepare
 
 QISKIT_PACKAGES = ("qiskit", "qiskit_aer", "qiskit_ibm_runtime", "qiskit_addon_cutting")
 

@@ -23,15 +23,17 @@ from parsl.dataflow.memoization import BasicMemoizer
 
 from parsl_quantum import configs
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
+from parsl_quantum.circuits import exact_values, parse_observable, qaoa_circuit
 from parsl_quantum.configs import pool_infos
-from parsl_quantum.planner.calibrate import wait_for_workers
+from parsl_quantum.cutting.reconstruct import reconstruct
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients
 from parsl_quantum.planner.dispatch import DispatchError
 from parsl_quantum.planner.plan import PlanResult, plan_workload
+from parsl_quantum.planner.report import save_plan
 from parsl_quantum.reliability import RetryHandler
-from parsl_quantum.workflow.circuits import parse_observable, qaoa_circuit
+from parsl_quantum.workflow.calibration import wait_for_workers
 from parsl_quantum.workflow.context import PoolInfo
-from parsl_quantum.workflow.cutting import execute_plan, reconstruct, reference_value, save_plan
+from parsl_quantum.workflow.cutting import execute_plan
 
 #: Every-job-fails QPU: its tasks fail at once, so they must move to a simulator.
 FAILING = {DEFAULT_FAKE_QPU: {"failure_rate": 1.0, "failure_seed": 1}}
@@ -114,7 +116,7 @@ def test_a_pool_whose_blocks_are_cancelled_loses_its_work(
     assert cancelled.is_set()
     value, error = reconstruct(plan.chosen.problem, plan.chosen.graph, results, None)
     assert error == 0.0
-    assert value == pytest.approx(reference_value(circuit, obs), abs=1e-8)
+    assert value == pytest.approx(exact_values(circuit, [obs])[0].real, abs=1e-8)
     report = plan.execution
     assert any(e.pool == "gpu" and e.event.startswith("lost") for e in report.events)
     moved = [f for f in report.failovers if f.from_pool == "gpu"]
@@ -151,7 +153,7 @@ def test_blocks_added_mid_run_receive_tasks(dfk: DataFlowKernel) -> None:
         plan, pools, "exact", 2000, None, progress=add_a_block_after_the_first_result
     )
     value, _ = reconstruct(plan.chosen.problem, plan.chosen.graph, results, None)
-    assert value == pytest.approx(reference_value(circuit, obs), abs=1e-8)
+    assert value == pytest.approx(exact_values(circuit, [obs])[0].real, abs=1e-8)
     blocks = {m["block_id"] for m in cpu.connected_managers() if m["active"]}
     assert len(blocks - first_blocks) == 1
     assert any(e.pool == "cpu" and e.event == "workers 1 -> 2" for e in plan.execution.events)
@@ -181,7 +183,7 @@ def test_a_pool_whose_tasks_keep_failing_is_dropped(dfk: DataFlowKernel) -> None
     value, error = reconstruct(plan.chosen.problem, plan.chosen.graph, results, 5)
     # every subexperiment ended up exact on the simulator
     assert error == 0.0 and {r.method for r in results.values()} == {"batched-statevector"}
-    assert value == pytest.approx(reference_value(circuit, obs), abs=1e-8)
+    assert value == pytest.approx(exact_values(circuit, [obs])[0].real, abs=1e-8)
     report = plan.execution
     assert any(e.pool == "qpu" and e.event.startswith("unhealthy") for e in report.events)
     failed = [a for t in report.tasks.values() for a in t.attempts if a.pool == "qpu"]

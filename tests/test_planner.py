@@ -14,6 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parsl_quantum.circuits import (
+    bus_circuit,
+    clustered_circuit,
+    efficient_su2_circuit,
+    parse_observable,
+    qaoa_circuit,
+)
 from parsl_quantum.cutting import NoCutFoundError
 from parsl_quantum.planner.cost import (
     DEFAULT_COEFFICIENTS,
@@ -35,13 +42,6 @@ from parsl_quantum.planner.plan import (
     plan_workload,
 )
 from parsl_quantum.planner.report import print_plan, write_graph
-from parsl_quantum.workflow.circuits import (
-    bus_circuit,
-    clustered_circuit,
-    efficient_su2_circuit,
-    parse_observable,
-    qaoa_circuit,
-)
 from parsl_quantum.workflow.context import PoolInfo
 
 ROOT = Path(__file__).resolve().parent.parent

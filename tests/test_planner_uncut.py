@@ -15,13 +15,13 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from parsl_quantum import configs
+from parsl_quantum.circuits import efficient_su2_circuit, exact_values, parse_observable
 from parsl_quantum.cutting.problem import cut_by_labels
 from parsl_quantum.executors.whole import MPSBoundExceeded, evaluate_whole
 from parsl_quantum.planner.cost import MPS_MAX_BOND, CostModel, mps_bond_bound
 from parsl_quantum.planner.plan import plan_workload
-from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.context import PoolInfo
-from parsl_quantum.workflow.cutting import cut_and_run, plan_cutting, reference_value
+from parsl_quantum.workflow.cutting import cut_and_run, plan_cutting, reference_method
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +29,13 @@ CPU = PoolInfo("cpu", ("aer",), 2, "cpu-sim", 30, True)
 QPU = PoolInfo("qpu", ("fake:fake_perth",), 1, "qpu", 7, False)
 MODEL = CostModel(kinds={"cpu": "cpu-sim", "qpu": "qpu"})
 UNCUT = {"statevector", "mps"}
+
+
+def reference_value(circuit: QuantumCircuit, obs: SparsePauliOp, force: bool = False) -> float:
+    """The exact value by direct Aer simulation, with the method the cutting job would use."""
+    method = reference_method(circuit, force=force)
+    assert method is not None
+    return float(exact_values(circuit, [obs], method=method)[0].real)
 
 
 def main_job(n: int = 24) -> tuple[QuantumCircuit, SparsePauliOp]:

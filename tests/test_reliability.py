@@ -20,6 +20,7 @@ from qiskit_ibm_runtime.api.exceptions import RequestsApiError
 from qiskit_ibm_runtime.exceptions import IBMNotAuthorizedError, RuntimeJobFailureError
 
 from parsl_quantum.backends import DEFAULT_FAKE_QPU, BackendTransientError, BackendUnavailableError
+from parsl_quantum.circuits import CircuitError, efficient_su2_circuit, parse_observable
 from parsl_quantum.configs import local
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.problem import cut_by_labels
@@ -35,7 +36,6 @@ from parsl_quantum.reliability import (
     Verdict,
     classify,
 )
-from parsl_quantum.workflow.circuits import CircuitError, efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.context import PoolInfo
 
 UNSTARTED = QPUHighThroughputExecutor(label="qpu", backends=(DEFAULT_FAKE_QPU,))

@@ -20,11 +20,11 @@ import yaml
 from parsl.serialize import pack_apply_message
 
 from parsl_quantum.backends import get_backend
+from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.configs import local, pool_infos
 from parsl_quantum.configs.local import secrets_withheld
-from parsl_quantum.planner.calibrate import wait_for_workers
 from parsl_quantum.reliability import Reliability
-from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
+from parsl_quantum.workflow.calibration import wait_for_workers
 from parsl_quantum.workflow.cutting import cut_and_run
 
 CANARIES = {

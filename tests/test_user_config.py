@@ -10,8 +10,8 @@ from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 
+from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.configs.local import INTERCHANGE_CMD, WORKER_CMD
-from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.cutting import cut_and_run
 
 

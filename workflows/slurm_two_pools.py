@@ -22,9 +22,9 @@ import parsl
 
 from parsl_quantum import configs
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
+from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.configs import ClusterPool
 from parsl_quantum.configs.clusters import job_name
-from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.workflow.cutting import cut_and_run
 
 

@@ -48,7 +48,6 @@ from miniapps.distributed_sim.network import (
     local_operator,
     plan_slices,
     reference_method,
-    reference_value,
     to_quimb,
     warm_up_contraction,
 )
@@ -67,7 +66,11 @@ from miniapps.distributed_sim.runner import (
     run_template,
 )
 
+#: One line for the list of template kinds.
+DESCRIPTION = "Simulate a circuit too large for one worker as sliced tensor-network contractions."
+
 __all__ = [
+    "DESCRIPTION",
     "DistributedSimParams",
     "DistributedSimResult",
     "ITEMSIZE",
@@ -94,7 +97,6 @@ __all__ = [
     "plan_slices",
     "prepare",
     "reference_method",
-    "reference_value",
     "run",
     "run_template",
     "to_quimb",

@@ -233,34 +233,6 @@ def warm_up_contraction() -> int:
     return os.getpid()
 
 
-def reference_value(
-    circuit: QuantumCircuit,
-    quantity: Quantity,
-    method: Literal["statevector", "matrix_product_state"],
-    bitstring: str | None = None,
-    pauli: str | None = None,
-    qubits: Sequence[int] | None = None,
-) -> complex:
-    """The exact value with Aer (statevector, or matrix product state without truncation), as
-    a task on a CPU pool."""
-    from qiskit.quantum_info import SparsePauliOp
-    from qiskit_aer import AerSimulator
-
-    qc = circuit.copy()
-    if quantity == "amplitude":
-        assert bitstring is not None
-        index = sum(int(bit) << i for i, bit in enumerate(bitstring))
-        qc.save_amplitudes([index])
-        data = AerSimulator(method=method).run(qc).result().data()
-        return complex(data["amplitudes"][0])
-    assert pauli is not None and qubits is not None
-    # Qiskit labels read right to left: the first qubit of ``qubits`` is the last character
-    obs = SparsePauliOp.from_sparse_list([(pauli[::-1], list(qubits)[::-1], 1.0)], qc.num_qubits)
-    qc.save_expectation_value(obs, list(range(qc.num_qubits)))
-    data = AerSimulator(method=method).run(qc).result().data()
-    return complex(data["expectation_value"])
-
-
 def is_chain(circuit: QuantumCircuit) -> bool:
     """True when every multi-qubit gate acts on neighbouring qubits ``i, i+1`` (a 1D circuit,
     whose matrix product state stays exact at modest bond dimension)."""

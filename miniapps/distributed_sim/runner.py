@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
 
 from miniapps import _common
 from miniapps.distributed_sim.mpi import MPIOutcome, mpi_contract_slices, mpi_unavailable_reason
@@ -23,10 +24,10 @@ from miniapps.distributed_sim.network import (
     grid_circuit,
     plan_slices,
     reference_method,
-    reference_value,
     warm_up_contraction,
 )
 from miniapps.distributed_sim.params import DistributedSimParams
+from parsl_quantum.circuits import exact_values
 from parsl_quantum.workflow.context import PoolInfo, RunContext
 
 
@@ -189,21 +190,28 @@ def execute(
     ref = None
     if ref_method is not None:  # after the slices, so the two timings do not share workers
         with timings.stage("reference"):
+            if params.quantity == "amplitude":
+                assert bitstring is not None
+                wanted: dict[str, Any] = {
+                    "amplitudes": [sum(int(bit) << i for i, bit in enumerate(bitstring))]
+                }
+            else:
+                assert pauli is not None and qubits is not None
+                wanted = {
+                    "observables": [SparsePauliOp.from_sparse_list([(pauli, list(qubits), 1.0)], n)]
+                }
             ref_future = _common.submit(
                 ctx,
-                reference_value,
+                exact_values,
                 pools[0],
                 circuit,
-                params.quantity,
-                ref_method,
-                bitstring,
-                pauli,
-                qubits,
                 task="reference",
                 kind="reference",
                 qubits=n,
+                method=ref_method,
+                **wanted,
             )
-            ref = complex(ref_future.result())
+            ref = complex(ref_future.result()[0])
 
     mpi: dict[str, Any] = {"ran": False}
     reason = mpi_unavailable_reason(params.mpi_pool) if params.mpi_pool else "no MPI pool requested"

@@ -10,7 +10,6 @@ spell a backend differently still agree.
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import threading
 from typing import Any
 
@@ -23,24 +22,12 @@ from parsl_quantum.backends.aer import (
     gpu_missing_reason,
 )
 from parsl_quantum.backends.base import QuantumBackend, UnknownBackendError
-
-#: Registry names and the Python packages each needs.
-VENDOR_PACKAGES = {
-    "braket:local": ("qiskit_braket_provider", "qiskit-braket-provider"),
-    "pennylane:lightning.qubit": ("pennylane_lightning", "pennylane-lightning"),
-}
-
-
-def vendor_missing_reason(name: str) -> str | None:
-    """Why the vendor backend ``name`` cannot run here (its package is absent), or None."""
-    module, dist = VENDOR_PACKAGES[name]
-    if importlib.util.find_spec(module) is None:
-        return (
-            f"{name} is unavailable: the {dist} package is not installed "
-            "(pip install 'parsl-quantum[vendors]')"
-        )
-    return None
-
+from parsl_quantum.backends.vendors import (
+    VENDOR_PACKAGES,
+    BraketLocalBackend,
+    LightningQubitBackend,
+    vendor_missing_reason,
+)
 
 #: Spellings of the vendor simulators' names.
 VENDOR_ALIASES = {
@@ -126,12 +113,8 @@ def get_backend(name: str, **options: Any) -> QuantumBackend:
 
         return FakeDeviceBackend(canon, options)
     if canon == "braket:local":
-        from parsl_quantum.backends.vendors import BraketLocalBackend
-
         return BraketLocalBackend(canon, options)
     if canon == "pennylane:lightning.qubit":
-        from parsl_quantum.backends.vendors import LightningQubitBackend
-
         return LightningQubitBackend(canon, options)
     from parsl_quantum.backends.ibm import IBMBackend
 

@@ -24,7 +24,12 @@ if TYPE_CHECKING:
         recut,
     )
     from parsl_quantum.cutting.program import compile_partition
-    from parsl_quantum.cutting.reconstruct import contract, expectation_value
+    from parsl_quantum.cutting.reconstruct import (
+        contract,
+        expectation_value,
+        reconstruct,
+        reconstruct_all,
+    )
     from parsl_quantum.cutting.statevector import evaluate_exact
 
 #: Each public name and the submodule that defines it.
@@ -43,6 +48,8 @@ _MODULES = {
     "expectation_value": "reconstruct",
     "find_cut_problem": "problem",
     "normalize": "normalize",
+    "reconstruct": "reconstruct",
+    "reconstruct_all": "reconstruct",
     "recut": "problem",
 }
 
@@ -61,6 +68,8 @@ __all__ = [
     "expectation_value",
     "find_cut_problem",
     "normalize",
+    "reconstruct",
+    "reconstruct_all",
     "recut",
 ]
 

@@ -5,15 +5,37 @@ cut site). Each cut c contributes a matrix ``W_c[a, b]`` joining the option inde
 partitions. The expectation value of term t is the contraction of all ``T_p[term_index[t, p]]``
 with all ``W_c`` - a small tensor network whose cost grows with the number of partitions and the
 cuts each one touches, not with the product over all cuts.
+
+:func:`reconstruct_all` assembles those tensors from the results of a plan's evaluate tasks and
+adds the statistical error of sampled rows by a parametric bootstrap through the contraction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
+import networkx as nx
 import numpy as np
 
 from parsl_quantum.cutting.problem import CutProblem
+from parsl_quantum.cutting.sampled import SampledRow
+from parsl_quantum.cutting.uncertainty import bootstrap_rows
+
+#: Bootstrap replicates of the standard error of sampled runs.
+BOOTSTRAP_REPLICATES = 200
+
+
+class RowResults(Protocol):
+    """What reconstruction reads of one evaluate task's result (the task layer's
+    ``BatchResult`` is one): ``values[r, o]`` per row and observable, and the outcome counts
+    behind sampled rows (None when every row was exact)."""
+
+    @property
+    def values(self) -> np.ndarray: ...
+
+    @property
+    def samples(self) -> Sequence[SampledRow] | None: ...
 
 
 def _pair(
@@ -84,3 +106,64 @@ def _pair_cost(
 def expectation_value(problem: CutProblem, tensors: Sequence[np.ndarray]) -> float:
     """The reconstructed expectation value of the whole observable."""
     return float(problem.term_coeffs @ contract(problem, tensors))
+
+
+def _tensors(
+    problem: CutProblem, graph: nx.DiGraph, rows_values: Mapping[str, np.ndarray]
+) -> list[np.ndarray]:
+    flat = [np.zeros((p.num_subexperiments, len(p.observables))) for p in problem.partitions]
+    for node, values in rows_values.items():
+        d = graph.nodes[node]
+        lo, hi = d["rows"]
+        flat[d["partition"]][lo:hi] = values
+    out = []
+    for part, arr in zip(problem.partitions, flat, strict=True):
+        site_dims = [len(s.options) for s in part.sites]
+        out.append(np.moveaxis(arr.reshape(*site_dims, len(part.observables)), -1, 0))
+    return out
+
+
+def reconstruct(
+    problem: CutProblem, graph: nx.DiGraph, results: Mapping[str, RowResults], seed: int | None
+) -> tuple[float, float]:
+    """The expectation value of the problem's observable and its standard error (0 when
+    every subexperiment was exact). See :func:`reconstruct_all`."""
+    values, errors = reconstruct_all(problem, graph, results, seed, problem.term_coeffs[None, :])
+    return float(values[0]), float(errors[0])
+
+
+def reconstruct_all(
+    problem: CutProblem,
+    graph: nx.DiGraph,
+    results: Mapping[str, RowResults],
+    seed: int | None,
+    coefficients: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values and standard errors of several observables, ``coefficients[k]`` weighting the
+    problem's terms for observable k (one contraction serves them all).
+
+    ``graph`` is the plan's task DAG: each evaluate node named in ``results`` carries its
+    ``partition`` and its ``rows`` range. The error of sampled subexperiments is a parametric
+    bootstrap (:data:`BOOTSTRAP_REPLICATES` redraws, seeded by ``seed``) through the
+    contraction: the statistical (shot-noise) error only.
+    """
+    values = {node: r.values for node, r in results.items()}
+    value = coefficients @ contract(problem, _tensors(problem, graph, values))
+    sampled = {node: r for node, r in results.items() if r.samples is not None}
+    if not sampled:
+        return value, np.zeros(len(coefficients))
+    rng = np.random.default_rng(seed)
+    boot = {
+        node: bootstrap_rows(
+            problem.partitions[graph.nodes[node]["partition"]],
+            r.samples or [],
+            BOOTSTRAP_REPLICATES,
+            rng,
+        )
+        for node, r in sampled.items()
+    }
+    replicas = []
+    for b in range(BOOTSTRAP_REPLICATES):
+        vals = {node: (boot[node][b] if node in boot else v) for node, v in values.items()}
+        replicas.append(coefficients @ contract(problem, _tensors(problem, graph, vals)))
+    return value, np.std(np.array(replicas), axis=0, ddof=1)

@@ -46,7 +46,8 @@ core, below what LAPACK reaches there; ``whole_overhead`` counts importing Aer o
 has not yet (0.25-0.5 s measured there) and building the simulator.
 
 The coefficients of each pool live in a versioned profile file written by ``parsl-quantum
-calibrate`` (:mod:`parsl_quantum.planner.calibrate`); without one, :data:`DEFAULT_COEFFICIENTS`
+calibrate`` (probes and fits in :mod:`parsl_quantum.planner.calibrate`, run by
+:mod:`parsl_quantum.workflow.calibration`); without one, :data:`DEFAULT_COEFFICIENTS`
 are used and the plan says so.
 """
 

@@ -35,6 +35,7 @@ from parsl_quantum.cutting.errors import CuttingError, NoCutFoundError
 from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import CutProblem, cut_by_labels, find_cut_problem
 from parsl_quantum.cutting.program import PartitionProgram
+from parsl_quantum.cutting.reconstruct import BOOTSTRAP_REPLICATES
 from parsl_quantum.planner.cost import (
     DRIVER,
     MPS_MAX_BOND,
@@ -65,8 +66,6 @@ TASKS_PER_SLOT = (1.0, 2.0, 4.0)
 #: Bound on qiskit-addon-cutting's ``find_cuts`` search for the wire-cut candidate (about 0.1 s
 #: for 48 qubits; past the bound it returns its greedy best).
 FIND_CUTS_BACKJUMPS = 100
-#: Bootstrap replicates of the standard error of sampled runs (as the workflow draws them).
-BOOTSTRAP_REPLICATES = 200
 #: Bytes per amplitude of Aer's statevector method, with room for its working copy.
 AER_BYTES_PER_AMPLITUDE = 16 * 2
 #: How far beyond its predicted bond dimension an uncut MPS task may grow before it falls back.

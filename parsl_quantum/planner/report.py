@@ -1,17 +1,24 @@
 """Showing plans to people: a candidates table with the chosen cuts, the chosen DAG as GraphML
-or a picture, and the input circuit drawn with its cuts marked."""
+or a picture, the input circuit drawn with its cuts marked, and a run's plan as plain data
+(the ``configuration`` of a result and the run directory's ``plan.json``)."""
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 from qiskit.circuit import QuantumCircuit
 from rich.console import Console
 from rich.table import Table
 
+from parsl_quantum.backends import get_backend
 from parsl_quantum.cutting.problem import Cut
+from parsl_quantum.executors.apps import BatchResult
 from parsl_quantum.planner.plan import PlanResult
 
 
@@ -152,3 +159,107 @@ def draw_cut_circuit(circuit: QuantumCircuit, plan: PlanResult, picture: str) ->
     fig = marked.draw("mpl", fold=40, idle_wires=False)
     fig.savefig(Path(picture), bbox_inches="tight")
     plt.close(fig)
+
+
+def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult]) -> dict[str, Any]:
+    """The run's plan as plain data: partitions (input qubits, the pools and backends that ran
+    them), cuts (kind, input instruction index, gate, input qubits), the noisy backends used
+    and any partition whose results mix physical models (only after a failover across them)."""
+    chosen = plan.chosen
+    graph = chosen.graph
+    problem = chosen.problem
+    partitions = []
+    noisy: set[str] = set()
+    mixed: list[int] = []
+    for p, part in enumerate(problem.partitions):
+        nodes = [n for n in graph.nodes if graph.nodes[n].get("partition") == p]
+        pools = [graph.nodes[n]["pool"] for n in nodes]
+        backends = sorted({results[n].backend for n in nodes if n in results})
+        models = {"ideal" if not _noisy(b) else b for b in backends}
+        if len(models) > 1:
+            mixed.append(p)
+        main = max(set(pools), key=pools.count) if pools else "driver"
+        sampled = {
+            results[n].backend for n in nodes if n in results and results[n].method == "sampled"
+        }
+        noisy.update(b for b in sampled if _noisy(b))
+        partitions.append(
+            {
+                "qubits": part.num_qubits,
+                "pool": main,
+                "pools": sorted(set(pools)),
+                "backends": backends,
+                "subexperiments": part.num_subexperiments,
+                "original_qubits": list(problem.qubits[p]),
+            }
+        )
+    methods = sorted({r.method for r in results.values()})
+    norm = plan.normalized
+    input_qubits = norm.num_input_qubits if norm is not None else problem.num_qubits
+    active = len(norm.wires) if norm is not None else problem.num_qubits
+    return {
+        "partitions": partitions,
+        "cuts": [c.location() for c in problem.cuts],
+        "input_qubits": input_qubits,
+        "idle_qubits_removed": input_qubits - active,
+        "subexperiments": problem.num_subexperiments,
+        "subexperiments_addon": problem.num_generated_addon,
+        "methods": methods,
+        "noisy_backends": sorted(noisy),
+        "mixed_model_partitions": mixed,
+        "candidate": chosen.label,
+        "reason": plan.reason,
+        "cost_model": plan.model_source,
+        "predicted_makespan": chosen.makespan,
+        # the dispatcher's moves, as plan.json records them
+        "failovers": [asdict(f) for f in plan.execution.failovers] if plan.execution else [],
+    }
+
+
+def _noisy(backend: str) -> bool:
+    """Whether a backend's results carry device noise (a fake device's noise model, a QPU);
+    a backend whose description cannot be read here (a remote QPU) counts as noisy."""
+    try:
+        return bool(get_backend(backend).spec.noisy)
+    except Exception:  # remote backends may need a service to describe themselves
+        return True
+
+
+def save_plan(run_dir: Path, plan: PlanResult, results: Mapping[str, BatchResult]) -> None:
+    """Write ``plan.json``: the candidates, the chosen DAG's tasks with the pool the plan chose
+    and the pool that ran each one, predicted and measured seconds, and the dispatcher's
+    failovers and pool events."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    graph = plan.chosen.graph
+    records = plan.execution.tasks if plan.execution is not None else {}
+    tasks = []
+    for node, data in graph.nodes(data=True):
+        pool = data.get("pool")
+        entry: dict[str, Any] = {
+            "task": node,
+            "kind": data["kind"],
+            "pool": pool,
+            "planned_pool": data.get("planned_pool", pool),
+            "predicted_start": data.get("start"),
+            "predicted_finish": data.get("finish"),
+            "predicted_seconds": data.get("pool_costs", {}).get(pool),
+        }
+        if node in results:
+            r = results[node]
+            entry.update(
+                measured_seconds=r.finished - r.started, method=r.method, host=r.host, pid=r.pid
+            )
+        if node in records:
+            entry["attempts"] = [asdict(a) for a in records[node].attempts]
+        tasks.append(entry)
+    doc: dict[str, Any] = {
+        "chosen": plan.chosen.summary(),
+        "reason": plan.reason,
+        "cost_model": plan.model_source,
+        "candidates": [c.summary() for c in plan.candidates],
+        "tasks": tasks,
+    }
+    if plan.execution is not None:
+        report = plan.execution.to_dict()
+        doc["dispatch"] = {k: v for k, v in report.items() if k != "tasks"}
+    (run_dir / "plan.json").write_text(json.dumps(doc, indent=2, default=float))

@@ -22,7 +22,6 @@ from typing import Any
 import yaml
 
 from parsl_quantum.workflow.template import (
-    KINDS,
     Template,
     TemplateError,
     full_schema,
@@ -425,9 +424,11 @@ def cmd_templates(args: argparse.Namespace) -> int:
         return 0
     if args.action == "schema":
         kind = args.names[0] if args.names else None
-        if kind is not None and kind not in KINDS:
-            return _bad_input(f"unknown kind {kind!r}")
-        print(json.dumps(full_schema(kind), indent=2))
+        try:
+            schema = full_schema(kind)
+        except TemplateError as exc:
+            return _bad_input(str(exc))
+        print(json.dumps(schema, indent=2))
         return 0
     status = 0
     for name in args.names or [str(p) for p in published.values()]:
@@ -476,7 +477,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Calibrate the local pools and write the cost-model profile."""
     from rich.table import Table
 
-    from parsl_quantum.planner.calibrate import run_calibration
+    from parsl_quantum.workflow.calibration import run_calibration
 
     pools = [p.strip() for p in args.pools.split(",") if p.strip()]
     try:

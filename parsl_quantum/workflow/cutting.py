@@ -7,7 +7,6 @@ pools labelled ``cpu``/``gpu``/``qpu`` (or any labels whose executors name their
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -15,22 +14,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import parsl
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
+from parsl_quantum.circuits import (
+    CIRCUIT_SCHEMA,
+    ReferenceMethod,
+    circuit_from_spec,
+    exact_values,
+    parse_observable,
+)
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import CutProblem, recut
 from parsl_quantum.cutting.program import PartitionProgram
-from parsl_quantum.cutting.reconstruct import contract
-from parsl_quantum.cutting.uncertainty import bootstrap_rows
+from parsl_quantum.cutting.reconstruct import reconstruct_all
 from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
 from parsl_quantum.executors.whole import evaluate_whole
 from parsl_quantum.planner.cost import CostModel, load_model
 from parsl_quantum.planner.dispatch import Dispatcher
+from parsl_quantum.planner.partitioning import interaction_graph, qubit_order
 from parsl_quantum.planner.plan import (
     Mode,
     PlanResult,
@@ -40,8 +45,8 @@ from parsl_quantum.planner.plan import (
     runs_exact,
     shot_allocation,
 )
+from parsl_quantum.planner.report import describe_configuration, save_plan
 from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
-from parsl_quantum.workflow.circuits import CIRCUIT_SCHEMA, circuit_from_spec, parse_observable
 from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
 
 #: The largest planning problem taken: qubits x ceil(qubits / max_subcircuit_qubits), which the
@@ -51,6 +56,9 @@ MAX_PLAN_SIZE = 4000
 MAX_SHOTS = 10**9
 #: Seeds are non-negative and fit in 32 bits (each task's seed is derived from it).
 MAX_SEED = 2**32 - 1
+
+#: One line for the list of template kinds.
+DESCRIPTION = "Cut a wide circuit, run subexperiments on pools, reconstruct an expectation value."
 
 TEMPLATE_SCHEMA: dict[str, Any] = {
     "properties": {
@@ -87,7 +95,6 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
 STATEVECTOR_REFERENCE_QUBITS = 24
 #: ... and MPS only when the interaction graph is this narrow along its best linear order.
 MPS_REFERENCE_BANDWIDTH = 4
-BOOTSTRAP_REPLICATES = 200
 
 
 @dataclass
@@ -276,11 +283,12 @@ def cut_and_run_batch(
         timings["reconstruct"] += time.perf_counter() - t0
         if refs is not None:
             t0 = time.perf_counter()
-            ref = reference_values(norm, force=reference == "always")
-            if ref is None:
+            method = reference_method(norm.circuit, force=reference == "always")
+            if method is None:
                 refs = None
             else:
-                refs[s] = ref
+                evs = exact_values(norm.circuit, norm.term_labels, method=method).real
+                refs[s] = norm.coefficients @ evs
             timings["reference"] = timings.get("reference", 0.0) + time.perf_counter() - t0
     if n_sets == 1:
         del timings["bind"]
@@ -501,210 +509,28 @@ def execute_plan(
     return results
 
 
-def _tensors(
-    problem: CutProblem, graph: nx.DiGraph, rows_values: Mapping[str, np.ndarray]
-) -> list[np.ndarray]:
-    flat = [np.zeros((p.num_subexperiments, len(p.observables))) for p in problem.partitions]
-    for node, values in rows_values.items():
-        d = graph.nodes[node]
-        lo, hi = d["rows"]
-        flat[d["partition"]][lo:hi] = values
-    out = []
-    for part, arr in zip(problem.partitions, flat, strict=True):
-        site_dims = [len(s.options) for s in part.sites]
-        out.append(np.moveaxis(arr.reshape(*site_dims, len(part.observables)), -1, 0))
-    return out
-
-
-def reconstruct(
-    problem: CutProblem, graph: nx.DiGraph, results: Mapping[str, BatchResult], seed: int | None
-) -> tuple[float, float]:
-    """The expectation value of the problem's observable and its standard error (0 when
-    every subexperiment was exact). See :func:`reconstruct_all`."""
-    values, errors = reconstruct_all(problem, graph, results, seed, problem.term_coeffs[None, :])
-    return float(values[0]), float(errors[0])
-
-
-def reconstruct_all(
-    problem: CutProblem,
-    graph: nx.DiGraph,
-    results: Mapping[str, BatchResult],
-    seed: int | None,
-    coefficients: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Values and standard errors of several observables, ``coefficients[k]`` weighting the
-    problem's terms for observable k (one contraction serves them all).
-
-    The error of sampled subexperiments is a parametric bootstrap through the contraction:
-    the statistical (shot-noise) error only.
-    """
-    values = {node: r.values for node, r in results.items()}
-    value = coefficients @ contract(problem, _tensors(problem, graph, values))
-    sampled = {node: r for node, r in results.items() if r.samples is not None}
-    if not sampled:
-        return value, np.zeros(len(coefficients))
-    rng = np.random.default_rng(seed)
-    boot = {
-        node: bootstrap_rows(
-            problem.partitions[graph.nodes[node]["partition"]],
-            r.samples or [],
-            BOOTSTRAP_REPLICATES,
-            rng,
-        )
-        for node, r in sampled.items()
-    }
-    replicas = []
-    for b in range(BOOTSTRAP_REPLICATES):
-        vals = {node: (boot[node][b] if node in boot else v) for node, v in values.items()}
-        replicas.append(coefficients @ contract(problem, _tensors(problem, graph, vals)))
-    return value, np.std(np.array(replicas), axis=0, ddof=1)
-
-
-def reference_value(
-    circuit: QuantumCircuit, observable: SparsePauliOp, *, force: bool = False
-) -> float | None:
-    """The exact expectation value by direct simulation with Aer, when that is cheap (see
-    :func:`reference_values`); the circuit is normalized first, so idle wires cost nothing."""
-    refs = reference_values(normalize(circuit, [observable]), force=force)
-    return None if refs is None else float(refs[0])
-
-
-def reference_values(norm: Normalized, *, force: bool = False) -> np.ndarray | None:
-    """Exact values of a normalized circuit's observables by direct simulation with Aer.
+def reference_method(circuit: QuantumCircuit, *, force: bool = False) -> ReferenceMethod | None:
+    """The Aer method of a cheap exact reference for ``circuit`` (None: no cheap method).
 
     Narrow circuits (interaction-graph bandwidth along the best qubit order at most
     :data:`MPS_REFERENCE_BANDWIDTH`) use the MPS method, untruncated, at any width; others the
-    statevector method up to :data:`STATEVECTOR_REFERENCE_QUBITS` qubits; ``force`` runs MPS
-    regardless. Returns None when no cheap method applies.
+    statevector method up to :data:`STATEVECTOR_REFERENCE_QUBITS` qubits; ``force`` takes MPS
+    for wider ones regardless. The reference itself is
+    :func:`parsl_quantum.circuits.exact_values`.
     """
-    from qiskit_aer.primitives import EstimatorV2
-
-    circuit = norm.circuit
     if _bandwidth(circuit) <= MPS_REFERENCE_BANDWIDTH or (
         force and circuit.num_qubits > STATEVECTOR_REFERENCE_QUBITS
     ):
-        method = "matrix_product_state"
-    elif circuit.num_qubits <= STATEVECTOR_REFERENCE_QUBITS:
-        method = "statevector"
-    else:
-        return None
-    est = EstimatorV2(options={"backend_options": {"method": method}})
-    evs = est.run([(circuit, list(norm.term_labels))]).result()[0].data.evs
-    return norm.coefficients @ np.atleast_1d(np.asarray(evs, dtype=float))
+        return "matrix_product_state"
+    if circuit.num_qubits <= STATEVECTOR_REFERENCE_QUBITS:
+        return "statevector"
+    return None
 
 
 def _bandwidth(circuit: QuantumCircuit) -> int:
-    from parsl_quantum.planner.partitioning import interaction_graph, qubit_order
-
     graph = interaction_graph(circuit)
     pos = {q: i for i, q in enumerate(qubit_order(graph))}
     return max((abs(pos[a] - pos[b]) for a, b in graph.edges), default=0)
-
-
-def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult]) -> dict[str, Any]:
-    """The run's plan as plain data: partitions (input qubits, the pools and backends that ran
-    them), cuts (kind, input instruction index, gate, input qubits), the noisy backends used
-    and any partition whose results mix physical models (only after a failover across them)."""
-    chosen = plan.chosen
-    graph = chosen.graph
-    problem = chosen.problem
-    partitions = []
-    noisy: set[str] = set()
-    mixed: list[int] = []
-    for p, part in enumerate(problem.partitions):
-        nodes = [n for n in graph.nodes if graph.nodes[n].get("partition") == p]
-        pools = [graph.nodes[n]["pool"] for n in nodes]
-        backends = sorted({results[n].backend for n in nodes if n in results})
-        models = {"ideal" if not _noisy(b) else b for b in backends}
-        if len(models) > 1:
-            mixed.append(p)
-        main = max(set(pools), key=pools.count) if pools else "driver"
-        sampled = {
-            results[n].backend for n in nodes if n in results and results[n].method == "sampled"
-        }
-        noisy.update(b for b in sampled if _noisy(b))
-        partitions.append(
-            {
-                "qubits": part.num_qubits,
-                "pool": main,
-                "pools": sorted(set(pools)),
-                "backends": backends,
-                "subexperiments": part.num_subexperiments,
-                "original_qubits": list(problem.qubits[p]),
-            }
-        )
-    methods = sorted({r.method for r in results.values()})
-    norm = plan.normalized
-    input_qubits = norm.num_input_qubits if norm is not None else problem.num_qubits
-    active = len(norm.wires) if norm is not None else problem.num_qubits
-    return {
-        "partitions": partitions,
-        "cuts": [c.location() for c in problem.cuts],
-        "input_qubits": input_qubits,
-        "idle_qubits_removed": input_qubits - active,
-        "subexperiments": problem.num_subexperiments,
-        "subexperiments_addon": problem.num_generated_addon,
-        "methods": methods,
-        "noisy_backends": sorted(noisy),
-        "mixed_model_partitions": mixed,
-        "candidate": chosen.label,
-        "reason": plan.reason,
-        "cost_model": plan.model_source,
-        "predicted_makespan": chosen.makespan,
-        # the dispatcher's moves, as plan.json records them
-        "failovers": [asdict(f) for f in plan.execution.failovers] if plan.execution else [],
-    }
-
-
-def _noisy(backend: str) -> bool:
-    """Whether a backend's results carry device noise (a fake device's noise model, a QPU);
-    a backend whose description cannot be read here (a remote QPU) counts as noisy."""
-    from parsl_quantum.backends import get_backend
-
-    try:
-        return bool(get_backend(backend).spec.noisy)
-    except Exception:  # remote backends may need a service to describe themselves
-        return True
-
-
-def save_plan(run_dir: Path, plan: PlanResult, results: Mapping[str, BatchResult]) -> None:
-    """Write ``plan.json``: the candidates, the chosen DAG's tasks with the pool the plan chose
-    and the pool that ran each one, predicted and measured seconds, and the dispatcher's
-    failovers and pool events."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    graph = plan.chosen.graph
-    records = plan.execution.tasks if plan.execution is not None else {}
-    tasks = []
-    for node, data in graph.nodes(data=True):
-        pool = data.get("pool")
-        entry: dict[str, Any] = {
-            "task": node,
-            "kind": data["kind"],
-            "pool": pool,
-            "planned_pool": data.get("planned_pool", pool),
-            "predicted_start": data.get("start"),
-            "predicted_finish": data.get("finish"),
-            "predicted_seconds": data.get("pool_costs", {}).get(pool),
-        }
-        if node in results:
-            r = results[node]
-            entry.update(
-                measured_seconds=r.finished - r.started, method=r.method, host=r.host, pid=r.pid
-            )
-        if node in records:
-            entry["attempts"] = [asdict(a) for a in records[node].attempts]
-        tasks.append(entry)
-    doc: dict[str, Any] = {
-        "chosen": plan.chosen.summary(),
-        "reason": plan.reason,
-        "cost_model": plan.model_source,
-        "candidates": [c.summary() for c in plan.candidates],
-        "tasks": tasks,
-    }
-    if plan.execution is not None:
-        report = plan.execution.to_dict()
-        doc["dispatch"] = {k: v for k, v in report.items() if k != "tasks"}
-    (run_dir / "plan.json").write_text(json.dumps(doc, indent=2, default=float))
 
 
 # -- template kind --------------------------------------------------------------------------
@@ -791,6 +617,6 @@ __all__ = [
     "cut_and_run",
     "cut_and_run_batch",
     "plan_cutting",
-    "reference_value",
+    "reference_method",
     "run_template",
 ]

@@ -2,18 +2,21 @@
 the field and the line.
 
 Every template has the same envelope (``apiVersion``, ``kind``, ``name``, ``pools``, ``site``)
-and a kind-specific body. Kinds are registered by the module that runs them (the circuit-cutting
-job here, each mini-app in ``miniapps/``) through :data:`KINDS`, so the CLI, the schema export and
-``templates validate`` all see the same definitions.
+and a kind-specific body. Kinds are found through the entry points of group
+:data:`ENTRY_POINT_GROUP` (``parsl_quantum.template_kinds``): this package declares its own
+(the circuit-cutting job and each mini-app in ``miniapps/``) in ``setup.cfg``, and any installed
+distribution can add one the same way, so the CLI, the schema export and ``templates validate``
+all see the same kinds. A kind's module is imported only when a template of that kind (or every
+kind's schema) is needed.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -34,78 +37,72 @@ class TemplateError(ValueError):
         super().__init__(": ".join(parts))
 
 
+#: The entry-point group of template kinds: ``name = module``, the module defining
+#: ``TEMPLATE_SCHEMA`` (the JSON Schema of the body's properties), a one-line ``DESCRIPTION`` and
+#: ``run_template(template, ctx)``.
+ENTRY_POINT_GROUP = "parsl_quantum.template_kinds"
+#: What a kind's module must define.
+KIND_ATTRIBUTES = ("TEMPLATE_SCHEMA", "DESCRIPTION", "run_template")
+
+
 @dataclass(frozen=True)
 class KindInfo:
-    """How to validate and run one template kind.
+    """One template kind, as an entry point names it; its module is imported on first use.
 
     ``runner(template, ctx)`` executes a validated template inside a loaded Parsl DataFlowKernel
     and returns a JSON-serialisable result dict (see :mod:`parsl_quantum.workflow.context`).
     """
 
     name: str
-    module: str
-    description: str
+    entry_point: EntryPoint
+
+    @property
+    def module(self) -> str:
+        """The entry point's target (``package.module``)."""
+        return str(self.entry_point.value)
 
     def load(self) -> Any:
-        return importlib.import_module(self.module)
+        """The kind's module; a :class:`TemplateError` naming the entry point when it cannot
+        be imported or lacks one of :data:`KIND_ATTRIBUTES`."""
+        ep = self.entry_point
+        dist = f", distribution {ep.dist.name} {ep.dist.version}" if ep.dist is not None else ""
+        where = f"template kind {self.name!r} (entry point {ep.value!r}{dist})"
+        try:
+            module = ep.load()
+        except Exception as exc:  # any failure of third-party code: one line, named
+            detail = "".join(str(exc).splitlines()[:1])
+            reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+            raise TemplateError(f"{where} cannot be loaded: {reason}") from None
+        missing = [a for a in KIND_ATTRIBUTES if not hasattr(module, a)]
+        if missing:
+            raise TemplateError(f"{where} does not define {', '.join(missing)}")
+        return module
+
+    @property
+    def description(self) -> str:
+        """The kind's one-line ``DESCRIPTION``."""
+        return str(self.load().DESCRIPTION)
 
     @property
     def schema(self) -> dict[str, Any]:
+        """The JSON Schema of the kind's body (``TEMPLATE_SCHEMA``)."""
         return dict(self.load().TEMPLATE_SCHEMA)
 
     @property
     def runner(self) -> Callable[..., dict[str, Any]]:
+        """The kind's ``run_template(template, ctx)``."""
         runner: Callable[..., dict[str, Any]] = self.load().run_template
         return runner
 
 
-#: Registered template kinds; the module of each defines ``TEMPLATE_SCHEMA`` (the JSON Schema of
-#: its body's properties) and ``run_template(template, ctx)``.
-KINDS: dict[str, KindInfo] = {
-    "circuit-cutting": KindInfo(
-        "circuit-cutting",
-        "parsl_quantum.workflow.cutting",
-        "Cut a wide circuit, run subexperiments on pools, reconstruct an expectation value.",
-    ),
-    "ensemble": KindInfo(
-        "ensemble", "miniapps.ensemble", "Fan many independent circuits out across pools."
-    ),
-    "distributed-simulation": KindInfo(
-        "distributed-simulation",
-        "miniapps.distributed_sim",
-        "Simulate a circuit too large for one worker as sliced tensor-network contractions.",
-    ),
-    "variational": KindInfo(
-        "variational",
-        "miniapps.variational",
-        "VQE/QAOA loop whose energy and gradient evaluations fan out as tasks.",
-    ),
-    "qml-training": KindInfo(
-        "qml-training",
-        "miniapps.qml",
-        "Train a small quantum classifier with data-parallel batch evaluation.",
-    ),
-    "error-mitigation": KindInfo(
-        "error-mitigation",
-        "miniapps.mitigation",
-        "Zero-noise extrapolation ensembles on the noisy QPU pool.",
-    ),
-    "qml-compression": KindInfo(
-        "qml-compression",
-        "miniapps.qml_compression",
-        "Train a quantum autoencoder compressing Ising ground states into latent qubits.",
-    ),
-    "qml-generative": KindInfo(
-        "qml-generative",
-        "miniapps.qml_generative",
-        "Train a quantum circuit Born machine to a target distribution with an MMD loss.",
-    ),
-}
-
-
-def register_kind(info: KindInfo) -> None:
-    """Add a template kind (used by mini-app modules and plugins)."""
-    KINDS[info.name] = info
+def template_kinds() -> dict[str, KindInfo]:
+    """The installed template kinds by name, from the entry points of
+    :data:`ENTRY_POINT_GROUP`, without importing any of them. Where two distributions declare
+    one name, the first on ``sys.path`` wins, as an import would."""
+    kinds: dict[str, KindInfo] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        kinds.setdefault(ep.name, KindInfo(ep.name, ep))
+    return dict(sorted(kinds.items()))
 
 
 ENVELOPE_PROPERTIES: dict[str, Any] = {
@@ -144,8 +141,11 @@ ENVELOPE_PROPERTIES: dict[str, Any] = {
 
 
 def full_schema(kind: str | None = None) -> dict[str, Any]:
-    """The JSON Schema of a template (of one kind, or of any registered kind), for editors."""
-    kinds = [KINDS[kind]] if kind else list(KINDS.values())
+    """The JSON Schema of a template (of one kind, or of any installed kind), for editors."""
+    installed = template_kinds()
+    if kind is not None and kind not in installed:
+        raise TemplateError(f"unknown kind {kind!r} (known: {', '.join(installed)})")
+    kinds = [installed[kind]] if kind else list(installed.values())
     variants = []
     for info in kinds:
         props = {**ENVELOPE_PROPERTIES, **info.schema.get("properties", {})}
@@ -239,7 +239,7 @@ def parse_yaml(
 
 @dataclass
 class Template:
-    """A validated template: its data, where it came from, and the registered kind."""
+    """A validated template: its data, where it came from, and its kind."""
 
     data: dict[str, Any]
     source: str
@@ -286,15 +286,22 @@ def validate(
                 line=lines.get(tuple(str(p) for p in path)),
             )
     kind = data.get("kind")
-    if not isinstance(kind, str) or kind not in KINDS:
-        known = ", ".join(sorted(KINDS))
+    installed = template_kinds()
+    if not isinstance(kind, str) or kind not in installed:
+        known = ", ".join(installed)
         raise TemplateError(
             f"unknown kind {kind!r} (known: {known})",
             source=source,
             field="kind",
             line=lines.get(("kind",)),
         )
-    validator = jsonschema.Draft202012Validator(full_schema(str(kind)))
+    try:
+        schema = full_schema(kind)
+    except TemplateError as exc:
+        raise TemplateError(
+            str(exc), source=source, field="kind", line=lines.get(("kind",))
+        ) from None
+    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(
         validator.iter_errors(dict(data)),
         key=lambda e: (len(e.absolute_path), list(e.absolute_path)),
@@ -315,7 +322,7 @@ def validate(
             if line:
                 break
         raise TemplateError(message, source=source, field=_field(path), line=line)
-    return Template(copy.deepcopy(dict(data)), source, KINDS[str(kind)])
+    return Template(copy.deepcopy(dict(data)), source, installed[kind])
 
 
 def load_template(path: str | Path, overrides: Sequence[str] = ()) -> Template:

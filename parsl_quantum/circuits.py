@@ -8,9 +8,9 @@ file's instructions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
@@ -20,6 +20,10 @@ from qiskit.quantum_info import SparsePauliOp
 
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.normalize import check_instructions, lower
+
+#: Aer methods of an exact reference: the full statevector, or an untruncated matrix product
+#: state (exact at any width while the circuit's entanglement stays low).
+ReferenceMethod = Literal["statevector", "matrix_product_state"]
 
 GENERATORS = ("efficient_su2", "qaoa", "random_2local", "clustered", "bus")
 
@@ -243,3 +247,51 @@ def parse_observable(text: str, num_qubits: int) -> SparsePauliOp:
     if not labels:
         raise CircuitError("the observable is empty")
     return SparsePauliOp(labels, np.array(coeffs))
+
+
+def exact_values(
+    circuit: QuantumCircuit,
+    observables: Sequence[SparsePauliOp | str] = (),
+    *,
+    amplitudes: Sequence[int] = (),
+    method: ReferenceMethod = "statevector",
+) -> np.ndarray:
+    """Exact values of ``circuit`` by direct simulation with Aer, the reference that cut,
+    sliced or sampled results are checked against.
+
+    Parameters
+    ----------
+    circuit
+        A circuit without unbound parameters, run from ``|0...0>``.
+    observables
+        Operators (or Pauli labels, rightmost character = qubit 0) on all of the circuit's
+        qubits; each gives ``<0|C^dag O C|0>``.
+    amplitudes
+        Basis-state indices ``b`` (bit i = qubit i); each gives ``<b|C|0>``.
+    method
+        ``statevector``, or ``matrix_product_state`` (no truncation, so exact; cheap at any
+        width while the entanglement stays low).
+
+    Returns
+    -------
+    numpy.ndarray
+        Complex values: the amplitudes first, then the expectation values, in the order given.
+        One simulation serves them all.
+    """
+    from qiskit_aer import AerSimulator
+
+    ops = [SparsePauliOp(o) if isinstance(o, str) else o for o in observables]
+    for op in ops:
+        if op.num_qubits != circuit.num_qubits:
+            raise CircuitError(
+                f"observable on {op.num_qubits} qubits for a {circuit.num_qubits}-qubit circuit"
+            )
+    qc = circuit.copy()
+    if amplitudes:
+        qc.save_amplitudes([int(b) for b in amplitudes])
+    for k, op in enumerate(ops):
+        qc.save_expectation_value(op, list(range(qc.num_qubits)), label=f"observable{k}")
+    data = AerSimulator(method=method).run(qc).result().data()
+    values = list(data["amplitudes"]) if amplitudes else []
+    values += [data[f"observable{k}"] for k in range(len(ops))]
+    return np.asarray(values, dtype=complex)
