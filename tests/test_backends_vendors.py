@@ -24,7 +24,7 @@ from parsl_quantum.backends import (
     canonical_name,
     get_backend,
 )
-from parsl_quantum.backends.vendors import VENDOR_PACKAGES, vendor_missing_reason
+from parsl_quantum.backends.vendor_packages import VENDOR_PACKAGES, vendor_missing_reason
 
 VENDORS = [
     pytest.param(

@@ -22,12 +22,7 @@ from parsl_quantum.backends.aer import (
     gpu_missing_reason,
 )
 from parsl_quantum.backends.base import QuantumBackend, UnknownBackendError
-from parsl_quantum.backends.vendors import (
-    VENDOR_PACKAGES,
-    BraketLocalBackend,
-    LightningQubitBackend,
-    vendor_missing_reason,
-)
+from parsl_quantum.backends.vendor_packages import VENDOR_PACKAGES, vendor_missing_reason
 
 #: Spellings of the vendor simulators' names.
 VENDOR_ALIASES = {
@@ -113,8 +108,12 @@ def get_backend(name: str, **options: Any) -> QuantumBackend:
 
         return FakeDeviceBackend(canon, options)
     if canon == "braket:local":
+        from parsl_quantum.backends.vendors import BraketLocalBackend
+
         return BraketLocalBackend(canon, options)
     if canon == "pennylane:lightning.qubit":
+        from parsl_quantum.backends.vendors import LightningQubitBackend
+
         return LightningQubitBackend(canon, options)
     from parsl_quantum.backends.ibm import IBMBackend
 

@@ -16,7 +16,6 @@ pins PennyLane's own releases conflict with.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -36,27 +35,10 @@ from parsl_quantum.backends.base import (
     check_limit,
     check_options,
 )
+from parsl_quantum.backends.vendor_packages import vendor_missing_reason
 
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
-
-#: Registry names and the Python packages each needs.
-VENDOR_PACKAGES = {
-    "braket:local": ("qiskit_braket_provider", "qiskit-braket-provider"),
-    "pennylane:lightning.qubit": ("pennylane_lightning", "pennylane-lightning"),
-}
-
-
-def vendor_missing_reason(name: str) -> str | None:
-    """Why the vendor backend ``name`` cannot run here (its package is absent), or None."""
-    module, dist = VENDOR_PACKAGES[name]
-    if importlib.util.find_spec(module) is None:
-        return (
-            f"{name} is unavailable: the {dist} package is not installed "
-            "(pip install 'parsl-quantum[vendors]')"
-        )
-    return None
-
 
 VENDOR_OPTIONS = ("max_concurrent_jobs", "default_shots")
 
