@@ -65,7 +65,8 @@ from qiskit.quantum_info import SparsePauliOp  # noqa: E402
 from qiskit.synthesis import LieTrotter, synth_qft_full  # noqa: E402
 from uncached import assert_executed, no_cache  # noqa: E402
 
-from parsl_quantum.configs import local, pool_infos  # noqa: E402
+from parsl_quantum.configs import local  # noqa: E402
+from parsl_quantum.executors import PoolInfo, pool_infos  # noqa: E402
 from parsl_quantum.planner.calibrate import run_calibration, wait_for_workers  # noqa: E402
 from parsl_quantum.planner.cost import CostModel, load_model  # noqa: E402
 from parsl_quantum.planner.plan import Candidate, Mode, PlanResult, plan_workload  # noqa: E402
@@ -76,7 +77,6 @@ from parsl_quantum.workflow.circuits import (  # noqa: E402
     qaoa_circuit,
     random_2local_circuit,
 )
-from parsl_quantum.workflow.context import PoolInfo  # noqa: E402
 from parsl_quantum.workflow.cutting import execute_plan, reconstruct  # noqa: E402
 
 

@@ -47,7 +47,8 @@ import numpy as np
 from qiskit import QuantumCircuit
 
 from miniapps import _common
-from parsl_quantum.workflow.context import PoolInfo, RunContext
+from parsl_quantum.executors import PoolInfo
+from parsl_quantum.workflow.context import RunContext
 
 Quantity = Literal["amplitude", "expectation"]
 

@@ -11,9 +11,9 @@ from parsl.providers.errors import SubmitException
 
 from parsl_quantum import configs
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
-from parsl_quantum.configs import ClusterPool, pool_infos
+from parsl_quantum.configs import ClusterPool
 from parsl_quantum.configs.local import THREAD_VARIABLES
-from parsl_quantum.executors import QPUHighThroughputExecutor
+from parsl_quantum.executors import QPUHighThroughputExecutor, pool_infos
 
 
 def test_local_default_has_named_pools_under_the_run_dir(tmp_path: Path) -> None:

@@ -22,13 +22,12 @@ from parsl.dataflow.memoization import BasicMemoizer
 from parsl.executors import ThreadPoolExecutor
 
 from parsl_quantum import configs
-from parsl_quantum.configs import pool_infos
+from parsl_quantum.executors import PoolInfo, pool_infos
 from parsl_quantum.planner.calibrate import wait_for_workers
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients
 from parsl_quantum.planner.dispatch import Dispatcher, DispatchError
 from parsl_quantum.planner.plan import plan_workload
 from parsl_quantum.workflow.circuits import parse_observable, qaoa_circuit
-from parsl_quantum.workflow.context import PoolInfo
 from parsl_quantum.workflow.cutting import execute_plan, reconstruct, reference_value
 from parsl_quantum.workflow.rundir import shut_down
 

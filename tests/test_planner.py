@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsl_quantum.cutting import NoCutFoundError
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.planner.cost import (
     DEFAULT_COEFFICIENTS,
     DRIVER,
@@ -42,7 +43,6 @@ from parsl_quantum.workflow.circuits import (
     parse_observable,
     qaoa_circuit,
 )
-from parsl_quantum.workflow.context import PoolInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 

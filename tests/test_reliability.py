@@ -23,7 +23,7 @@ from parsl_quantum.backends import DEFAULT_FAKE_QPU, BackendTransientError, Back
 from parsl_quantum.configs import local
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.problem import cut_by_labels
-from parsl_quantum.executors import QPUHighThroughputExecutor
+from parsl_quantum.executors import PoolInfo, QPUHighThroughputExecutor
 from parsl_quantum.executors.apps import evaluate_subexperiments
 from parsl_quantum.reliability import (
     CheckpointMemoizer,
@@ -36,7 +36,6 @@ from parsl_quantum.reliability import (
     classify,
 )
 from parsl_quantum.workflow.circuits import CircuitError, efficient_su2_circuit, parse_observable
-from parsl_quantum.workflow.context import PoolInfo
 
 UNSTARTED = QPUHighThroughputExecutor(label="qpu", backends=(DEFAULT_FAKE_QPU,))
 

@@ -20,8 +20,9 @@ import yaml
 from parsl.serialize import pack_apply_message
 
 from parsl_quantum.backends import get_backend
-from parsl_quantum.configs import local, pool_infos
+from parsl_quantum.configs import local
 from parsl_quantum.configs.local import secrets_withheld
+from parsl_quantum.executors import pool_infos
 from parsl_quantum.planner.calibrate import wait_for_workers
 from parsl_quantum.reliability import Reliability
 from parsl_quantum.workflow.circuits import efficient_su2_circuit, parse_observable

@@ -131,6 +131,11 @@ class GlobusComputePool(GlobusComputeExecutor):
             self._specs = specs
         return self._specs
 
+    def capacity(self) -> None:
+        """No live view: an endpoint does not report its workers to the client, so a planner
+        counts on :attr:`workers`."""
+        return None
+
     def select_backend(self, resource_specification: Mapping[str, Any]) -> str:
         """The backend a task with this specification runs on; raises
         ``InvalidResourceSpecification`` naming the offending keys."""

@@ -36,6 +36,7 @@ from scipy.optimize import nnls
 
 from parsl_quantum.cutting.problem import cut_by_labels
 from parsl_quantum.cutting.program import PartitionProgram
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
 from parsl_quantum.planner.cost import (
     CostModel,
@@ -53,7 +54,6 @@ from parsl_quantum.planner.plan import (
     payload_program,
     plan_workload,
 )
-from parsl_quantum.workflow.context import PoolInfo
 
 #: Widest exact probe (2**14 amplitudes per state keeps a probe under a second).
 MAX_PROBE_QUBITS = 14
@@ -584,7 +584,8 @@ def run_calibration(
 ) -> tuple[Path, Calibration]:
     """Start the local pools, calibrate them, write the profile (default: the user's config
     directory) and return its path and the calibration."""
-    from parsl_quantum.configs import local, pool_infos
+    from parsl_quantum.configs import local
+    from parsl_quantum.executors import pool_infos
 
     config = local(run_dir, pools, workers=workers, monitoring=False)
     config.memoizer = BasicMemoizer(memoize=False)  # every probe must run

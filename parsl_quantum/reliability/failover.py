@@ -30,7 +30,7 @@ from parsl.executors.status_handling import BlockProviderExecutor
 from parsl.jobs.error_handlers import simple_error_handler
 from parsl.jobs.states import JobState, JobStatus
 
-from parsl_quantum.workflow.context import PoolInfo
+from parsl_quantum.executors import PoolInfo
 
 #: Block states that mean the block ended without Parsl scaling it in or it running its course.
 LOST_STATES = frozenset({JobState.CANCELLED, JobState.FAILED, JobState.MISSING})
@@ -104,7 +104,7 @@ class Failover:
 class FailoverPolicy:
     """Chooses where a down pool's tasks go and submits them there; keeps a record of every move.
 
-    ``pools`` are all pools of the loaded Config (:func:`~parsl_quantum.configs.pool_infos`),
+    ``pools`` are all pools of the loaded Config (:func:`~parsl_quantum.executors.pool_infos`),
     including ones the plan does not use: an idle simulator pool is a failover target.
     """
 

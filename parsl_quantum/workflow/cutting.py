@@ -26,10 +26,12 @@ from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import CutProblem, recut
 from parsl_quantum.cutting.reconstruct import contract
 from parsl_quantum.cutting.uncertainty import bootstrap_rows
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
 from parsl_quantum.planner.cost import CostModel, load_model
 from parsl_quantum.planner.dispatch import Dispatcher
 from parsl_quantum.planner.plan import (
+    BOOTSTRAP_REPLICATES,
     Mode,
     PlanResult,
     all_rows,
@@ -40,7 +42,7 @@ from parsl_quantum.planner.plan import (
 )
 from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
 from parsl_quantum.workflow.circuits import CIRCUIT_SCHEMA, circuit_from_spec, parse_observable
-from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
+from parsl_quantum.workflow.context import RunContext, TaskRecorder
 
 #: The largest planning problem taken: qubits x ceil(qubits / max_subcircuit_qubits), which the
 #: planner's time grows with (about 20 s at the limit, 200 qubits in pieces of 10, on 2 cores).
@@ -85,7 +87,6 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
 STATEVECTOR_REFERENCE_QUBITS = 24
 #: ... and MPS only when the interaction graph is this narrow along its best linear order.
 MPS_REFERENCE_BANDWIDTH = 4
-BOOTSTRAP_REPLICATES = 200
 
 
 @dataclass
@@ -136,7 +137,7 @@ class CuttingBatchResult:
 
 def loaded_pools(pools: Sequence[str] | None = None) -> dict[str, PoolInfo]:
     """Pools of the currently loaded Parsl DataFlowKernel (optionally only some of them)."""
-    from parsl_quantum.configs import pool_infos
+    from parsl_quantum.executors import pool_infos
 
     infos = pool_infos(parsl.dfk().config)
     if pools is None:
