@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from parsl.config import Config
 from parsl.executors.base import ParslExecutor
-from parsl.monitoring import MonitoringHub
 from parsl.providers import LocalProvider
 
 from parsl_quantum.backends import (
@@ -23,6 +22,7 @@ from parsl_quantum.backends import (
 )
 from parsl_quantum.backends.ibm import ibm_credentials_available
 from parsl_quantum.configs.guard import require_main_guard
+from parsl_quantum.configs.site import site_config
 from parsl_quantum.executors import QPUHighThroughputExecutor
 
 if TYPE_CHECKING:
@@ -275,24 +275,11 @@ def local(
                 heartbeat_threshold=HEARTBEAT_THRESHOLD,
             )
         )
-    hub = None
-    if monitoring:
-        db = (run_path / "monitoring.db").resolve()
-        # Resource monitoring with interval 0: each try reports when it starts running on a
-        # worker (queue wait and busy time for ``parsl-quantum report``) but no per-task
-        # resource-sampling process is started.
-        hub = MonitoringHub(
-            resource_monitoring_enabled=True,
-            resource_monitoring_interval=0,
-            logging_endpoint=f"sqlite:///{db}",
-        )
-    config = Config(
-        executors=executors,
-        run_dir=str(shell_safe_dir(run_path / "parsl")),
-        monitoring=hub,
-        strategy="simple",
-        max_idletime=3600,
-        initialize_logging=True,
+    config = site_config(
+        executors,
+        run_path,
+        monitoring=monitoring,
+        parsl_dir=shell_safe_dir(run_path / "parsl"),
     )
     if reliability is not None:
         reliability.apply(config)
