@@ -49,7 +49,7 @@ import networkx as nx
 
 from parsl_quantum.executors import PoolInfo, QPUAwarePool
 from parsl_quantum.planner.plan import physical_model, upward_ranks
-from parsl_quantum.reliability.failover import Failover as Move
+from parsl_quantum.reliability.failover import Failover
 from parsl_quantum.reliability.retry import Verdict, classify
 
 #: Submits one task to one pool and returns its future (``submit(node, pool)``).
@@ -80,13 +80,6 @@ class TaskRecord:
     predicted_seconds: float | None = None
     measured_seconds: float | None = None
     attempts: list[Attempt] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Failover(Move):
-    """A task moved from one pool to another, and why; ``time`` is seconds into the dispatch."""
-
-    time: float
 
 
 @dataclass(frozen=True)

@@ -93,12 +93,18 @@ class PoolDownHandler:
 
 @dataclass(frozen=True)
 class Failover:
-    """One task moved from a down pool (the planner's dispatcher adds when it happened)."""
+    """One task moved from one pool to another, and why.
+
+    The one record of a move, whoever made it: the retry handler (:class:`FailoverPolicy`,
+    ``time`` None) or the planner's late-binding dispatcher (``time``: seconds into the
+    dispatch).
+    """
 
     task: str
     from_pool: str
     to_pool: str
     reason: str
+    time: float | None = None
 
 
 class FailoverPolicy:
