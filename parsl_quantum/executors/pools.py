@@ -54,33 +54,22 @@ class QPUAwarePool(Protocol):
 
 @dataclass(frozen=True)
 class PoolInfo:
-    """A named pool of a config: its executor label, backends and worker slots.
+    """A named pool of a config: its executor label, backends and worker slots."""
 
-    Attributes
-    ----------
-    label : str
-        The executor label.
-    backends : tuple of str
-        Backend names the pool serves, first one the default for its tasks.
-    workers : int
-        Worker slots the planner counts on.
-    kind : str
-        ``"cpu-sim"``, ``"gpu-sim"`` or ``"qpu"``: the kind of its first described backend.
-    max_qubits : int
-        The widest circuit one of its backends takes.
-    exact : bool
-        Whether every backend computes exact expectation values (simulators without noise).
-    accepts_spec : bool
-        Whether its executor takes parsl-quantum's resource specification keys (``backend``,
-        ``qubits``, ``shots``...); a plain HTEX accepts only ``priority``.
-    """
-
+    #: The executor label.
     label: str
+    #: Backend names the pool serves, the first one the default for its tasks.
     backends: tuple[str, ...]
+    #: Worker slots the planner counts on.
     workers: int
+    #: ``"cpu-sim"``, ``"gpu-sim"`` or ``"qpu"``: the kind of its first described backend.
     kind: str
+    #: The widest circuit one of its backends takes.
     max_qubits: int
+    #: Whether every backend computes exact expectation values (simulators without noise).
     exact: bool
+    #: Whether its executor takes parsl-quantum's resource specification keys (``backend``,
+    #: ``qubits``, ``shots``...); a plain HTEX accepts only ``priority``.
     accepts_spec: bool = True
 
     def resource_spec(
