@@ -72,12 +72,12 @@ from parsl_quantum.circuits import (  # noqa: E402
     qaoa_circuit,
     random_2local_circuit,
 )
-from parsl_quantum.configs import local, pool_infos  # noqa: E402
+from parsl_quantum.configs import local  # noqa: E402
 from parsl_quantum.cutting.reconstruct import reconstruct  # noqa: E402
+from parsl_quantum.executors import PoolInfo, pool_infos  # noqa: E402
 from parsl_quantum.planner.cost import CostModel, load_model  # noqa: E402
 from parsl_quantum.planner.plan import Candidate, Mode, PlanResult, plan_workload  # noqa: E402
 from parsl_quantum.workflow.calibration import run_calibration, wait_for_workers  # noqa: E402
-from parsl_quantum.workflow.context import PoolInfo  # noqa: E402
 from parsl_quantum.workflow.cutting import execute_plan  # noqa: E402
 
 

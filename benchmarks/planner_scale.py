@@ -19,10 +19,10 @@ import numpy as np
 
 from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.cutting.problem import cut_by_labels
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.planner.cost import CostModel
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels
 from parsl_quantum.planner.plan import build_graph, heft, plan_workload
-from parsl_quantum.workflow.context import PoolInfo
 
 POOLS = {
     "cpu": PoolInfo("cpu", ("aer",), 64, "cpu-sim", 30, True),

@@ -25,9 +25,15 @@ import numpy as np
 import parsl
 from parsl.dataflow.dflow import DataFlowKernel
 
+from parsl_quantum.executors import (
+    PoolInfo,
+    QPUAwarePool,
+    default_backend,
+    pool_infos,
+    resource_spec,
+)
 from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
-from parsl_quantum.workflow import context
-from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
+from parsl_quantum.workflow.context import RunContext, TaskRecorder
 
 
 def loaded_dfk() -> DataFlowKernel:
@@ -72,48 +78,9 @@ def resolve_pools(pools: Sequence[str] | None, default: Sequence[str] = ("cpu",)
 
 def pool_backend(pool: str) -> str:
     """The backend name tasks on ``pool`` use: the pool's first backend on a QPU-aware
-    executor, otherwise the local convention (``qpu``: the default fake device, else ``aer``)."""
+    executor, otherwise :func:`~parsl_quantum.executors.default_backend`."""
     executor = loaded_dfk().executors[pool]
-    backends = getattr(executor, "backends", None)
-    if backends:
-        return str(backends[0])
-    if pool == "qpu":
-        from parsl_quantum.backends import DEFAULT_FAKE_QPU
-
-        return DEFAULT_FAKE_QPU
-    return "aer"
-
-
-def _qpu_aware(pool: str) -> bool:
-    return hasattr(loaded_dfk().executors[pool], "backend_specs")
-
-
-def resource_spec(pool: str, backend: str, qubits: int = 0, shots: int = 0) -> dict[str, Any]:
-    """The resource specification a task on ``pool`` carries (empty off QPU-aware pools)."""
-    return context.resource_spec(backend, qubits, shots) if _qpu_aware(pool) else {}
-
-
-def pool_infos(pools: Sequence[str]) -> dict[str, PoolInfo]:
-    """Describe pools of the loaded config (backend, kind, worker slots, exactness)."""
-    from parsl_quantum.backends import get_backend
-
-    infos: dict[str, PoolInfo] = {}
-    executors = loaded_dfk().executors
-    for pool in pools:
-        backend = pool_backend(pool)
-        spec = get_backend(backend).spec
-        workers = getattr(executors[pool], "max_workers_per_node", None)
-        if not isinstance(workers, int | float) or workers == float("inf"):
-            workers = getattr(executors[pool], "max_workers", 1) or 1
-        infos[pool] = PoolInfo(
-            label=pool,
-            backends=(backend,),
-            workers=int(workers),
-            kind=spec.kind,
-            max_qubits=spec.max_qubits,
-            exact=spec.exact,
-        )
-    return infos
+    return executor.backends[0] if isinstance(executor, QPUAwarePool) else default_backend(pool)
 
 
 def make_context(run_dir: str | Path, pools: Sequence[str]) -> RunContext:
@@ -122,7 +89,9 @@ def make_context(run_dir: str | Path, pools: Sequence[str]) -> RunContext:
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     return RunContext(
-        run_dir=path, pools=pool_infos(pools), recorder=TaskRecorder(path / "tasks.csv")
+        run_dir=path,
+        pools=pool_infos(loaded_dfk().config, pools),
+        recorder=TaskRecorder(path / "tasks.csv"),
     )
 
 
@@ -158,7 +127,8 @@ def submit(
     checkpointing on records its result and ``parsl-quantum run --resume`` reuses it; turn it
     off for tasks whose point is to run (warm-ups) or whose arguments Parsl cannot hash.
     """
-    spec = resource_spec(pool, backend, qubits, shots) if backend else {}
+    aware = isinstance(loaded_dfk().executors[pool], QPUAwarePool)
+    spec = resource_spec(backend, qubits, shots) if backend and aware else {}
     if spec:
         kwargs["parsl_resource_specification"] = spec
     # Parsl's hash deletes each ignored keyword, so name only one that is present

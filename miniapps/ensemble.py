@@ -30,7 +30,8 @@ from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from miniapps import _common
-from parsl_quantum.workflow.context import PoolInfo, RunContext
+from parsl_quantum.executors import PoolInfo
+from parsl_quantum.workflow.context import RunContext
 
 #: One line for the list of template kinds.
 DESCRIPTION = "Fan many independent circuits out across pools."

@@ -35,7 +35,8 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from miniapps import _common
-from parsl_quantum.workflow.context import PoolInfo, RunContext
+from parsl_quantum.executors import PoolInfo
+from parsl_quantum.workflow.context import RunContext
 
 Fold = Literal["global", "gates_at_random"]
 Family = Literal["mirror", "random"]

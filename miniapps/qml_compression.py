@@ -43,7 +43,8 @@ from qiskit.circuit.library import StatePreparation
 from qiskit.quantum_info import SparsePauliOp
 
 from miniapps import _common
-from parsl_quantum.workflow.context import PoolInfo, RunContext
+from parsl_quantum.executors import PoolInfo
+from parsl_quantum.workflow.context import RunContext
 
 Optimizer = Literal["lbfgs", "adam"]
 

@@ -43,7 +43,8 @@ from qiskit.circuit import ParameterVector
 from qiskit.quantum_info import SparsePauliOp
 
 from miniapps import _common
-from parsl_quantum.workflow.context import PoolInfo, RunContext
+from parsl_quantum.executors import PoolInfo
+from parsl_quantum.workflow.context import RunContext
 
 Target = Literal["bars-and-stripes", "gaussian"]
 Optimizer = Literal["lbfgs", "adam"]

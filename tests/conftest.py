@@ -11,7 +11,7 @@ import parsl
 import pytest
 from slurm_cluster import slurm_cluster  # noqa: F401  (the session's one-node Slurm)
 
-from parsl_quantum import configs
+from parsl_quantum import executors
 from parsl_quantum.workflow.context import RunContext, TaskRecorder
 from parsl_quantum.workflow.template import load_template
 
@@ -31,7 +31,7 @@ def run_template() -> RunTemplate:
         run_dir.mkdir()
         ctx = RunContext(
             run_dir=run_dir,
-            pools=configs.pool_infos(parsl.dfk().config),
+            pools=executors.pool_infos(parsl.dfk().config),
             recorder=TaskRecorder(run_dir / "tasks.csv"),
         )
         out = template.kind.runner(template.data, ctx)

@@ -26,6 +26,7 @@ from parsl_quantum.backends import (
     worker_backend,
 )
 from parsl_quantum.backends.aer import gpu_missing_reason
+from parsl_quantum.backends.base import PassManagers
 from parsl_quantum.backends.ibm import TOKEN_ENV, IBMBackend, ibm_credentials_available
 
 GPU_REASON = gpu_missing_reason()
@@ -225,3 +226,20 @@ def test_worker_backend_is_set_up_once_per_process() -> None:
     configured = worker_backend("aer:mps", max_concurrent_jobs=3)
     assert configured is not first and configured.spec.max_concurrent_jobs == 3
     assert worker_backend("aer:mps") is configured  # no options: whatever is bound
+
+
+def test_pass_managers_transpile_like_a_preset_pass_manager_of_that_seed() -> None:
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    device = get_backend(DEFAULT_FAKE_QPU).device  # type: ignore[attr-defined]
+    managers = PassManagers()
+    assert managers.transpile([], 5, optimization_level=1, backend=device) == []
+    circuits = [bell(measure=True), bell()]
+    preset = generate_preset_pass_manager(optimization_level=1, backend=device, seed_transpiler=5)
+    expected = preset.run(circuits)
+    for _ in range(2):  # the second call reuses the pass manager built by the first
+        got = managers.transpile(circuits, 5, optimization_level=1, backend=device)
+        assert got == expected
+        assert [c.layout.final_index_layout() for c in got] == [
+            c.layout.final_index_layout() for c in expected
+        ]

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.planner.calibrate import exact_probes, fit_nonnegative, sampled_probes
 from parsl_quantum.planner.cost import EXACT_FEATURES, PROFILE_VERSION, load_model
 from parsl_quantum.planner.plan import plan_workload
-from parsl_quantum.workflow.context import PoolInfo
 
 
 def test_fit_recovers_known_coefficients() -> None:

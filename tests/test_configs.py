@@ -11,9 +11,10 @@ from parsl.providers.errors import SubmitException
 
 from parsl_quantum import configs
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
-from parsl_quantum.configs import ClusterPool, pool_infos
+from parsl_quantum.configs import ClusterPool
 from parsl_quantum.configs.local import HEARTBEAT_PERIOD, STRATEGY_PERIOD, THREAD_VARIABLES
-from parsl_quantum.executors import QPUHighThroughputExecutor
+from parsl_quantum.configs.site import site_config
+from parsl_quantum.executors import QPUHighThroughputExecutor, pool_infos
 
 
 def test_local_default_has_named_pools_under_the_run_dir(tmp_path: Path) -> None:
@@ -178,3 +179,23 @@ def test_a_cluster_pool_with_an_mpi_launcher_is_an_mpi_executor(tmp_path: Path) 
     assert isinstance(cpu.provider.launcher, SrunLauncher)  # one on every node
     script = _batch_script(mpi.provider, tmp_path)
     assert "#SBATCH --nodes=2" in script and "srun" not in script
+
+
+def test_one_config_builder_for_every_site(tmp_path: Path) -> None:
+    assert site_config([], tmp_path, monitoring=False).monitoring is None
+    empty = site_config([], tmp_path / "a b", monitoring=True)
+    assert empty.run_dir == str(tmp_path / "a b" / "parsl")
+    assert empty.monitoring is not None
+    assert empty.monitoring.logging_endpoint == f"sqlite:///{tmp_path / 'a b' / 'monitoring.db'}"
+    local = configs.local(tmp_path / "local", ("cpu",))
+    slurm = configs.slurm(tmp_path / "slurm", check=False)
+    for config in (local, slurm):
+        # each try reports its start on the worker; no resource-sampling process per task
+        assert config.monitoring is not None
+        assert config.monitoring.resource_monitoring_enabled
+        assert config.monitoring.resource_monitoring_interval == 0
+        assert config.strategy == "simple" and config.initialize_logging
+    assert local.max_idletime == 3600 and slurm.max_idletime == 120
+    # Globus Compute workers cannot reach this machine's hub: no per-try reports there
+    remote = site_config([], tmp_path, monitoring=True, try_reports=False)
+    assert remote.monitoring is not None and not remote.monitoring.resource_monitoring_enabled

@@ -38,9 +38,9 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from parsl_quantum.cutting.errors import NoCutFoundError
 from parsl_quantum.cutting.reconstruct import expectation_value
 from parsl_quantum.cutting.statevector import evaluate_exact
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.planner.cost import load_model
 from parsl_quantum.planner.plan import plan_workload
-from parsl_quantum.workflow.context import PoolInfo
 
 POOLS = {"cpu": PoolInfo("cpu", ("aer",), 2, "cpu-sim", 30, True)}
 MODEL = load_model(None, {"cpu": "cpu-sim"})

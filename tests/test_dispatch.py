@@ -24,15 +24,14 @@ from parsl.dataflow.memoization import BasicMemoizer
 from parsl_quantum import configs
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.circuits import exact_values, parse_observable, qaoa_circuit
-from parsl_quantum.configs import pool_infos
 from parsl_quantum.cutting.reconstruct import reconstruct
+from parsl_quantum.executors import PoolInfo, pool_infos
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients
 from parsl_quantum.planner.dispatch import DispatchError
 from parsl_quantum.planner.plan import PlanResult, plan_workload
 from parsl_quantum.planner.report import save_plan
 from parsl_quantum.reliability import RetryHandler
 from parsl_quantum.workflow.calibration import wait_for_workers
-from parsl_quantum.workflow.context import PoolInfo
 from parsl_quantum.workflow.cutting import execute_plan
 
 #: Every-job-fails QPU: its tasks fail at once, so they must move to a simulator.

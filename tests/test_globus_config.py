@@ -29,7 +29,7 @@ from parsl_quantum.configs.globus import (
     globus,
     globus_from_site_options,
 )
-from parsl_quantum.configs.local import pool_infos
+from parsl_quantum.executors import pool_infos
 from parsl_quantum.executors.apps import evaluate_subexperiments
 from parsl_quantum.remote import (
     RemoteInvocationError,

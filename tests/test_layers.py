@@ -35,19 +35,6 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"miniapps"}),
 )
 
-#: Upward edges that are moved by the pool-model change (PoolInfo moves from
-#: workflow.context to executors.pools, and reliability stops importing configs, which breaks
-#: the configs <-> reliability cycle); delete them when it lands.
-KNOWN_EDGES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("parsl_quantum.configs.local", "parsl_quantum.workflow.context"),
-        ("parsl_quantum.planner.dispatch", "parsl_quantum.workflow.context"),
-        ("parsl_quantum.planner.plan", "parsl_quantum.workflow.context"),
-        ("parsl_quantum.reliability.failover", "parsl_quantum.workflow.context"),
-        ("parsl_quantum.reliability.policy", "parsl_quantum.configs.local"),
-    }
-)
-
 
 def layer_of(module: str) -> int:
     """The index in :data:`LAYERS` of a module of ours (``parsl_quantum.x...`` or ``miniapps``)."""
@@ -127,20 +114,12 @@ def test_no_module_imports_from_a_higher_layer() -> None:
     upward = [
         f"{source} (line {data['line']}) imports {target}"
         for source, target, data in graph.edges(data=True)
-        if layer_of(target) > layer_of(source) and (source, target) not in KNOWN_EDGES
+        if layer_of(target) > layer_of(source)
     ]
     assert upward == [], "\n".join(upward)
 
 
-def test_known_upward_edges_still_exist() -> None:
-    """Each allowed edge is one the code still has; once the pool-model change lands the
-    list is emptied rather than left to hide new upward imports."""
-    graph = import_graph()
-    assert [e for e in sorted(KNOWN_EDGES) if not graph.has_edge(*e)] == []
-
-
 def test_no_import_cycle() -> None:
     graph = import_graph()
-    graph.remove_edges_from(KNOWN_EDGES)
     cycles = list(nx.simple_cycles(graph))
     assert cycles == [], "\n".join(" -> ".join([*c, c[0]]) for c in cycles[:10])

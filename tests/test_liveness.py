@@ -23,13 +23,12 @@ from parsl.executors import ThreadPoolExecutor
 
 from parsl_quantum import configs
 from parsl_quantum.circuits import exact_values, parse_observable, qaoa_circuit
-from parsl_quantum.configs import pool_infos
 from parsl_quantum.cutting.reconstruct import reconstruct
+from parsl_quantum.executors import PoolInfo, pool_infos
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients
 from parsl_quantum.planner.dispatch import Dispatcher, DispatchError
 from parsl_quantum.planner.plan import plan_workload
 from parsl_quantum.workflow.calibration import wait_for_workers
-from parsl_quantum.workflow.context import PoolInfo
 from parsl_quantum.workflow.cutting import execute_plan
 from parsl_quantum.workflow.rundir import shut_down
 

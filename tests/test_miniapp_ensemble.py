@@ -97,7 +97,7 @@ def test_rejects_pools_the_config_lacks(pools: Path) -> None:
 
 
 def test_prepare_checks_inputs_before_any_pool_starts(tmp_path: Path) -> None:
-    from parsl_quantum.workflow.context import PoolInfo
+    from parsl_quantum.executors import PoolInfo
 
     qpu = {"qpu": PoolInfo("qpu", ("fake:fake_perth",), 1, "qpu", 7, False)}
     wide = {"circuits": {"count": 2, "qubits": 9}, "pools": ["qpu"]}

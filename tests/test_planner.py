@@ -22,6 +22,7 @@ from parsl_quantum.circuits import (
     qaoa_circuit,
 )
 from parsl_quantum.cutting import NoCutFoundError
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.planner.cost import (
     DEFAULT_COEFFICIENTS,
     DRIVER,
@@ -42,7 +43,6 @@ from parsl_quantum.planner.plan import (
     plan_workload,
 )
 from parsl_quantum.planner.report import print_plan, write_graph
-from parsl_quantum.workflow.context import PoolInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,10 +17,10 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from parsl_quantum import configs
 from parsl_quantum.circuits import efficient_su2_circuit, exact_values, parse_observable
 from parsl_quantum.cutting.problem import cut_by_labels
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.executors.whole import MPSBoundExceeded, evaluate_whole
 from parsl_quantum.planner.cost import MPS_MAX_BOND, CostModel, mps_bond_bound
 from parsl_quantum.planner.plan import plan_workload
-from parsl_quantum.workflow.context import PoolInfo
 from parsl_quantum.workflow.cutting import cut_and_run, plan_cutting, reference_method
 
 ROOT = Path(__file__).resolve().parent.parent

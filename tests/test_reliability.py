@@ -24,10 +24,12 @@ from parsl_quantum.circuits import CircuitError, efficient_su2_circuit, parse_ob
 from parsl_quantum.configs import local
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.problem import cut_by_labels
-from parsl_quantum.executors import QPUHighThroughputExecutor
+from parsl_quantum.executors import PoolInfo, QPUHighThroughputExecutor
 from parsl_quantum.executors.apps import evaluate_subexperiments
+from parsl_quantum.planner.dispatch import DispatchReport
 from parsl_quantum.reliability import (
     CheckpointMemoizer,
+    Failover,
     FailoverPolicy,
     PoolDownError,
     PoolDownHandler,
@@ -36,7 +38,6 @@ from parsl_quantum.reliability import (
     Verdict,
     classify,
 )
-from parsl_quantum.workflow.context import PoolInfo
 
 UNSTARTED = QPUHighThroughputExecutor(label="qpu", backends=(DEFAULT_FAKE_QPU,))
 
@@ -144,6 +145,20 @@ def test_failover_targets() -> None:
     assert policy.target("cpu", 3, executors) == "small"  # same kind first
     assert policy.target("cpu", 20, executors) == "gpu"  # a simulator never fails over to a QPU
     assert policy.target("gpu", 20, {"qpu": executors["qpu"]}) is None
+
+
+def test_one_failover_record_for_the_retry_handler_and_the_dispatcher() -> None:
+    policy = FailoverPolicy({})
+    assert policy.records() == []
+    policy.record("t#1", "qpu", "cpu", "pool down")
+    assert policy.records() == [
+        {"task": "t#1", "from_pool": "qpu", "to_pool": "cpu", "reason": "pool down", "time": None}
+    ]
+    # the dispatcher's report holds the same record, with the time of the move
+    report = DispatchReport(failovers=[Failover("t#2", "gpu", "cpu", "pool lost", 1.5)])
+    assert report.to_dict()["failovers"] == [
+        {"task": "t#2", "from_pool": "gpu", "to_pool": "cpu", "reason": "pool lost", "time": 1.5}
+    ]
 
 
 def test_pool_down_handler_marks_a_pool_whose_blocks_were_lost() -> None:

@@ -21,8 +21,9 @@ from parsl.serialize import pack_apply_message
 
 from parsl_quantum.backends import get_backend
 from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
-from parsl_quantum.configs import local, pool_infos
+from parsl_quantum.configs import local
 from parsl_quantum.configs.local import secrets_withheld
+from parsl_quantum.executors import pool_infos
 from parsl_quantum.reliability import Reliability
 from parsl_quantum.workflow.calibration import wait_for_workers
 from parsl_quantum.workflow.cutting import cut_and_run

@@ -28,7 +28,8 @@ from miniapps.distributed_sim.network import (
 )
 from miniapps.distributed_sim.params import DistributedSimParams
 from parsl_quantum.circuits import exact_values
-from parsl_quantum.workflow.context import PoolInfo, RunContext
+from parsl_quantum.executors import PoolInfo
+from parsl_quantum.workflow.context import RunContext
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from parsl_quantum.backends.base import (
     BackendSpec,
     BackendUnavailableError,
+    PassManagers,
     QuantumBackend,
     check_limit,
     check_options,
@@ -19,7 +20,6 @@ from parsl_quantum.backends.base import (
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
     from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
-    from qiskit.transpiler import PassManager
     from qiskit_aer import AerSimulator
 
 #: Aer methods selectable as ``aer:<method>``; aliases map to them.
@@ -91,7 +91,7 @@ class AerBackend(QuantumBackend):
         check_options(name, self.options, AER_OPTIONS)
         self.method: str = aer_method(name)
         self.max_concurrent_jobs = check_limit(name, self.options.get("max_concurrent_jobs"))
-        self._pass_managers: dict[int | None, PassManager] = {}
+        self._pass_managers = PassManagers()
         if self.device == "GPU":
             reason = gpu_missing_reason()
             if reason:
@@ -140,20 +140,13 @@ class AerBackend(QuantumBackend):
             options={"backend_options": self._backend_options(), "run_options": run_options}
         )
 
-    def _pass_manager(self, seed: int | None) -> PassManager:
-        from qiskit.transpiler import generate_preset_pass_manager
-
-        if seed not in self._pass_managers:
-            self._pass_managers[seed] = generate_preset_pass_manager(
-                optimization_level=1, backend=self.simulator, seed_transpiler=seed
-            )
-        return self._pass_managers[seed]
-
     def transpile(
         self, circuits: Sequence[QuantumCircuit], *, seed: int | None = None
     ) -> list[QuantumCircuit]:
         """Light compilation: decompose what Aer cannot run natively; no layout, no routing."""
-        return list(self._pass_manager(seed).run(list(circuits)))
+        return self._pass_managers.transpile(
+            circuits, seed, optimization_level=1, backend=self.simulator
+        )
 
 
 class AerGPUBackend(AerBackend):

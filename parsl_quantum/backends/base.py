@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
     from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
+    from qiskit.transpiler import PassManager
 
 BackendKind = Literal["cpu-sim", "gpu-sim", "qpu"]
 
@@ -118,3 +119,26 @@ def check_limit(name: str, value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"backend {name!r}: max_concurrent_jobs must be a positive int or None")
     return value
+
+
+class PassManagers:
+    """A backend's preset pass managers, one per transpiler seed, each built on first use.
+
+    Building a preset pass manager costs about as much as transpiling a small circuit, and a
+    worker transpiles many batches for one backend, so each backend handle keeps its own.
+    """
+
+    def __init__(self) -> None:
+        self._by_seed: dict[int | None, PassManager] = {}
+
+    def transpile(
+        self, circuits: Sequence[QuantumCircuit], seed: int | None, **options: Any
+    ) -> list[QuantumCircuit]:
+        """Run ``circuits`` through the pass manager of ``seed``, built on first use with
+        ``generate_preset_pass_manager(seed_transpiler=seed, **options)`` (the options of a
+        backend do not change between calls)."""
+        if seed not in self._by_seed:
+            from qiskit.transpiler import generate_preset_pass_manager
+
+            self._by_seed[seed] = generate_preset_pass_manager(seed_transpiler=seed, **options)
+        return list(self._by_seed[seed].run(list(circuits)))

@@ -23,6 +23,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub, SamplerPubLike
 from parsl_quantum.backends.base import (
     BackendSpec,
     BackendTransientError,
+    PassManagers,
     QuantumBackend,
     check_limit,
     check_options,
@@ -31,7 +32,6 @@ from parsl_quantum.backends.base import (
 if TYPE_CHECKING:
     from qiskit import QuantumCircuit
     from qiskit.providers import BackendV2
-    from qiskit.transpiler import PassManager
     from qiskit_aer import AerSimulator
 
 FAKE_OPTIONS = (
@@ -149,7 +149,7 @@ class FakeDeviceBackend(QuantumBackend):
             float(self.options.get("failure_rate", 0.0)),
             self.options.get("failure_seed"),
         )
-        self._pass_managers: dict[int | None, PassManager] = {}
+        self._pass_managers = PassManagers()
 
     @cached_property
     def device(self) -> BackendV2:
@@ -202,12 +202,6 @@ class FakeDeviceBackend(QuantumBackend):
         self, circuits: Sequence[QuantumCircuit], *, seed: int | None = None
     ) -> list[QuantumCircuit]:
         """Layout, routing and basis translation to the device with a preset pass manager."""
-        from qiskit.transpiler import generate_preset_pass_manager
-
-        if seed not in self._pass_managers:
-            self._pass_managers[seed] = generate_preset_pass_manager(
-                optimization_level=self.optimization_level,
-                backend=self.device,
-                seed_transpiler=seed,
-            )
-        return list(self._pass_managers[seed].run(list(circuits)))
+        return self._pass_managers.transpile(
+            circuits, seed, optimization_level=self.optimization_level, backend=self.device
+        )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from parsl_quantum.backends.base import (
     BackendSpec,
     BackendUnavailableError,
+    PassManagers,
     QuantumBackend,
     check_limit,
     check_options,
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from qiskit import QuantumCircuit
     from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
     from qiskit.providers import BackendV2
-    from qiskit.transpiler import PassManager
 
 TOKEN_ENV = "QISKIT_IBM_TOKEN"
 CHANNEL_ENV = "QISKIT_IBM_CHANNEL"
@@ -109,7 +109,7 @@ class IBMBackend(QuantumBackend):
         self._service: Any = None
         self._device: BackendV2 | None = None
         self._spec: BackendSpec | None = None
-        self._pass_managers: dict[int | None, PassManager] = {}
+        self._pass_managers = PassManagers()
 
     @property
     def service(self) -> Any:
@@ -188,12 +188,6 @@ class IBMBackend(QuantumBackend):
         self, circuits: Sequence[QuantumCircuit], *, seed: int | None = None
     ) -> list[QuantumCircuit]:
         """Layout, routing and basis translation to the device with a preset pass manager."""
-        from qiskit.transpiler import generate_preset_pass_manager
-
-        if seed not in self._pass_managers:
-            self._pass_managers[seed] = generate_preset_pass_manager(
-                optimization_level=self.optimization_level,
-                backend=self.device,
-                seed_transpiler=seed,
-            )
-        return list(self._pass_managers[seed].run(list(circuits)))
+        return self._pass_managers.transpile(
+            circuits, seed, optimization_level=self.optimization_level, backend=self.device
+        )

@@ -31,6 +31,7 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from parsl_quantum.backends.base import (
     BackendSpec,
     BackendUnavailableError,
+    PassManagers,
     QuantumBackend,
     check_limit,
     check_options,
@@ -185,6 +186,7 @@ class _VendorBackend(QuantumBackend):
         reason = vendor_missing_reason(name)
         if reason:
             raise BackendUnavailableError(reason)
+        self._pass_managers = PassManagers()
 
     def statevector(self, circuit: QuantumCircuit) -> np.ndarray:
         """The final state of a bound circuit without measurements (little-endian, as in
@@ -216,14 +218,9 @@ class _VendorBackend(QuantumBackend):
     ) -> list[QuantumCircuit]:
         """Decompose to :data:`BASIS_GATES` (plus ``reset`` and ``measure``); no
         layout, no routing."""
-        from qiskit.transpiler import generate_preset_pass_manager
-
-        pm = generate_preset_pass_manager(
-            optimization_level=1,
-            basis_gates=[*BASIS_GATES, "reset", "measure"],
-            seed_transpiler=seed,
+        return self._pass_managers.transpile(
+            circuits, seed, optimization_level=1, basis_gates=[*BASIS_GATES, "reset", "measure"]
         )
-        return list(pm.run(list(circuits)))
 
 
 def _gates(circuit: QuantumCircuit) -> Iterable[tuple[Any, list[int]]]:

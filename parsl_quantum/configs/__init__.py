@@ -7,7 +7,7 @@ launchers. ``globus()`` builds pools of Parsl ``GlobusComputeExecutor`` instance
 
 from parsl_quantum.configs.clusters import ClusterPool, pbs, slurm
 from parsl_quantum.configs.globus import GlobusComputePool, globus
-from parsl_quantum.configs.local import gpu_available, local, pool_infos
+from parsl_quantum.configs.local import gpu_available, local
 
 __all__ = [
     "ClusterPool",
@@ -16,6 +16,5 @@ __all__ = [
     "gpu_available",
     "local",
     "pbs",
-    "pool_infos",
     "slurm",
 ]

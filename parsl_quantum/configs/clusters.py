@@ -20,12 +20,12 @@ from parsl.config import Config
 from parsl.executors import MPIExecutor
 from parsl.executors.base import ParslExecutor
 from parsl.launchers import MpiExecLauncher, SimpleLauncher, SrunLauncher
-from parsl.monitoring import MonitoringHub
 from parsl.providers import PBSProProvider, SlurmProvider
 from parsl.providers.base import ExecutionProvider
 
 from parsl_quantum.configs.guard import require_main_guard
 from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS
+from parsl_quantum.configs.site import site_config
 from parsl_quantum.executors import QPUHighThroughputExecutor
 
 
@@ -100,17 +100,7 @@ def _config(
                 provider=provider,
             )
         )
-    hub = None
-    if monitoring:
-        db = (run_path / "monitoring.db").resolve()
-        # as the local site: each try reports when it starts running on its worker in the batch
-        # job (the lanes of ``parsl-quantum report``), without a resource-sampling process
-        hub = MonitoringHub(
-            resource_monitoring_enabled=True,
-            resource_monitoring_interval=0,
-            logging_endpoint=f"sqlite:///{db}",
-        )
-    return Config(executors=executors, run_dir=str(run_path / "parsl"), monitoring=hub)
+    return site_config(executors, run_path, monitoring=monitoring, max_idletime=120.0)
 
 
 def _default_pools(pools: Mapping[str, ClusterPool] | None) -> Mapping[str, ClusterPool]:

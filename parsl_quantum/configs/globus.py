@@ -37,11 +37,11 @@ from parsl.data_provider.staging import Staging
 from parsl.executors import GlobusComputeExecutor
 from parsl.executors.base import ParslExecutor
 from parsl.executors.errors import InvalidResourceSpecification
-from parsl.monitoring import MonitoringHub
 
 from parsl_quantum.backends import BackendSpec, UnknownBackendError, canonical_name, get_backend
 from parsl_quantum.configs.guard import require_main_guard
 from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS, local
+from parsl_quantum.configs.site import site_config
 from parsl_quantum.executors import ACCEPTED_KEYS, select_backends
 from parsl_quantum.remote import (
     ENDPOINT_ENV,
@@ -130,6 +130,11 @@ class GlobusComputePool(GlobusComputeExecutor):
                     logger.debug("pool %s: %s is checked by name only (%s)", self.label, name, exc)
             self._specs = specs
         return self._specs
+
+    def capacity(self) -> None:
+        """No live view: an endpoint does not report its workers to the client, so a planner
+        counts on :attr:`workers`."""
+        return None
 
     def select_backend(self, resource_specification: Mapping[str, Any]) -> str:
         """The backend a task with this specification runs on; raises
@@ -334,18 +339,7 @@ def globus(
                 check_functions=check_functions,
             )
         )
-    hub = None
-    if monitoring:
-        db = (run_path / "monitoring.db").resolve()
-        hub = MonitoringHub(resource_monitoring_enabled=False, logging_endpoint=f"sqlite:///{db}")
-    return Config(
-        executors=executors,
-        run_dir=str(run_path / "parsl"),
-        monitoring=hub,
-        strategy="simple",
-        max_idletime=3600,
-        initialize_logging=True,
-    )
+    return site_config(executors, run_path, monitoring=monitoring, try_reports=False)
 
 
 #: JSON Schema of a template's ``site.options`` when ``site.name`` is ``globus``: the keyword

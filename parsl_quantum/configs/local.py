@@ -14,20 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from parsl.config import Config
 from parsl.executors.base import ParslExecutor
-from parsl.monitoring import MonitoringHub
 from parsl.providers import LocalProvider
 
 from parsl_quantum.backends import (
     DEFAULT_FAKE_QPU,
-    BackendSpec,
-    BackendUnavailableError,
     canonical_name,
-    get_backend,
 )
 from parsl_quantum.backends.ibm import ibm_credentials_available
 from parsl_quantum.configs.guard import require_main_guard
+from parsl_quantum.configs.site import site_config
 from parsl_quantum.executors import QPUHighThroughputExecutor
-from parsl_quantum.workflow.context import PoolInfo
 
 if TYPE_CHECKING:
     from parsl_quantum.reliability import Reliability
@@ -284,75 +280,13 @@ def local(
                 heartbeat_threshold=HEARTBEAT_THRESHOLD,
             )
         )
-    hub = None
-    if monitoring:
-        db = (run_path / "monitoring.db").resolve()
-        # Resource monitoring with interval 0: each try reports when it starts running on a
-        # worker (queue wait and busy time for ``parsl-quantum report``) but no per-task
-        # resource-sampling process is started.
-        hub = MonitoringHub(
-            resource_monitoring_enabled=True,
-            resource_monitoring_interval=0,
-            logging_endpoint=f"sqlite:///{db}",
-        )
-    config = Config(
-        executors=executors,
-        run_dir=str(shell_safe_dir(run_path / "parsl")),
-        monitoring=hub,
-        strategy="simple",
+    config = site_config(
+        executors,
+        run_path,
+        monitoring=monitoring,
+        parsl_dir=shell_safe_dir(run_path / "parsl"),
         strategy_period=STRATEGY_PERIOD,
-        max_idletime=3600,
-        initialize_logging=True,
     )
     if reliability is not None:
         reliability.apply(config)
     return config
-
-
-#: What a pool is assumed to offer when its backends cannot be described on this machine
-#: (a remote GPU, an IBM device without credentials here): kind, width, exactness.
-_UNRESOLVED = {
-    "qpu": ("qpu", 127, False),
-    "gpu-sim": ("gpu-sim", 32, True),
-    "cpu-sim": ("cpu-sim", 30, True),
-}
-
-
-def _backend_kind(name: str) -> str:
-    if name.startswith(("ibm:", "fake:")):
-        return "qpu"
-    return "gpu-sim" if "gpu" in name else "cpu-sim"
-
-
-def pool_infos(config: Config) -> dict[str, PoolInfo]:
-    """Describe the pools of a config: backends, worker slots, width, exactness.
-
-    Backends that cannot be described here (a remote GPU, an IBM device whose credentials live
-    on the endpoint) are assumed to be of their kind's documented defaults.
-    """
-    infos: dict[str, PoolInfo] = {}
-    for ex in config.executors:
-        names = tuple(getattr(ex, "backends", ("aer",)))
-        try:
-            specs: list[BackendSpec] = list(getattr(ex, "backend_specs", {}).values())
-        except Exception as exc:  # a device asked over the network: no credentials, no network
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ValueError(f"pool {ex.label!r}: cannot reach its backends: {first}") from None
-        if not specs:
-            for n in names:
-                try:
-                    specs.append(get_backend(n).spec)
-                except (BackendUnavailableError, RuntimeError, ImportError):
-                    continue
-        workers = int(getattr(ex, "max_workers_per_node", 1) or 1)
-        if specs:
-            kind, width, exact = (
-                str(specs[0].kind),
-                max(s.max_qubits for s in specs),
-                all(s.exact for s in specs),
-            )
-        else:
-            kind, width, exact = _UNRESOLVED[_backend_kind(names[0])]
-        accepts = hasattr(ex, "backends")  # QPU-aware HTEX and Globus pools declare backends
-        infos[ex.label] = PoolInfo(ex.label, names, workers, kind, width, exact, accepts)
-    return infos

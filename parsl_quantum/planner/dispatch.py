@@ -47,10 +47,10 @@ from typing import Any
 
 import networkx as nx
 
+from parsl_quantum.executors import PoolInfo, QPUAwarePool
 from parsl_quantum.planner.plan import physical_model, upward_ranks
-from parsl_quantum.reliability.failover import Failover as Move
+from parsl_quantum.reliability.failover import Failover
 from parsl_quantum.reliability.retry import Verdict, classify
-from parsl_quantum.workflow.context import PoolInfo
 
 #: Submits one task to one pool and returns its future (``submit(node, pool)``).
 SubmitFn = Callable[[str, str], Future]
@@ -80,13 +80,6 @@ class TaskRecord:
     predicted_seconds: float | None = None
     measured_seconds: float | None = None
     attempts: list[Attempt] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Failover(Move):
-    """A task moved from one pool to another, and why; ``time`` is seconds into the dispatch."""
-
-    time: float
 
 
 @dataclass(frozen=True)
@@ -261,13 +254,13 @@ class Dispatcher:
                 if not pool.lost:
                     self._lose(name, f"its interchange exited ({interchange.returncode})")
                 continue
-            capacity = getattr(pool.executor, "capacity", None)
-            if capacity is None:
+            if not isinstance(pool.executor, QPUAwarePool):
                 continue  # no live view: the plan's worker count stands
+            capacity = pool.executor.capacity
             try:
                 cap = self._ask(pool, capacity)
                 if cap is None:
-                    continue  # the call is still within its timeout: keep the last view
+                    continue  # still within its timeout, or no live view: keep the last one
             except Exception as exc:  # no answer: the interchange is gone or stuck
                 cap = None
                 why = f"{type(exc).__name__}: {exc}".strip(": ")

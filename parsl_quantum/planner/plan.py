@@ -36,6 +36,7 @@ from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import CutProblem, cut_by_labels, find_cut_problem
 from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.cutting.reconstruct import BOOTSTRAP_REPLICATES
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.planner.cost import (
     DRIVER,
     MPS_MAX_BOND,
@@ -46,7 +47,6 @@ from parsl_quantum.planner.cost import (
     whole_work,
 )
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels, interaction_graph
-from parsl_quantum.workflow.context import PoolInfo
 
 Mode = Literal["auto", "exact", "sampled"]
 

@@ -30,7 +30,7 @@ from parsl.executors.status_handling import BlockProviderExecutor
 from parsl.jobs.error_handlers import simple_error_handler
 from parsl.jobs.states import JobState, JobStatus
 
-from parsl_quantum.workflow.context import PoolInfo
+from parsl_quantum.executors import PoolInfo
 
 #: Block states that mean the block ended without Parsl scaling it in or it running its course.
 LOST_STATES = frozenset({JobState.CANCELLED, JobState.FAILED, JobState.MISSING})
@@ -93,18 +93,24 @@ class PoolDownHandler:
 
 @dataclass(frozen=True)
 class Failover:
-    """One task moved from a down pool (the planner's dispatcher adds when it happened)."""
+    """One task moved from one pool to another, and why.
+
+    The one record of a move, whoever made it: the retry handler (:class:`FailoverPolicy`,
+    ``time`` None) or the planner's late-binding dispatcher (``time``: seconds into the
+    dispatch).
+    """
 
     task: str
     from_pool: str
     to_pool: str
     reason: str
+    time: float | None = None
 
 
 class FailoverPolicy:
     """Chooses where a down pool's tasks go and submits them there; keeps a record of every move.
 
-    ``pools`` are all pools of the loaded Config (:func:`~parsl_quantum.configs.pool_infos`),
+    ``pools`` are all pools of the loaded Config (:func:`~parsl_quantum.executors.pool_infos`),
     including ones the plan does not use: an idle simulator pool is a failover target.
     """
 

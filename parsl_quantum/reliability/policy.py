@@ -8,6 +8,7 @@ from typing import Any
 from parsl.config import Config
 from parsl.executors.status_handling import BlockProviderExecutor
 
+from parsl_quantum.executors.pools import pool_infos
 from parsl_quantum.reliability.checkpoint import CheckpointMemoizer, resumable_checkpoints
 from parsl_quantum.reliability.failover import FailoverPolicy, PoolDownHandler
 from parsl_quantum.reliability.retry import RetryHandler
@@ -37,8 +38,6 @@ class Reliability:
     def apply(self, config: Config) -> Safeguards:
         """Install the settings on ``config`` (before ``parsl.load``) and return the live
         objects that count what happened."""
-        from parsl_quantum.configs.local import pool_infos
-
         policy = FailoverPolicy(pool_infos(config)) if self.failover else None
         handler = RetryHandler(
             self.retries, backoff=self.backoff, max_backoff=self.max_backoff, failover=policy

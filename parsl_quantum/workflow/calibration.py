@@ -30,6 +30,7 @@ from qiskit import QuantumCircuit
 from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.cutting.reconstruct import reconstruct
+from parsl_quantum.executors import PoolInfo, QPUAwarePool, pool_infos
 from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
 from parsl_quantum.planner.calibrate import (
     Calibration,
@@ -43,7 +44,6 @@ from parsl_quantum.planner.calibrate import (
 )
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients, default_profile_path
 from parsl_quantum.planner.plan import Mode, payload_program, plan_workload
-from parsl_quantum.workflow.context import PoolInfo
 from parsl_quantum.workflow.cutting import execute_plan
 
 
@@ -317,8 +317,9 @@ def wait_for_workers(pools: Mapping[str, PoolInfo], timeout: float = 300.0) -> N
     deadline = time.monotonic() + timeout
     for name, info in pools.items():
         executor = dfk.executors[name]
-        capacity = getattr(executor, "capacity", None)
-        while capacity is not None and capacity().connected_workers < info.workers:
+        if not isinstance(executor, QPUAwarePool):
+            continue
+        while (live := executor.capacity()) is not None and live.connected_workers < info.workers:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"pool {name}: workers did not connect in {timeout:g}s")
             time.sleep(0.2)
@@ -337,7 +338,7 @@ def run_calibration(
 ) -> tuple[Path, Calibration]:
     """Start the local pools, calibrate them, write the profile (default: the user's config
     directory) and return its path and the calibration."""
-    from parsl_quantum.configs import local, pool_infos
+    from parsl_quantum.configs import local
 
     config = local(run_dir, pools, workers=workers, monitoring=False)
     config.memoizer = BasicMemoizer(memoize=False)  # every probe must run

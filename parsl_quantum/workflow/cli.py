@@ -226,7 +226,7 @@ def _pin_profile(data: dict[str, Any], run_dir: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import parsl
 
-    from parsl_quantum.configs import pool_infos
+    from parsl_quantum.executors import pool_infos
     from parsl_quantum.reliability import Reliability, template_digest
     from parsl_quantum.workflow.context import RunContext
     from parsl_quantum.workflow.progress import ProgressRecorder, RunProgress
@@ -372,7 +372,7 @@ def _check_finite(result: dict[str, Any]) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from parsl_quantum.configs import pool_infos
+    from parsl_quantum.executors import pool_infos
     from parsl_quantum.workflow import cutting
 
     try:

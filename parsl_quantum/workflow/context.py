@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parsl_quantum.executors.pools import PoolInfo
+
 METRICS_FIELDS = (
     "task",
     "kind",
@@ -29,37 +31,6 @@ METRICS_FIELDS = (
     "end_time",
     "status",
 )
-
-
-@dataclass(frozen=True)
-class PoolInfo:
-    """A named pool of the loaded config: its executor label, backends and worker slots."""
-
-    label: str
-    backends: tuple[str, ...]
-    workers: int
-    kind: str  # "cpu-sim", "gpu-sim" or "qpu": the kind of its first backend
-    max_qubits: int
-    exact: bool
-    #: Whether its executor takes parsl-quantum's resource specification keys (``backend``,
-    #: ``qubits``, ``shots``...); a plain HTEX accepts only ``priority``.
-    accepts_spec: bool = True
-
-    def resource_spec(self, qubits: int = 0, shots: int = 0) -> dict[str, Any]:
-        """The :func:`resource_spec` of a task for this pool's first backend, or an empty one
-        where the executor takes no such keys."""
-        return resource_spec(self.backends[0], qubits, shots) if self.accepts_spec else {}
-
-
-def resource_spec(backend: str, qubits: int = 0, shots: int = 0) -> dict[str, Any]:
-    """A task's resource specification for a QPU-aware pool: its ``backend``, and ``qubits``
-    and ``shots`` when positive."""
-    spec: dict[str, Any] = {"backend": backend}
-    if qubits > 0:
-        spec["qubits"] = int(qubits)
-    if shots > 0:
-        spec["shots"] = int(shots)
-    return spec
 
 
 @dataclass

@@ -31,6 +31,7 @@ from parsl_quantum.cutting.normalize import Normalized, normalize
 from parsl_quantum.cutting.problem import CutProblem, recut
 from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.cutting.reconstruct import reconstruct_all
+from parsl_quantum.executors import PoolInfo
 from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
 from parsl_quantum.executors.whole import evaluate_whole
 from parsl_quantum.planner.cost import CostModel, load_model
@@ -47,7 +48,7 @@ from parsl_quantum.planner.plan import (
 )
 from parsl_quantum.planner.report import describe_configuration, save_plan
 from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
-from parsl_quantum.workflow.context import PoolInfo, RunContext, TaskRecorder
+from parsl_quantum.workflow.context import RunContext, TaskRecorder
 
 #: The largest planning problem taken: qubits x ceil(qubits / max_subcircuit_qubits), which the
 #: planner's time grows with (about 20 s at the limit, 200 qubits in pieces of 10, on 2 cores).
@@ -145,7 +146,7 @@ class CuttingBatchResult:
 
 def loaded_pools(pools: Sequence[str] | None = None) -> dict[str, PoolInfo]:
     """Pools of the currently loaded Parsl DataFlowKernel (optionally only some of them)."""
-    from parsl_quantum.configs import pool_infos
+    from parsl_quantum.executors import pool_infos
 
     infos = pool_infos(parsl.dfk().config)
     if pools is None:
