@@ -50,7 +50,7 @@ from parsl_quantum import configs
 from parsl_quantum.circuits import efficient_su2_circuit, exact_values, parse_observable
 from parsl_quantum.cutting import cut_by_labels, evaluate_exact, expectation_value
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels
-from parsl_quantum.workflow.cutting import cut_and_run
+from parsl_quantum.workflow.cut_and_run import cut_and_run
 
 
 def traced(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -206,7 +206,7 @@ def main() -> None:
 
 def _ours_fixed(circuit, obs, width: int, parts: int):
     """Our engine with the benchmark's partition count forced (the planner may prefer others)."""
-    from parsl_quantum.workflow.cutting import loaded_pools, plan_cutting
+    from parsl_quantum.workflow.cut_and_run import loaded_pools, plan_cutting
 
     plan = plan_cutting(
         circuit, obs, loaded_pools(["cpu"]), max_subcircuit_qubits=width, partitions=[parts]

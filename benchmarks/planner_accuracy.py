@@ -78,7 +78,7 @@ from parsl_quantum.executors import PoolInfo, pool_infos  # noqa: E402
 from parsl_quantum.planner.cost import CostModel, load_model  # noqa: E402
 from parsl_quantum.planner.plan import Candidate, Mode, PlanResult, plan_workload  # noqa: E402
 from parsl_quantum.workflow.calibration import run_calibration, wait_for_workers  # noqa: E402
-from parsl_quantum.workflow.cutting import execute_plan  # noqa: E402
+from parsl_quantum.workflow.cut_and_run import execute_plan  # noqa: E402
 
 
 def _bound(circuit: QuantumCircuit, seed: int = 1) -> QuantumCircuit:

@@ -3,7 +3,7 @@
 A circuit family and size are cut into partitions (chosen by the planner, or forced), the
 distinct subexperiments fan out as batched Parsl tasks over the pools, and the results fan back
 in to one reconstruction. Its template kind is ``circuit-cutting``
-(``workflows/circuit-cutting.yaml``), run by :mod:`parsl_quantum.workflow.cutting`; this module
+(``workflows/circuit-cutting.yaml``), run by :mod:`parsl_quantum.workflow.cut_and_run`; this module
 is the plain Python API for Parsl scripts, plus a picture of the fan-out.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 from miniapps import _common
 from parsl_quantum.circuits import circuit_from_spec, parse_observable
-from parsl_quantum.executors.apps import evaluate_subexperiments
+from parsl_quantum.executors.subexperiments import evaluate_subexperiments
 from parsl_quantum.planner.plan import Mode
-from parsl_quantum.workflow.cutting import (
+from parsl_quantum.workflow.cut_and_run import (
     CuttingResult,
     cut_and_run,
     plan_cutting,
@@ -82,7 +82,7 @@ class CuttingParams:
         """The parameters of a validated ``kind: circuit-cutting`` template body; what the
         body leaves out keeps its default. The planner's ``profile``, ``memory_limit_gb`` and
         ``wire_cuts`` and the execution's ``reference`` and ``failover`` belong to the
-        template runner (:mod:`parsl_quantum.workflow.cutting`) and are not read here."""
+        template runner (:mod:`parsl_quantum.workflow.cut_and_run`) and are not read here."""
         circuit = dict(body["circuit"])
         planner = body.get("planner", {})
         execution = body.get("execution", {})

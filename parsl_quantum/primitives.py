@@ -26,7 +26,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from parsl_quantum.executors import PoolInfo
 from parsl_quantum.planner.plan import Mode, PlanResult, runs_exact
-from parsl_quantum.workflow.cutting import cut_and_run_batch, loaded_pools, plan_cutting
+from parsl_quantum.workflow.cut_and_run import cut_and_run_batch, loaded_pools, plan_cutting
 
 #: Precision of a PUB that names none: a standard error of 0.01 on sampled pools.
 DEFAULT_PRECISION = 0.01

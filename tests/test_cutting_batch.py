@@ -15,7 +15,7 @@ from parsl_quantum import configs
 from parsl_quantum.cutting import CuttingError, expectation_value, find_cut_problem
 from parsl_quantum.cutting.problem import recut
 from parsl_quantum.cutting.statevector import evaluate_exact
-from parsl_quantum.workflow.cutting import cut_and_run, cut_and_run_batch, parameter_sets
+from parsl_quantum.workflow.cut_and_run import cut_and_run, cut_and_run_batch, parameter_sets
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from parsl_quantum import configs
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.normalize import normalize
-from parsl_quantum.workflow.cutting import cut_and_run
+from parsl_quantum.workflow.cut_and_run import cut_and_run
 
 ROOT = Path(__file__).resolve().parent.parent
 

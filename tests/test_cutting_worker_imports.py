@@ -15,7 +15,7 @@ from parsl.serialize import pack_apply_message
 
 from parsl_quantum.circuits import efficient_su2_circuit, parse_observable, prepare
 from parsl_quantum.cutting import cut_by_labels
-from parsl_quantum.executors.apps import evaluate_subexperiments
+from parsl_quantum.executors.subexperiments import evaluate_subexperiments
 from parsl_quantum.planner.partitioning import balanced_widths, block_labels
 
 QISKIT_PACKAGES = ("qiskit", "qiskit_aer", "qiskit_ibm_runtime", "qiskit_addon_cutting")
@@ -25,7 +25,7 @@ QISKIT_PACKAGES = ("qiskit", "qiskit_aer", "qiskit_ibm_runtime", "qiskit_addon_c
 WORKER = """
 import json, sys
 from parsl_quantum.executors._worker import execute_bound_task
-import parsl_quantum.executors.apps
+import parsl_quantum.executors.subexperiments
 result = execute_bound_task(open(sys.argv[1], "rb").read(), sys.argv[2], {})
 loaded = sorted({name.split(".")[0] for name in sys.modules})
 print(json.dumps({"values": result.values.tolist(), "method": result.method, "loaded": loaded}))

@@ -32,7 +32,7 @@ from parsl_quantum.planner.plan import PlanResult, plan_workload
 from parsl_quantum.planner.report import save_plan
 from parsl_quantum.reliability import RetryHandler
 from parsl_quantum.workflow.calibration import wait_for_workers
-from parsl_quantum.workflow.cutting import execute_plan
+from parsl_quantum.workflow.cut_and_run import execute_plan
 
 #: Every-job-fails QPU: its tasks fail at once, so they must move to a simulator.
 FAILING = {DEFAULT_FAKE_QPU: {"failure_rate": 1.0, "failure_seed": 1}}

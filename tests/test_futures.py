@@ -13,7 +13,7 @@ from qiskit import QuantumCircuit
 
 from parsl_quantum import configs
 from parsl_quantum.circuits import efficient_su2_circuit, exact_values, parse_observable
-from parsl_quantum.workflow.cutting import CuttingResult
+from parsl_quantum.workflow.cut_and_run import CuttingResult
 from parsl_quantum.workflow.futures import cut_and_run_future
 
 

@@ -52,7 +52,7 @@ from parsl_quantum.configs.globus import GlobusComputePool, globus
 from parsl_quantum.cutting import CutProblem, cut_by_labels, expectation_value
 from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.executors import QPUHighThroughputExecutor
-from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
+from parsl_quantum.executors.subexperiments import BatchResult, evaluate_subexperiments
 from parsl_quantum.remote import RemoteInvocationError, submit
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "workflows" / "globus-endpoint"

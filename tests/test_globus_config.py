@@ -30,7 +30,7 @@ from parsl_quantum.configs.globus import (
     globus_from_site_options,
 )
 from parsl_quantum.executors import pool_infos
-from parsl_quantum.executors.apps import evaluate_subexperiments
+from parsl_quantum.executors.subexperiments import evaluate_subexperiments
 from parsl_quantum.remote import (
     RemoteInvocationError,
     check_python_version,

@@ -21,7 +21,7 @@ from qiskit.quantum_info import SparsePauliOp
 from parsl_quantum.configs.globus import globus
 from parsl_quantum.cutting import cut_by_labels
 from parsl_quantum.cutting.program import PartitionProgram
-from parsl_quantum.executors.apps import evaluate_subexperiments
+from parsl_quantum.executors.subexperiments import evaluate_subexperiments
 from parsl_quantum.remote import submit
 
 ENDPOINT = os.environ.get("GLOBUS_COMPUTE_ENDPOINT", "").strip()

@@ -101,7 +101,7 @@ def import_graph() -> nx.DiGraph:
 def test_the_graph_sees_our_modules_and_imports() -> None:
     graph = import_graph()
     assert "parsl_quantum.cutting.reconstruct" in graph and "miniapps._common" in graph
-    assert graph.has_edge("parsl_quantum.workflow.cutting", "parsl_quantum.cutting.reconstruct")
+    assert graph.has_edge("parsl_quantum.workflow.cut_and_run", "parsl_quantum.cutting.reconstruct")
     assert graph.has_edge("miniapps.distributed_sim.runner", "miniapps._common")
     assert layer_of("parsl_quantum.cutting.problem") < layer_of("parsl_quantum.backends")
     assert layer_of("miniapps.qml") == len(LAYERS) - 1

@@ -29,7 +29,7 @@ from parsl_quantum.planner.cost import CostModel, PoolCoefficients
 from parsl_quantum.planner.dispatch import Dispatcher, DispatchError
 from parsl_quantum.planner.plan import plan_workload
 from parsl_quantum.workflow.calibration import wait_for_workers
-from parsl_quantum.workflow.cutting import execute_plan
+from parsl_quantum.workflow.cut_and_run import execute_plan
 from parsl_quantum.workflow.rundir import shut_down
 
 

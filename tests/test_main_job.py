@@ -20,7 +20,7 @@ from parsl_quantum.circuits import (
     qaoa_circuit,
     random_2local_circuit,
 )
-from parsl_quantum.workflow.cutting import cut_and_run
+from parsl_quantum.workflow.cut_and_run import cut_and_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,7 +170,7 @@ def test_each_partition_runs_under_one_physical_model(pools: Path) -> None:
     over both pools; the dispatcher still runs each partition under one model."""
     from parsl_quantum.planner.cost import CostModel, PoolCoefficients
     from parsl_quantum.planner.plan import physical_model, plan_workload
-    from parsl_quantum.workflow.cutting import loaded_pools
+    from parsl_quantum.workflow.cut_and_run import loaded_pools
 
     infos = loaded_pools(["cpu", "qpu"])
     circuit = efficient_su2_circuit(6, 1, "linear", seed=2)

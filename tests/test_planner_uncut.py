@@ -21,7 +21,7 @@ from parsl_quantum.executors import PoolInfo
 from parsl_quantum.executors.whole import MPSBoundExceeded, evaluate_whole
 from parsl_quantum.planner.cost import MPS_MAX_BOND, CostModel, mps_bond_bound
 from parsl_quantum.planner.plan import plan_workload
-from parsl_quantum.workflow.cutting import cut_and_run, plan_cutting, reference_method
+from parsl_quantum.workflow.cut_and_run import cut_and_run, plan_cutting, reference_method
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ from parsl_quantum.configs import local
 from parsl_quantum.cutting.errors import CuttingError
 from parsl_quantum.cutting.problem import cut_by_labels
 from parsl_quantum.executors import PoolInfo, QPUHighThroughputExecutor
-from parsl_quantum.executors.apps import evaluate_subexperiments
+from parsl_quantum.executors.subexperiments import evaluate_subexperiments
 from parsl_quantum.planner.dispatch import DispatchReport
 from parsl_quantum.reliability import (
     CheckpointMemoizer,

@@ -25,7 +25,7 @@ import yaml
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients
 from parsl_quantum.reliability.checkpoint import read_records
-from parsl_quantum.workflow.report import load_report
+from parsl_quantum.workflow.run_report import load_report
 
 CLI = [sys.executable, "-m", "parsl_quantum.workflow.cli"]
 

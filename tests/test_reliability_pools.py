@@ -20,8 +20,8 @@ from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.circuits import efficient_su2_circuit, exact_values, parse_observable
 from parsl_quantum.configs import local
 from parsl_quantum.reliability import Reliability, RetryHandler
-from parsl_quantum.workflow.cutting import CuttingResult, cut_and_run
-from parsl_quantum.workflow.report import draw_timeline, load_report
+from parsl_quantum.workflow.cut_and_run import CuttingResult, cut_and_run
+from parsl_quantum.workflow.run_report import draw_timeline, load_report
 
 CIRCUIT = efficient_su2_circuit(8, 1, "linear")
 OBSERVABLE = parse_observable("mean-z", 8)

@@ -17,7 +17,7 @@ from miniapps._common import warm_up
 from parsl_quantum.configs import local
 from parsl_quantum.workflow import cli
 from parsl_quantum.workflow.progress import ProgressRecorder, RunProgress
-from parsl_quantum.workflow.report import draw_timeline, load_report
+from parsl_quantum.workflow.run_report import draw_timeline, load_report
 
 
 def test_plain_progress_prints_each_quarter_once() -> None:

@@ -26,7 +26,7 @@ from parsl_quantum.configs.local import secrets_withheld
 from parsl_quantum.executors import pool_infos
 from parsl_quantum.reliability import Reliability
 from parsl_quantum.workflow.calibration import wait_for_workers
-from parsl_quantum.workflow.cutting import cut_and_run
+from parsl_quantum.workflow.cut_and_run import cut_and_run
 
 CANARIES = {
     "QISKIT_IBM_TOKEN": "canary-ibm-token-7f3a9c",

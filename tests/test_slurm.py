@@ -21,7 +21,7 @@ from parsl_quantum.configs import ClusterPool
 from parsl_quantum.configs.clusters import job_name
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients
 from parsl_quantum.reliability import Reliability
-from parsl_quantum.workflow.report import load_report
+from parsl_quantum.workflow.run_report import load_report
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Activates this environment in every batch job (its bin holds process_worker_pool.py).

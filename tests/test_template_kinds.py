@@ -93,7 +93,7 @@ def test_our_kinds_are_listed_without_importing_them() -> None:
         "import json, sys; from parsl_quantum.workflow.template import template_kinds; "
         "print(json.dumps(sorted(template_kinds()))); "
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('miniapps') "
-        "or m == 'parsl_quantum.workflow.cutting')))"
+        "or m == 'parsl_quantum.workflow.cut_and_run')))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

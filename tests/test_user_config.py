@@ -12,7 +12,7 @@ from parsl.providers import LocalProvider
 
 from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.configs.local import INTERCHANGE_CMD, WORKER_CMD
-from parsl_quantum.workflow.cutting import cut_and_run
+from parsl_quantum.workflow.cut_and_run import cut_and_run
 
 
 def test_cut_and_run_in_a_users_own_config(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.configs import ClusterPool
 from parsl_quantum.configs.clusters import job_name
-from parsl_quantum.workflow.cutting import cut_and_run
+from parsl_quantum.workflow.cut_and_run import cut_and_run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

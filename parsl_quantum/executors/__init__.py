@@ -1,7 +1,7 @@
 """The task layer: a QPU-aware HighThroughputExecutor, its live capacity view, and the pool
 model (:mod:`parsl_quantum.executors.pools`) every layer above reads.
 
-The Parsl apps of the cutting workflow live in :mod:`parsl_quantum.executors.apps`.
+The Parsl apps of the cutting workflow live in :mod:`parsl_quantum.executors.subexperiments`.
 """
 
 from parsl_quantum.executors._resource_spec import ACCEPTED_KEYS, select_backends

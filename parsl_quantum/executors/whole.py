@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 
-from parsl_quantum.executors.apps import BatchResult
+from parsl_quantum.executors.subexperiments import BatchResult
 
 WholeMethod = Literal["statevector", "mps"]
 

@@ -41,7 +41,7 @@ from parsl_quantum.cutting.problem import cut_by_labels
 from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.cutting.reconstruct import contract
 from parsl_quantum.cutting.uncertainty import bootstrap_rows
-from parsl_quantum.executors.apps import BatchResult
+from parsl_quantum.executors.subexperiments import BatchResult
 from parsl_quantum.planner.cost import (
     CostModel,
     DriverCoefficients,

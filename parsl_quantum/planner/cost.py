@@ -6,8 +6,8 @@ it, serial on the driver) and occupies one of the pool's worker slots for
 run than in the calibration probes), where compute is, for exact evaluation with the batched
 branching statevector engine::
 
-    per_call * calls + per_amp * amps + per_big_amp * big_amps + per_split * splits
-        + per_obs * obs + per_book * book
+    per_call * calls + per_amp * amps + per_uncached_amp * uncached_amps + per_split * splits
+        + per_obs * obs + per_index_entry * index_entries
 
 (the work features of :func:`exact_work`: numpy calls weighted by kind; amplitude passes of
 gates, weighted by gate kind, and of the stack's copies; the part of those passes over stacks
@@ -68,13 +68,13 @@ from parsl_quantum.cutting.problem import CutProblem
 from parsl_quantum.cutting.program import GateOp, PartitionProgram
 from parsl_quantum.cutting.sampled import commuting_groups
 
-PROFILE_VERSION = 2
+PROFILE_VERSION = 3
 
 #: The pseudo-pool that submits tasks and reconstructs: the process running the workflow.
 DRIVER = "driver"
 
 #: Names of the exact work features, in the order of :func:`exact_work`'s vector.
-EXACT_FEATURES = ("calls", "amps", "big_amps", "splits", "obs", "book")
+EXACT_FEATURES = ("calls", "amps", "uncached_amps", "splits", "obs", "index_entries")
 #: Names of the sampled work features, in the order of :meth:`RowCosting.sampled`.
 SAMPLED_FEATURES = ("circuits", "shots", "mid_shots")
 
@@ -107,10 +107,10 @@ class PoolCoefficients:
     overhead: float = 4.1e-3
     per_call: float = 1.55e-6
     per_amp: float = 4.6e-9
-    per_big_amp: float = 2.1e-9
+    per_uncached_amp: float = 2.1e-9
     per_split: float = 3.1e-8
     per_obs: float = 6.1e-10
-    per_book: float = 7.0e-8
+    per_index_entry: float = 7.0e-8
     queue: float = 2.9e-3
     per_circuit: float = 2.8e-3
     per_shot: float = 8.8e-7
@@ -136,10 +136,10 @@ class PoolCoefficients:
             [
                 self.per_call,
                 self.per_amp,
-                self.per_big_amp,
+                self.per_uncached_amp,
                 self.per_split,
                 self.per_obs,
-                self.per_book,
+                self.per_index_entry,
             ]
         )
         return np.asarray(work, dtype=float) @ coef
@@ -408,7 +408,7 @@ class RowCosting:
         #: 1 for rows whose options are all unitary (no mid-circuit measurement or reset)
         self.plain = plain
 
-    def _pass(self, states: np.ndarray) -> np.ndarray:
+    def beyond_cache(self, states: np.ndarray) -> np.ndarray:
         """1 where a stack of ``states`` states no longer fits in the cache."""
         return (states * self.dim * 16 > CACHE_BYTES).astype(float)
 
@@ -418,7 +418,7 @@ class RowCosting:
         hi = np.asarray(hi, dtype=np.int64)
         calls = np.full(lo.shape, self.seg_calls[0], dtype=float)
         amps = np.full(lo.shape, self.seg_weight[0], dtype=float)
-        big = amps * self._pass(np.ones(lo.shape))
+        big = amps * self.beyond_cache(np.ones(lo.shape))
         splits = np.zeros(lo.shape)
         book = (hi - lo) * float(len(self.dims))
         stack = np.ones(lo.shape)
@@ -434,7 +434,7 @@ class RowCosting:
             # gates on the stack, selection copies, local unitaries, norms/keep/concatenate
             passes = (self.seg_weight[level] + 1.0) * stack + parents + unitary
             amps += passes
-            big += passes * self._pass(stack)
+            big += passes * self.beyond_cache(stack)
             splits += stack - parents
         calls += self.obs_calls
         amps += self.sign_work
@@ -519,7 +519,7 @@ def exact_work(program: PartitionProgram, rows: np.ndarray) -> np.ndarray:
     k = len(program.sites)
     rows = np.asarray(rows, dtype=np.int64).reshape(len(rows), k)
     calls, amps, splits = costing.seg_calls[0], costing.seg_weight[0], 0.0
-    big = amps * float(costing._pass(np.ones(1))[0])
+    big = amps * float(costing.beyond_cache(np.ones(1))[0])
     book = float(len(rows) * k)
     stack = 1.0
     for level in range(1, k + 1):
@@ -538,7 +538,7 @@ def exact_work(program: PartitionProgram, rows: np.ndarray) -> np.ndarray:
         passes = (costing.seg_weight[level] + 1.0) * stack + float(parents.sum())
         passes += float((parents * unitary_ops[prefixes[:, -1]]).sum())
         amps += passes
-        big += passes * float(costing._pass(np.array([stack]))[0])
+        big += passes * float(costing.beyond_cache(np.array([stack]))[0])
         splits += stack - float(parents.sum())
     calls += costing.obs_calls
     amps += costing.sign_work

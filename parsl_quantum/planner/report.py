@@ -18,7 +18,7 @@ from rich.table import Table
 
 from parsl_quantum.backends import get_backend
 from parsl_quantum.cutting.problem import Cut
-from parsl_quantum.executors.apps import BatchResult
+from parsl_quantum.executors.subexperiments import BatchResult
 from parsl_quantum.planner.plan import PlanResult
 
 

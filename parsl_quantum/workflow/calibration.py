@@ -31,7 +31,7 @@ from parsl_quantum.circuits import efficient_su2_circuit, parse_observable
 from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.cutting.reconstruct import reconstruct
 from parsl_quantum.executors import PoolInfo, QPUAwarePool, pool_infos
-from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
+from parsl_quantum.executors.subexperiments import BatchResult, evaluate_subexperiments
 from parsl_quantum.planner.calibrate import (
     Calibration,
     Fit,
@@ -44,7 +44,7 @@ from parsl_quantum.planner.calibrate import (
 )
 from parsl_quantum.planner.cost import CostModel, PoolCoefficients, default_profile_path
 from parsl_quantum.planner.plan import Mode, payload_program, plan_workload
-from parsl_quantum.workflow.cutting import execute_plan
+from parsl_quantum.workflow.cut_and_run import execute_plan
 
 
 @dataclass
@@ -153,10 +153,10 @@ def calibrate_pool(
             overhead=c[0],
             per_call=c[1],
             per_amp=c[2],
-            per_big_amp=c[3],
+            per_uncached_amp=c[3],
             per_split=c[4],
             per_obs=c[5],
-            per_book=c[6],
+            per_index_entry=c[6],
         )
         log(f"  {pool.label}: exact fit of {len(uniq)} probes, median error {fit.median_error:.1%}")
     probes = sampled_probes(pool.max_qubits, quick)

@@ -373,7 +373,7 @@ def _check_finite(result: dict[str, Any]) -> None:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from parsl_quantum.executors import pool_infos
-    from parsl_quantum.workflow import cutting
+    from parsl_quantum.workflow import cut_and_run
 
     try:
         source = template_path(args.template)
@@ -382,7 +382,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise BadInput(f"`plan` works on circuit-cutting templates, not {template.kind.name!r}")
         config = _site_config(template, Path(args.run_dir or "runs/plan"), monitoring=False)
         pools = {k: v for k, v in pool_infos(config).items() if k in template.pools}
-        prepared = cutting.prepare(template.data, pools, source.resolve().parent)
+        prepared = cut_and_run.prepare(template.data, pools, source.resolve().parent)
     except (BadInput, ValueError, OSError) as exc:
         return _bad_input(_one_line(exc))
     from parsl_quantum.planner.report import print_plan, write_graph
@@ -442,7 +442,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from parsl_quantum.workflow.report import (
+    from parsl_quantum.workflow.run_report import (
         TIMELINE,
         ReportError,
         draw_timeline,

@@ -1,6 +1,6 @@
 """Non-blocking cutting: :func:`cut_and_run_future` returns a Parsl ``AppFuture``.
 
-It is :func:`~parsl_quantum.workflow.cutting.cut_and_run` as a Parsl ``join_app``, so a cutting
+It is :func:`~parsl_quantum.workflow.cut_and_run.cut_and_run` as a Parsl ``join_app``, so a cutting
 job is one node of a user's Parsl workflow: its arguments may be futures of other apps (it
 starts when they are done), its future can be passed to other apps, and several cutting jobs
 run at once. The job itself still submits its subexperiments to the pools as Parsl apps; its
@@ -19,7 +19,7 @@ from parsl.dataflow.futures import AppFuture
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
-from parsl_quantum.workflow.cutting import CuttingResult, cut_and_run
+from parsl_quantum.workflow.cut_and_run import CuttingResult, cut_and_run
 
 
 @join_app
@@ -36,7 +36,7 @@ def cut_and_run_future(
     observable: SparsePauliOp | Future[SparsePauliOp],
     **options: Any,
 ) -> AppFuture:
-    """Start :func:`~parsl_quantum.workflow.cutting.cut_and_run` and return at once.
+    """Start :func:`~parsl_quantum.workflow.cut_and_run.cut_and_run` and return at once.
 
     Parameters
     ----------
@@ -50,7 +50,7 @@ def cut_and_run_future(
     Returns
     -------
     AppFuture
-        Resolves to the :class:`~parsl_quantum.workflow.cutting.CuttingResult`, or raises what
+        Resolves to the :class:`~parsl_quantum.workflow.cut_and_run.CuttingResult`, or raises what
         ``cut_and_run`` raised. Pass it to other Parsl apps like any app's future.
     """
     future: AppFuture = _cut_and_run_app(circuit, observable, dict(options))

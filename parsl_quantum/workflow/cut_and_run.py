@@ -32,7 +32,7 @@ from parsl_quantum.cutting.problem import CutProblem, recut
 from parsl_quantum.cutting.program import PartitionProgram
 from parsl_quantum.cutting.reconstruct import reconstruct_all
 from parsl_quantum.executors import PoolInfo
-from parsl_quantum.executors.apps import BatchResult, evaluate_subexperiments
+from parsl_quantum.executors.subexperiments import BatchResult, evaluate_subexperiments
 from parsl_quantum.executors.whole import evaluate_whole
 from parsl_quantum.planner.cost import CostModel, load_model
 from parsl_quantum.planner.dispatch import Dispatcher
