@@ -57,14 +57,48 @@ def _angles(qc: QuantumCircuit, seed: int) -> QuantumCircuit:
 def efficient_su2_circuit(
     qubits: int, reps: int = 2, entanglement: str = "linear", seed: int = 1234
 ) -> QuantumCircuit:
-    """Qiskit's efficient_su2, decomposed, angles from ``default_rng(seed).uniform(-pi, pi)``."""
+    """Qiskit's efficient_su2, decomposed, with seeded angles.
+
+    Parameters
+    ----------
+    qubits : int
+        Number of qubits.
+    reps : int
+        Repetitions of the rotation and entanglement layers.
+    entanglement : str
+        Qiskit's entanglement pattern (``"linear"``, ``"full"``, ...).
+    seed : int
+        The angles are ``default_rng(seed).uniform(-pi, pi)``.
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The bound circuit.
+    """
     return _angles(efficient_su2(qubits, entanglement=entanglement, reps=reps).decompose(), seed)
 
 
 def qaoa_circuit(
     qubits: int, reps: int = 1, graph: str = "ring", seed: int = 1234
 ) -> QuantumCircuit:
-    """A MaxCut QAOA circuit on a ring or a random 3-regular graph, with seeded angles."""
+    """A MaxCut QAOA circuit on a ring or a random 3-regular graph, with seeded angles.
+
+    Parameters
+    ----------
+    qubits : int
+        Number of qubits (graph nodes).
+    reps : int
+        QAOA layers (one cost and one mixer layer each).
+    graph : str
+        ``"ring"``, or any other value for a random 3-regular graph.
+    seed : int
+        Seed of ``numpy.random.default_rng`` that draws the angles (and the random graph).
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The bound circuit.
+    """
     g = nx.cycle_graph(qubits) if graph == "ring" else nx.random_regular_graph(3, qubits, seed=seed)
     rng = np.random.default_rng(seed)
     qc = QuantumCircuit(qubits)
@@ -79,7 +113,22 @@ def qaoa_circuit(
 
 
 def random_2local_circuit(qubits: int, depth: int = 4, seed: int = 1234) -> QuantumCircuit:
-    """Layers of random single-qubit rotations and CX gates on random neighbouring pairs."""
+    """Layers of random single-qubit rotations and CX gates on random neighbouring pairs.
+
+    Parameters
+    ----------
+    qubits : int
+        Number of qubits.
+    depth : int
+        Number of layers.
+    seed : int
+        Seed of ``numpy.random.default_rng`` that draws the angles and the pairs.
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The bound circuit.
+    """
     rng = np.random.default_rng(seed)
     qc = QuantumCircuit(qubits)
     for _ in range(depth):
@@ -95,7 +144,26 @@ def random_2local_circuit(qubits: int, depth: int = 4, seed: int = 1234) -> Quan
 def clustered_circuit(
     qubits: int, clusters: int = 2, depth: int = 3, links: int = 1, seed: int = 1234
 ) -> QuantumCircuit:
-    """Dense blocks (all-to-all CZ layers inside each cluster) joined by ``links`` CX gates."""
+    """Dense blocks (all-to-all CZ layers inside each cluster) joined by ``links`` CX gates.
+
+    Parameters
+    ----------
+    qubits : int
+        Number of qubits.
+    clusters : int
+        Number of blocks the qubits are split into.
+    depth : int
+        Number of layers of rotations and CZ gates.
+    links : int
+        Number of layers (the first ones) that join neighbouring blocks with a CX gate.
+    seed : int
+        Seed of ``numpy.random.default_rng`` that draws the angles.
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The bound circuit.
+    """
     rng = np.random.default_rng(seed)
     bounds = np.array_split(np.arange(qubits), clusters)
     qc = QuantumCircuit(qubits)
@@ -114,10 +182,33 @@ def clustered_circuit(
 
 
 def bus_circuit(qubits: int, clusters: int = 2, depth: int = 3, seed: int = 1234) -> QuantumCircuit:
-    """A bus qubit (qubit 0) that couples to each of ``clusters`` registers in turn: it rotates
-    and applies a CX onto every qubit of the register, then the register runs ``depth`` layers
-    of rotations and a linear CX chain. Separating the registers takes a gate cut per coupling
-    but a single wire cut of the bus between registers."""
+    """A bus qubit (qubit 0) that couples to each of ``clusters`` registers in turn.
+
+    The bus rotates and applies a CX onto every qubit of the register, then the register runs
+    ``depth`` layers of rotations and a linear CX chain. Separating the registers takes a gate cut
+    per coupling but a single wire cut of the bus between registers.
+
+    Parameters
+    ----------
+    qubits : int
+        Number of qubits, the bus included (at least 3).
+    clusters : int
+        Number of registers.
+    depth : int
+        Layers of rotations and CX chain each register runs.
+    seed : int
+        Seed of ``numpy.random.default_rng`` that draws the angles.
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The bound circuit.
+
+    Raises
+    ------
+    CircuitError
+        For fewer than 3 qubits.
+    """
     if qubits < 3:
         raise CircuitError("a bus circuit needs at least 3 qubits")
     rng = np.random.default_rng(seed)
@@ -138,7 +229,23 @@ def bus_circuit(qubits: int, clusters: int = 2, depth: int = 3, seed: int = 1234
 
 
 def read_qasm(path: str | Path) -> QuantumCircuit:
-    """Read an OpenQASM 2 or 3 file (the version line decides)."""
+    """Read an OpenQASM 2 or 3 file (the version line decides).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The QASM file.
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The circuit the file describes.
+
+    Raises
+    ------
+    CircuitError
+        When the file is missing, unreadable, not text, or not valid QASM.
+    """
     p = Path(path)
     try:
         text = p.read_text()
@@ -158,10 +265,27 @@ def read_qasm(path: str | Path) -> QuantumCircuit:
 
 
 def check_circuit(circuit: QuantumCircuit) -> QuantumCircuit:
-    """Refuse a template's circuit that cannot be cut, with a one-line error naming the
-    instruction and its position: unbound parameters (a template binds none), mid-circuit
-    measurements, resets, classical control. Returns the circuit unchanged, so that cut
-    positions refer to its instructions; barriers and final measurements are dropped later."""
+    """Refuse a template's circuit that cannot be cut.
+
+    Refused, with a one-line error naming the instruction and its position: unbound parameters
+    (a template binds none), mid-circuit measurements, resets, classical control. Barriers and
+    final measurements are dropped later.
+
+    Parameters
+    ----------
+    circuit : qiskit.QuantumCircuit
+        The circuit to check.
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The circuit unchanged, so that cut positions refer to its instructions.
+
+    Raises
+    ------
+    CircuitError
+        When the circuit has no qubits or an instruction that cannot be cut.
+    """
     if circuit.num_qubits == 0:
         raise CircuitError("the circuit has no qubits")
     if circuit.num_parameters:
@@ -175,8 +299,24 @@ def check_circuit(circuit: QuantumCircuit) -> QuantumCircuit:
 
 
 def prepare(circuit: QuantumCircuit) -> QuantumCircuit:
-    """Check a circuit (:func:`check_circuit`) and lower it to the cutting engine's basis:
-    every gate on at most two qubits, no measurements, barriers or classical bits."""
+    """Check a circuit (:func:`check_circuit`) and lower it to the cutting engine's basis.
+
+    Parameters
+    ----------
+    circuit : qiskit.QuantumCircuit
+        The circuit to prepare.
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The lowered circuit: every gate on at most two qubits, no measurements, barriers or
+        classical bits.
+
+    Raises
+    ------
+    CircuitError
+        When the circuit cannot be cut.
+    """
     try:
         return lower(check_circuit(circuit))[0]
     except CuttingError as exc:
@@ -184,7 +324,29 @@ def prepare(circuit: QuantumCircuit) -> QuantumCircuit:
 
 
 def circuit_from_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> QuantumCircuit:
-    """The circuit a template's ``circuit`` section names."""
+    """The circuit a template's ``circuit`` section names.
+
+    Parameters
+    ----------
+    spec : Mapping[str, Any]
+        The ``circuit`` section: a ``qasm`` file, or a library ``generator`` with its ``qubits``
+        and options.
+    base_dir : pathlib.Path or None
+        Directory a relative ``qasm`` path is resolved against when it does not exist as given
+        (the template's directory).
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The checked circuit (:func:`check_circuit`) of a QASM file, or the prepared circuit
+        (:func:`prepare`) of a generator.
+
+    Raises
+    ------
+    CircuitError
+        When the section names no qubits for a generator, asks for an impossible graph, or the
+        circuit cannot be read or cut.
+    """
     seed = int(spec.get("seed", 1234))
     if "qasm" in spec:
         path = Path(spec["qasm"])
@@ -215,8 +377,27 @@ def circuit_from_spec(spec: Mapping[str, Any], base_dir: Path | None = None) -> 
 
 
 def parse_observable(text: str, num_qubits: int) -> SparsePauliOp:
-    """``mean-z`` (the mean of Z over all qubits) or comma-separated Pauli labels in Qiskit's
-    order (rightmost character is qubit 0), each optionally ``COEF*LABEL``."""
+    """Parse an observable given as text.
+
+    Parameters
+    ----------
+    text : str
+        ``mean-z`` (the mean of Z over all qubits) or comma-separated Pauli labels in Qiskit's
+        order (rightmost character is qubit 0), each optionally ``COEF*LABEL``.
+    num_qubits : int
+        Number of qubits of the circuit; every label must have this length.
+
+    Returns
+    -------
+    qiskit.quantum_info.SparsePauliOp
+        The observable.
+
+    Raises
+    ------
+    CircuitError
+        For an empty observable, a coefficient that is not a finite number, a label that is not
+        of I, X, Y, Z, or a label of the wrong length.
+    """
     text = str(text).strip()
     if text == "mean-z":
         return SparsePauliOp.from_sparse_list(
@@ -256,19 +437,20 @@ def exact_values(
     amplitudes: Sequence[int] = (),
     method: ReferenceMethod = "statevector",
 ) -> np.ndarray:
-    """Exact values of ``circuit`` by direct simulation with Aer, the reference that cut,
-    sliced or sampled results are checked against.
+    """Exact values of ``circuit`` by direct simulation with Aer.
+
+    The reference that cut, sliced or sampled results are checked against.
 
     Parameters
     ----------
-    circuit
+    circuit : qiskit.QuantumCircuit
         A circuit without unbound parameters, run from ``|0...0>``.
-    observables
+    observables : Sequence[SparsePauliOp or str]
         Operators (or Pauli labels, rightmost character = qubit 0) on all of the circuit's
         qubits; each gives ``<0|C^dag O C|0>``.
-    amplitudes
+    amplitudes : Sequence[int]
         Basis-state indices ``b`` (bit i = qubit i); each gives ``<b|C|0>``.
-    method
+    method : ReferenceMethod
         ``statevector``, or ``matrix_product_state`` (no truncation, so exact; cheap at any
         width while the entanglement stays low).
 
@@ -277,6 +459,11 @@ def exact_values(
     numpy.ndarray
         Complex values: the amplitudes first, then the expectation values, in the order given.
         One simulation serves them all.
+
+    Raises
+    ------
+    CircuitError
+        When an observable's width differs from the circuit's.
     """
     from qiskit_aer import AerSimulator
 

@@ -26,15 +26,37 @@ PERIOD = 1.0
 
 
 def watch_parent(parent: int, period: float = PERIOD) -> None:
-    """Return after sending this process SIGTERM once its parent is no longer ``parent`` (the
-    parent exited and this process was re-parented)."""
+    """Send this process SIGTERM once its parent is no longer ``parent``, then return.
+
+    A parent that exits leaves this process re-parented, with a parent id other than
+    ``parent``.
+
+    Parameters
+    ----------
+    parent : int
+        The process id of the parent to watch.
+    period : float
+        Seconds between two looks at the parent process.
+    """
     while os.getppid() == parent:
         time.sleep(period)
     os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main(argv: list[str]) -> None:
-    """Watch the parent in a daemon thread and run the module ``argv`` names as ``__main__``."""
+    """Watch the parent in a daemon thread and run the module ``argv`` names as ``__main__``.
+
+    Parameters
+    ----------
+    argv : list[str]
+        ``[--unset NAME]... MODULE [ARG...]``: the environment variables to remove, then the
+        module to run and its arguments.
+
+    Raises
+    ------
+    SystemExit
+        When ``argv`` names no module.
+    """
     argv = list(argv)
     while len(argv) >= 2 and argv[0] == "--unset":
         os.environ.pop(argv[1], None)

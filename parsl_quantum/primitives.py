@@ -39,26 +39,31 @@ class CuttingEstimator(BaseEstimatorV2):
 
     Parameters
     ----------
-    max_subcircuit_qubits
+    max_subcircuit_qubits : int or None
         Widest piece a cut may leave. Unset, the planner chooses between every cut the pools
         can hold and the whole circuit uncut as one Aer task on a simulator pool.
-    config
+    config : parsl.config.Config or None
         A Parsl config (e.g. :func:`parsl_quantum.configs.local`) to load on the first
         :meth:`run` and release on :meth:`close`; by default the Parsl config already loaded
         with ``parsl.load`` is used.
-    pools
+    pools : Sequence[str] or None
         Labels of the pools that may run subexperiments; by default every pool of the config.
-    mode
+    mode : Mode
         ``"auto"`` evaluates exactly on exact simulators and by shots on sampled pools (QPUs);
         ``"exact"`` or ``"sampled"`` force one way.
-    default_precision
+    default_precision : float
         Target standard error of PUBs that set none. On sampled pools it sets the shots
         (``ceil(overhead / precision**2)``, with the cut's sampling overhead); exact pools
         ignore it, as Aer's exact estimator does, and report standard errors of 0.
-    seed
+    seed : int or None
         Seed of the shot sampling and of the error bootstrap, for reproducible sampled runs.
-    profile
+    profile : str or pathlib.Path or None
         Cost-model profile file written by ``parsl-quantum calibrate``.
+
+    Raises
+    ------
+    ValueError
+        When ``max_subcircuit_qubits`` is below 1 or ``default_precision`` is negative.
     """
 
     def __init__(
@@ -96,6 +101,19 @@ class CuttingEstimator(BaseEstimatorV2):
         metadata holds the target precision, the shots per evaluation and ``cutting``: the
         plan (cuts, partitions with their pools, predicted makespan), summed stage timings and
         the number of evaluate tasks.
+
+        Parameters
+        ----------
+        pubs : Iterable[EstimatorPubLike]
+            The primitive unified blocs (circuit, observables, parameter values, precision).
+        precision : float or None
+            Target standard error of PUBs that set none (the constructor's ``default_precision``
+            by default).
+
+        Returns
+        -------
+        qiskit.primitives.PrimitiveJob
+            The job; its ``result()`` is a ``PrimitiveResult`` of one ``PubResult`` per PUB.
         """
         if precision is None:
             precision = self.default_precision
@@ -167,9 +185,25 @@ class CuttingEstimator(BaseEstimatorV2):
 
 
 def precision_shots(precision: float, overhead: float) -> int:
-    """Total shots for a standard error of about ``precision`` on a cut whose sampling overhead
-    (the product of the cuts' squared gammas) is ``overhead``; raises for a precision of 0,
-    which no finite number of shots reaches."""
+    """Total shots for a standard error of about ``precision`` on a cut.
+
+    Parameters
+    ----------
+    precision : float
+        Target standard error.
+    overhead : float
+        The cut's sampling overhead (the product of the cuts' squared gammas).
+
+    Returns
+    -------
+    int
+        ``ceil(overhead / precision**2)``, at least 1.
+
+    Raises
+    ------
+    ValueError
+        For a precision of 0, which no finite number of shots reaches.
+    """
     if precision <= 0:
         raise ValueError("precision 0 needs exact pools (mode='exact' or simulators only)")
     return max(1, math.ceil(overhead / precision**2))

@@ -50,8 +50,18 @@ class RemoteInvocationError(ValueError):
 
 
 def pool_endpoint_env(pool: str) -> str:
-    """The environment variable naming the endpoint of ``pool`` (``qpu`` ->
-    ``PARSL_QUANTUM_ENDPOINT_QPU``)."""
+    """The environment variable naming the endpoint of ``pool``.
+
+    Parameters
+    ----------
+    pool : str
+        A pool name (``qpu`` -> ``PARSL_QUANTUM_ENDPOINT_QPU``).
+
+    Returns
+    -------
+    str
+        The variable's name.
+    """
     return POOL_ENDPOINT_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", pool).upper()
 
 
@@ -74,8 +84,27 @@ def resolve_endpoint_id(
     """The endpoint id to use, as a canonical UUID string.
 
     In order: ``endpoint_id``; ``PARSL_QUANTUM_ENDPOINT_<POOL>`` when ``pool`` is given;
-    ``GLOBUS_COMPUTE_ENDPOINT``. Raises :class:`RemoteInvocationError` naming the places looked
-    at when none is set, or naming the source of a value that is not a UUID.
+    ``GLOBUS_COMPUTE_ENDPOINT``.
+
+    Parameters
+    ----------
+    endpoint_id : str or uuid.UUID or None
+        An explicit endpoint id; taken first when given and not blank.
+    pool : str or None
+        A pool whose ``PARSL_QUANTUM_ENDPOINT_<POOL>`` variable is looked at next.
+    environ : Mapping[str, str] or None
+        The environment to read (``os.environ`` by default).
+
+    Returns
+    -------
+    str
+        The endpoint id as a canonical UUID string.
+
+    Raises
+    ------
+    RemoteInvocationError
+        Naming the places looked at when none is set, or naming the source of a value that is not
+        a UUID.
     """
     env = os.environ if environ is None else environ
     if endpoint_id is not None and str(endpoint_id).strip():
@@ -117,13 +146,22 @@ def _is_parsl_app_of(obj: object, fn: object) -> bool:
 
 
 def check_remote_function(fn: Callable[..., Any]) -> None:
-    """Check that ``fn`` can be shipped to an endpoint by reference; raise
-    :class:`RemoteInvocationError` with a one-line reason if not.
+    """Check that ``fn`` can be shipped to an endpoint by reference.
 
     Accepted: a function, class or builtin that its module exports under its own qualified name
     (``functools.partial`` objects and bound methods are checked through to their function).
     Refused: lambdas, functions defined inside another function (closures included), anything
     defined in ``__main__``, and names that no longer resolve to the same object.
+
+    Parameters
+    ----------
+    fn : Callable[..., Any]
+        The callable to check.
+
+    Raises
+    ------
+    RemoteInvocationError
+        With a one-line reason when ``fn`` cannot be imported by reference on the endpoint.
     """
     if not callable(fn):
         raise RemoteInvocationError(f"{fn!r} is not callable")
@@ -172,8 +210,20 @@ def check_remote_function(fn: Callable[..., Any]) -> None:
 
 
 def endpoint_python_version(metadata: Mapping[str, Any]) -> str | None:
-    """The Python version an endpoint registered (``"3.11.7"``), or None when the service did
-    not report one. Looks at the top level and at a nested ``metadata`` mapping."""
+    """The Python version an endpoint registered.
+
+    Looks at the top level and at a nested ``metadata`` mapping.
+
+    Parameters
+    ----------
+    metadata : Mapping[str, Any]
+        The endpoint's metadata, as the Globus Compute service returns it.
+
+    Returns
+    -------
+    str or None
+        The version (``"3.11.7"``), or None when the service did not report one.
+    """
     for source in (metadata, metadata.get("metadata")):
         if isinstance(source, Mapping):
             version = source.get("python_version")
@@ -183,9 +233,23 @@ def endpoint_python_version(metadata: Mapping[str, Any]) -> str | None:
 
 
 def check_python_version(metadata: Mapping[str, Any], local: str | None = None) -> None:
-    """Raise :class:`RemoteInvocationError` when the endpoint's Python *minor* version differs
-    from ``local`` (this interpreter by default): function and argument pickles are not portable
-    across minor versions. Micro differences and missing metadata pass."""
+    """Refuse an endpoint whose Python *minor* version differs from ours.
+
+    Function and argument pickles are not portable across minor versions. Micro differences and
+    missing metadata pass.
+
+    Parameters
+    ----------
+    metadata : Mapping[str, Any]
+        The endpoint's metadata (see :func:`endpoint_python_version`).
+    local : str or None
+        The local Python version (this interpreter by default).
+
+    Raises
+    ------
+    RemoteInvocationError
+        When the minor versions differ.
+    """
     remote = endpoint_python_version(metadata)
     if remote is None:
         return
@@ -207,6 +271,18 @@ def check_endpoint(executor: Executor, endpoint_id: str) -> None:
 
     Reads the endpoint's metadata through the executor's ``client`` (one web-service call). A
     failure to fetch metadata is logged and passes: the submission itself reports it.
+
+    Parameters
+    ----------
+    executor : globus_compute_sdk.Executor
+        The SDK executor whose ``client`` reads the metadata.
+    endpoint_id : str
+        The endpoint to check.
+
+    Raises
+    ------
+    RemoteInvocationError
+        When the endpoint's Python minor version differs from ours.
     """
     seen = _CHECKED.setdefault(executor, set())
     if endpoint_id in seen:
@@ -245,19 +321,40 @@ def submit(
     ``fn`` must be a module-level function of a module installed on the endpoint (see
     :func:`check_remote_function`); arguments and the result travel with Globus Compute's own
     serializer, so plain data (numbers, arrays, dataclasses, compiled partition programs) is
-    what to pass.
+    what to pass. ``endpoint_id`` and ``executor`` are keywords of this helper, so ``fn`` cannot
+    receive keyword arguments of those names through it.
 
-    ``executor``: a ``globus_compute_sdk.Executor`` to submit through (share one for many
-    calls: ``with Executor(endpoint_id=...) as gce: submit(fn, x, executor=gce)``). Without one,
-    an executor is made for this call from :func:`resolve_endpoint_id` (``endpoint_id`` or
-    ``$GLOBUS_COMPUTE_ENDPOINT``), using the SDK's saved login or the client credentials in the
-    environment, and is shut down once the task is handed over (its result still arrives).
-    A given executor without an endpoint gets ``endpoint_id``; one with a different endpoint is
-    refused.
+    Parameters
+    ----------
+    fn : Callable[..., Any]
+        The function to run, shipped by reference.
+    *args : Any
+        Positional arguments of ``fn``.
+    endpoint_id : str or uuid.UUID or None
+        The endpoint to run on. Without ``executor``, resolved by :func:`resolve_endpoint_id`
+        (``endpoint_id`` or ``$GLOBUS_COMPUTE_ENDPOINT``). A given executor without an endpoint
+        gets ``endpoint_id``; one with a different endpoint is refused.
+    executor : globus_compute_sdk.Executor or None
+        An executor to submit through (share one for many calls:
+        ``with Executor(endpoint_id=...) as gce: submit(fn, x, executor=gce)``). Without one, an
+        executor is made for this call, using the SDK's saved login or the client credentials in
+        the environment, and is shut down once the task is handed over (its result still arrives).
+    check_python : bool
+        Compare the endpoint's registered Python version with ours first (once per executor and
+        endpoint).
+    **kwargs : Any
+        Keyword arguments of ``fn``.
 
-    ``check_python``: compare the endpoint's registered Python version with ours first (once
-    per executor and endpoint). ``endpoint_id`` and ``executor`` are keywords of this helper, so
-    ``fn`` cannot receive keyword arguments of those names through it.
+    Returns
+    -------
+    concurrent.futures.Future
+        The future of the call's result.
+
+    Raises
+    ------
+    RemoteInvocationError
+        When ``fn`` cannot be shipped by reference, no endpoint id is known, ``endpoint_id``
+        differs from the executor's endpoint, or the Python versions differ.
     """
     check_remote_function(fn)
     if executor is None:

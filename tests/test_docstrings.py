@@ -1,0 +1,172 @@
+"""The public API's docstrings follow one convention, NumPy style, so the API reference shows
+parameter tables.
+
+The test reads the source with :mod:`ast` (nothing is imported): in every public module of the
+packages in :data:`CONVERTED`, every public function and method that takes a parameter besides
+``self``/``cls`` has a ``Parameters`` section naming each parameter; a public class with its own
+``__init__`` names the constructor's parameters in the class docstring (or in ``__init__``'s);
+a public dataclass names each field in an ``Attributes`` section. Names with a leading
+underscore (modules, classes, functions, dunders) are not public API.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Packages and modules whose docstrings are in NumPy style, relative to the repository root.
+CONVERTED = (
+    "parsl_quantum/backends",
+    "parsl_quantum/executors",
+    "parsl_quantum/providers",
+    "parsl_quantum/cutting",
+    "parsl_quantum/circuits.py",
+    "parsl_quantum/primitives.py",
+    "parsl_quantum/remote.py",
+    "parsl_quantum/parent_watch.py",
+)
+
+_HEADER = re.compile(r"^(\w[\w ]*)\n-+$", re.M)
+
+
+def sections(doc: str) -> dict[str, list[str]]:
+    """The NumPy-style sections of a cleaned docstring: title -> the lines under its underline."""
+    found = list(_HEADER.finditer(doc))
+    out: dict[str, list[str]] = {}
+    for i, match in enumerate(found):
+        end = found[i + 1].start() if i + 1 < len(found) else len(doc)
+        out[match.group(1)] = doc[match.end() : end].strip("\n").splitlines()
+    return out
+
+
+def documented_names(lines: list[str]) -> set[str]:
+    """The names a ``Parameters``/``Attributes`` section lists (``a, b : int`` names both)."""
+    names: set[str] = set()
+    for line in lines:
+        if line and not line[0].isspace():
+            for name in line.partition(" : ")[0].split(","):
+                names.add(name.strip().lstrip("*"))
+    return names
+
+
+def parameter_names(func: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> list[str]:
+    """A function's parameters in order, without the ``self``/``cls`` of a method."""
+    args = func.args
+    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    if args.vararg:
+        names.append(args.vararg.arg)
+    if args.kwarg:
+        names.append(args.kwarg.arg)
+    if method and names and names[0] in ("self", "cls"):
+        names = names[1:]
+    return names
+
+
+def is_overload(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether ``func`` is a ``typing.overload`` stub (the implementation carries the docs)."""
+    return any(
+        (isinstance(d, ast.Name) and d.id == "overload")
+        or (isinstance(d, ast.Attribute) and d.attr == "overload")
+        for d in func.decorator_list
+    )
+
+
+def is_dataclass(cls: ast.ClassDef) -> bool:
+    """Whether ``cls`` is decorated with ``dataclass`` (bare or called)."""
+    for d in cls.decorator_list:
+        target = d.func if isinstance(d, ast.Call) else d
+        if (isinstance(target, ast.Name) and target.id == "dataclass") or (
+            isinstance(target, ast.Attribute) and target.attr == "dataclass"
+        ):
+            return True
+    return False
+
+
+def missing(doc: str | None, section: str, names: list[str]) -> list[str]:
+    """The names ``section`` of ``doc`` does not list (all of them when there is no docstring)."""
+    if not names:
+        return []
+    listed = documented_names(sections(doc or "").get(section, []))
+    return [n for n in names if n not in listed]
+
+
+def modules() -> Iterator[Path]:
+    """The public modules of :data:`CONVERTED`."""
+    for entry in CONVERTED:
+        path = ROOT / entry
+        files = [path] if path.suffix == ".py" else sorted(path.rglob("*.py"))
+        for file in files:
+            parts = file.relative_to(ROOT).with_suffix("").parts
+            if not any(p.startswith("_") and p != "__init__" for p in parts):
+                yield file
+
+
+def offenders(file: Path) -> Iterator[str]:
+    """``module:line name: missing ...`` for each public callable with undocumented names."""
+    where = file.relative_to(ROOT)
+    tree = ast.parse(file.read_text(), str(file))
+
+    def check(func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, method: bool):
+        if func.name.startswith("_") or is_overload(func):
+            return
+        lost = missing(ast.get_docstring(func), "Parameters", parameter_names(func, method))
+        if lost:
+            yield f"{where}:{func.lineno} {qualname}: Parameters lacks {', '.join(lost)}"
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield from check(node, node.name, method=False)
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            doc = ast.get_docstring(node)
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    if item.name == "__init__":
+                        names = parameter_names(item, method=True)
+                        lost = missing(doc, "Parameters", names)
+                        if lost and missing(ast.get_docstring(item), "Parameters", names):
+                            yield (
+                                f"{where}:{node.lineno} {node.name}: constructor Parameters "
+                                f"lacks {', '.join(lost)}"
+                            )
+                    else:
+                        yield from check(item, f"{node.name}.{item.name}", method=True)
+            if is_dataclass(node):
+                fields = [
+                    item.target.id
+                    for item in node.body
+                    if isinstance(item, ast.AnnAssign)
+                    and isinstance(item.target, ast.Name)
+                    and not item.target.id.startswith("_")
+                    and "ClassVar" not in ast.unparse(item.annotation)
+                ]
+                lost = missing(doc, "Attributes", fields)
+                if lost:
+                    yield f"{where}:{node.lineno} {node.name}: Attributes lacks {', '.join(lost)}"
+
+
+def test_sections_parse_names() -> None:
+    doc = "Summary.\n\nParameters\n----------\na, *b : int\n    What.\nc\n\nReturns\n-------\nint"
+    found = sections(doc)
+    assert set(found) == {"Parameters", "Returns"}
+    assert documented_names(found["Parameters"]) == {"a", "b", "c"}
+    assert missing(doc, "Parameters", ["a", "b", "d"]) == ["d"]
+    assert missing(None, "Parameters", ["a"]) == ["a"]
+    assert missing(None, "Parameters", []) == []
+
+
+@pytest.mark.parametrize("entry", CONVERTED)
+def test_public_callables_document_their_parameters(entry: str) -> None:
+    assert (ROOT / entry).exists(), f"{entry} is not in the repository"
+    found = [
+        line
+        for file in modules()
+        if file == ROOT / entry or (ROOT / entry) in file.parents
+        for line in offenders(file)
+    ]
+    assert found == [], "NumPy-style sections missing:\n" + "\n".join(found)
