@@ -34,7 +34,19 @@ AER_GPU_DISTRIBUTIONS = ("qiskit-aer-gpu", "qiskit-aer-gpu-cu11")
 
 
 def aer_method(name: str) -> str:
-    """The Aer method a canonical name selects (``aer``: automatic, ``aer-gpu``: statevector)."""
+    """The Aer method a canonical name selects.
+
+    Parameters
+    ----------
+    name : str
+        A canonical ``aer`` or ``aer-gpu`` name.
+
+    Returns
+    -------
+    str
+        The method after the colon; without one, ``automatic`` for ``aer`` and ``statevector``
+        for ``aer-gpu``.
+    """
     family, _, method = name.partition(":")
     if method:
         return method
@@ -82,6 +94,20 @@ class AerBackend(QuantumBackend):
     The method comes from the name (``aer:<method>``). Options: ``max_parallel_threads`` (0: all
     cores), ``max_concurrent_jobs`` (default unlimited), ``default_shots`` (sampler, 1024).
     The estimator is exact by default (``precision=0``); the sampler draws ``shots`` ideal shots.
+
+    Parameters
+    ----------
+    name : str
+        The canonical registry name (see :func:`~parsl_quantum.backends.canonical_name`).
+    options : dict[str, Any]
+        Backend options, as listed above; unknown ones are refused.
+
+    Raises
+    ------
+    ValueError
+        For an unknown option or a bad ``max_concurrent_jobs``.
+    BackendUnavailableError
+        On the GPU, when qiskit-aer-gpu or the GPU is missing.
     """
 
     device = "CPU"
@@ -124,6 +150,18 @@ class AerBackend(QuantumBackend):
         )
 
     def sampler(self, *, seed: int | None = None) -> BaseSamplerV2:
+        """Aer's SamplerV2 with this backend's method, device and ``default_shots``.
+
+        Parameters
+        ----------
+        seed : int or None
+            Seed of the simulated shots, for reproducible samples.
+
+        Returns
+        -------
+        qiskit.primitives.BaseSamplerV2
+            The sampler.
+        """
         from qiskit_aer.primitives import SamplerV2
 
         return SamplerV2(
@@ -133,6 +171,18 @@ class AerBackend(QuantumBackend):
         )
 
     def estimator(self, *, seed: int | None = None) -> BaseEstimatorV2:
+        """Aer's EstimatorV2 with this backend's method and device, exact by default.
+
+        Parameters
+        ----------
+        seed : int or None
+            Seed of the simulated noise or shots, for reproducible estimates.
+
+        Returns
+        -------
+        qiskit.primitives.BaseEstimatorV2
+            The estimator.
+        """
         from qiskit_aer.primitives import EstimatorV2
 
         run_options = {} if seed is None else {"seed_simulator": seed}
@@ -143,14 +193,39 @@ class AerBackend(QuantumBackend):
     def transpile(
         self, circuits: Sequence[QuantumCircuit], *, seed: int | None = None
     ) -> list[QuantumCircuit]:
-        """Light compilation: decompose what Aer cannot run natively; no layout, no routing."""
+        """Light compilation: decompose what Aer cannot run natively; no layout, no routing.
+
+        Parameters
+        ----------
+        circuits : Sequence[QuantumCircuit]
+            The circuits to compile.
+        seed : int or None
+            Seed of the transpiler (``seed_transpiler``), for a reproducible layout and routing.
+
+        Returns
+        -------
+        list[QuantumCircuit]
+            The compiled circuits, in the order given.
+        """
         return self._pass_managers.transpile(
             circuits, seed, optimization_level=1, backend=self.simulator
         )
 
 
 class AerGPUBackend(AerBackend):
-    """Aer on a CUDA GPU; construction raises :class:`BackendUnavailableError` saying whether
-    the qiskit-aer-gpu package, the GPU, or both are missing."""
+    """Aer on a CUDA GPU.
+
+    Parameters
+    ----------
+    name : str
+        The canonical registry name (see :func:`~parsl_quantum.backends.canonical_name`).
+    options : dict[str, Any]
+        Backend options, as listed above; unknown ones are refused.
+
+    Raises
+    ------
+    BackendUnavailableError
+        Saying whether the qiskit-aer-gpu package, the GPU, or both are missing.
+    """
 
     device = "GPU"

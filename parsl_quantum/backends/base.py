@@ -41,9 +41,25 @@ class BackendTransientError(RuntimeError):
 class BackendSpec:
     """What a planner needs to know about a backend, as plain data.
 
-    ``exact`` is True when the backend can return exact expectation values (simulators);
-    ``max_concurrent_jobs`` is how many jobs may run on it at once (``None``: unlimited), which
-    the QPU-aware executor enforces across all of a pool's workers.
+    Attributes
+    ----------
+    name : str
+        The backend's canonical registry name.
+    kind : BackendKind
+        ``"cpu-sim"``, ``"gpu-sim"`` or ``"qpu"``.
+    max_qubits : int
+        The widest circuit the backend runs.
+    exact : bool
+        True when the backend can return exact expectation values (simulators).
+    noisy : bool
+        True when results carry device noise.
+    max_concurrent_jobs : int or None
+        How many jobs may run on it at once (``None``: unlimited), which the QPU-aware executor
+        enforces across all of a pool's workers.
+    basis_gates : tuple[str, ...] or None
+        The instructions of the backend's ISA (``None``: any).
+    coupling_map : tuple[tuple[int, int], ...] or None
+        The device's qubit couplings as directed edges (``None``: all-to-all).
     """
 
     name: str
@@ -62,6 +78,13 @@ class QuantumBackend(ABC):
     Handles are cheap to construct and pickle to their name and options only (simulators,
     noise models and remote services are rebuilt lazily in the process that uses them), so a
     handle never carries credentials into a task payload.
+
+    Parameters
+    ----------
+    name : str
+        The canonical registry name.
+    options : dict[str, Any]
+        Backend-specific options (copied).
     """
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
@@ -75,11 +98,33 @@ class QuantumBackend(ABC):
 
     @abstractmethod
     def sampler(self, *, seed: int | None = None) -> BaseSamplerV2:
-        """A SamplerV2 on this backend; ``seed`` makes simulated shots reproducible."""
+        """A SamplerV2 on this backend.
+
+        Parameters
+        ----------
+        seed : int or None
+            Makes simulated shots reproducible.
+
+        Returns
+        -------
+        qiskit.primitives.BaseSamplerV2
+            The sampler.
+        """
 
     @abstractmethod
     def estimator(self, *, seed: int | None = None) -> BaseEstimatorV2:
-        """An EstimatorV2 on this backend; ``seed`` makes simulated noise reproducible."""
+        """An EstimatorV2 on this backend.
+
+        Parameters
+        ----------
+        seed : int or None
+            Makes simulated noise reproducible.
+
+        Returns
+        -------
+        qiskit.primitives.BaseEstimatorV2
+            The estimator.
+        """
 
     @abstractmethod
     def transpile(
@@ -89,6 +134,18 @@ class QuantumBackend(ABC):
 
         Observables for the estimator must follow the returned circuits' ``layout``
         (``SparsePauliOp.apply_layout``).
+
+        Parameters
+        ----------
+        circuits : Sequence[QuantumCircuit]
+            The circuits to compile.
+        seed : int or None
+            Seed of the transpiler (``seed_transpiler``), for a reproducible layout and routing.
+
+        Returns
+        -------
+        list[QuantumCircuit]
+            The compiled circuits, in the order given.
         """
 
     def __getstate__(self) -> dict[str, Any]:
@@ -103,7 +160,22 @@ class QuantumBackend(ABC):
 
 
 def check_options(name: str, options: dict[str, Any], allowed: Sequence[str]) -> None:
-    """Reject options a backend does not understand, naming them and the accepted ones."""
+    """Reject options a backend does not understand, naming them and the accepted ones.
+
+    Parameters
+    ----------
+    name : str
+        The backend's name, for the message.
+    options : dict[str, Any]
+        The options given.
+    allowed : Sequence[str]
+        The options the backend accepts.
+
+    Raises
+    ------
+    ValueError
+        When an option is not in ``allowed``.
+    """
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(
@@ -113,7 +185,25 @@ def check_options(name: str, options: dict[str, Any], allowed: Sequence[str]) ->
 
 
 def check_limit(name: str, value: Any) -> int | None:
-    """Validate a ``max_concurrent_jobs`` option (a positive int or None)."""
+    """Validate a ``max_concurrent_jobs`` option.
+
+    Parameters
+    ----------
+    name : str
+        The backend's name, for the message.
+    value : Any
+        The option's value.
+
+    Returns
+    -------
+    int or None
+        ``value``: a positive int, or None for no limit.
+
+    Raises
+    ------
+    ValueError
+        When ``value`` is neither a positive int nor None.
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -134,9 +224,27 @@ class PassManagers:
     def transpile(
         self, circuits: Sequence[QuantumCircuit], seed: int | None, **options: Any
     ) -> list[QuantumCircuit]:
-        """Run ``circuits`` through the pass manager of ``seed``, built on first use with
-        ``generate_preset_pass_manager(seed_transpiler=seed, **options)`` (the options of a
-        backend do not change between calls)."""
+        """Run ``circuits`` through the pass manager of ``seed``.
+
+        The pass manager is built on first use with
+        ``generate_preset_pass_manager(seed_transpiler=seed, **options)`` (the options of a backend
+        do not change between calls).
+
+        Parameters
+        ----------
+        circuits : Sequence[QuantumCircuit]
+            The circuits to compile.
+        seed : int or None
+            The transpiler seed, which selects the pass manager.
+        **options : Any
+            Arguments of ``generate_preset_pass_manager`` (optimization level, backend or basis
+            gates), used when the pass manager is built.
+
+        Returns
+        -------
+        list[QuantumCircuit]
+            The compiled circuits, in the order given.
+        """
         if seed not in self._by_seed:
             from qiskit.transpiler import generate_preset_pass_manager
 

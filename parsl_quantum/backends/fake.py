@@ -49,7 +49,13 @@ _ALWAYS_ALLOWED = frozenset({"barrier", "measure", "delay", "reset"})
 
 @cache
 def fake_device_classes() -> dict[str, type]:
-    """Device name (``fake_torino``) -> fake backend class, from FakeProviderForBackendV2."""
+    """The fake devices of qiskit-ibm-runtime's ``FakeProviderForBackendV2``.
+
+    Returns
+    -------
+    dict[str, type]
+        Device name (``fake_torino``) -> fake backend class.
+    """
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
 
     with warnings.catch_warnings():  # some devices warn that their error values are not typical
@@ -101,13 +107,42 @@ def _check_isa(name: str, circuits: Iterable[QuantumCircuit], allowed: frozenset
 
 
 class DeviceSamplerV2(BaseSamplerV2):
-    """Aer's noisy SamplerV2 behind the device's ISA check, queue delay and failures."""
+    """Aer's noisy SamplerV2 behind the device's ISA check, queue delay and failures.
+
+    Parameters
+    ----------
+    inner : qiskit.primitives.BaseSamplerV2
+        The noisy sampler that runs the shots.
+    backend : FakeDeviceBackend
+        The device whose ISA, queue delay and failures apply.
+    """
 
     def __init__(self, inner: BaseSamplerV2, backend: FakeDeviceBackend) -> None:
         self._inner = inner
         self._backend = backend
 
     def run(self, pubs: Iterable[SamplerPubLike], *, shots: int | None = None) -> Any:
+        """Sample on the device, after its ISA check, queue delay and failures.
+
+        Parameters
+        ----------
+        pubs : Iterable[SamplerPubLike]
+            The sampler PUBs.
+        shots : int or None
+            Shots per PUB that sets none (the backend's ``default_shots`` by default).
+
+        Returns
+        -------
+        qiskit.primitives.BasePrimitiveJob
+            The inner sampler's job.
+
+        Raises
+        ------
+        ValueError
+            When a circuit uses instructions outside the device ISA.
+        BackendTransientError
+            A simulated transient failure (``failure_rate``).
+        """
         coerced = [SamplerPub.coerce(p, shots) for p in pubs]
         _check_isa(self._backend.name, (p.circuit for p in coerced), self._backend.isa)
         self._backend.faults.before_job()
@@ -115,13 +150,42 @@ class DeviceSamplerV2(BaseSamplerV2):
 
 
 class DeviceEstimatorV2(BaseEstimatorV2):
-    """Shot-based estimation on the noisy device, behind its ISA check, queue and failures."""
+    """Shot-based estimation on the noisy device, behind its ISA check, queue and failures.
+
+    Parameters
+    ----------
+    inner : qiskit.primitives.BaseEstimatorV2
+        The noisy estimator that runs the shots.
+    backend : FakeDeviceBackend
+        The device whose ISA, queue delay and failures apply.
+    """
 
     def __init__(self, inner: BaseEstimatorV2, backend: FakeDeviceBackend) -> None:
         self._inner = inner
         self._backend = backend
 
     def run(self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None) -> Any:
+        """Estimate on the device, after its ISA check, queue delay and failures.
+
+        Parameters
+        ----------
+        pubs : Iterable[EstimatorPubLike]
+            The estimator PUBs.
+        precision : float or None
+            Target precision of PUBs that set none.
+
+        Returns
+        -------
+        qiskit.primitives.BasePrimitiveJob
+            The inner estimator's job.
+
+        Raises
+        ------
+        ValueError
+            When a circuit uses instructions outside the device ISA.
+        BackendTransientError
+            A simulated transient failure (``failure_rate``).
+        """
         coerced = [EstimatorPub.coerce(p, precision) for p in pubs]
         _check_isa(self._backend.name, (p.circuit for p in coerced), self._backend.isa)
         self._backend.faults.before_job()
@@ -135,6 +199,19 @@ class FakeDeviceBackend(QuantumBackend):
     before each job, ``failure_rate`` probability that a job raises
     :class:`BackendTransientError`, ``failure_seed``, ``optimization_level`` of the preset
     pass manager (default 1) and ``default_shots`` (1024).
+
+    Parameters
+    ----------
+    name : str
+        The canonical registry name (see :func:`~parsl_quantum.backends.canonical_name`).
+    options : dict[str, Any]
+        Backend options, as listed above; unknown ones are refused.
+
+    Raises
+    ------
+    ValueError
+        For an unknown option, a bad ``max_concurrent_jobs``, a negative ``queue_delay`` or a
+        ``failure_rate`` outside [0, 1].
     """
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
@@ -184,6 +261,19 @@ class FakeDeviceBackend(QuantumBackend):
         )
 
     def sampler(self, *, seed: int | None = None) -> BaseSamplerV2:
+        """Aer's SamplerV2 with the device's noise model, behind the device checks
+        (:class:`DeviceSamplerV2`).
+
+        Parameters
+        ----------
+        seed : int or None
+            Seed of the simulated shots, for reproducible samples.
+
+        Returns
+        -------
+        qiskit.primitives.BaseSamplerV2
+            The sampler.
+        """
         from qiskit_aer.primitives import SamplerV2
 
         inner = SamplerV2.from_backend(
@@ -192,6 +282,19 @@ class FakeDeviceBackend(QuantumBackend):
         return DeviceSamplerV2(inner, self)
 
     def estimator(self, *, seed: int | None = None) -> BaseEstimatorV2:
+        """A shot-based estimator on the noisy simulator, behind the device checks
+        (:class:`DeviceEstimatorV2`).
+
+        Parameters
+        ----------
+        seed : int or None
+            Seed of the simulated noise or shots, for reproducible estimates.
+
+        Returns
+        -------
+        qiskit.primitives.BaseEstimatorV2
+            The estimator.
+        """
         from qiskit.primitives import BackendEstimatorV2
 
         options = {} if seed is None else {"seed_simulator": seed}
@@ -201,7 +304,20 @@ class FakeDeviceBackend(QuantumBackend):
     def transpile(
         self, circuits: Sequence[QuantumCircuit], *, seed: int | None = None
     ) -> list[QuantumCircuit]:
-        """Layout, routing and basis translation to the device with a preset pass manager."""
+        """Layout, routing and basis translation to the device with a preset pass manager.
+
+        Parameters
+        ----------
+        circuits : Sequence[QuantumCircuit]
+            The circuits to compile.
+        seed : int or None
+            Seed of the transpiler (``seed_transpiler``), for a reproducible layout and routing.
+
+        Returns
+        -------
+        list[QuantumCircuit]
+            The compiled circuits, in the order given.
+        """
         return self._pass_managers.transpile(
             circuits, seed, optimization_level=self.optimization_level, backend=self.device
         )

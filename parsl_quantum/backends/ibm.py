@@ -63,7 +63,22 @@ def ibm_credentials_available() -> bool:
 def runtime_service(channel: str | None = None, instance: str | None = None) -> Any:
     """A QiskitRuntimeService from the environment token or a saved account.
 
-    Raises :class:`BackendUnavailableError` (without echoing any secret) when neither exists.
+    Parameters
+    ----------
+    channel : str or None
+        The service channel (``$QISKIT_IBM_CHANNEL`` by default).
+    instance : str or None
+        The service instance (``$QISKIT_IBM_INSTANCE`` by default).
+
+    Returns
+    -------
+    qiskit_ibm_runtime.QiskitRuntimeService
+        The service.
+
+    Raises
+    ------
+    BackendUnavailableError
+        When neither a token nor a saved account exists (without echoing any secret).
     """
     from qiskit_ibm_runtime import QiskitRuntimeService
 
@@ -90,6 +105,19 @@ class IBMBackend(QuantumBackend):
     Options: ``max_concurrent_jobs`` (default 1), ``optimization_level`` (default 1),
     ``default_shots``, ``session_id`` with ``session_mode`` (``session`` or ``batch``) to run
     inside an existing session, ``channel`` and ``instance``. Passing a token is refused.
+
+    Parameters
+    ----------
+    name : str
+        The canonical registry name (see :func:`~parsl_quantum.backends.canonical_name`).
+    options : dict[str, Any]
+        Backend options, as listed above; unknown ones are refused.
+
+    Raises
+    ------
+    ValueError
+        For a ``token`` option, an unknown option, a bad ``max_concurrent_jobs`` or a
+        ``session_mode`` other than ``session`` or ``batch``.
     """
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
@@ -144,11 +172,16 @@ class IBMBackend(QuantumBackend):
         return self._spec
 
     def session_binding(self) -> tuple[str, str] | None:
-        """(session id, mode) this process should run jobs in, if any.
+        """The session this process should run jobs in, if any.
 
         An explicit ``session_id`` option wins; otherwise the block-level binding a
         :class:`~parsl_quantum.providers.QPUSessionProvider` exported to its workers applies when
         it names this backend.
+
+        Returns
+        -------
+        tuple[str, str] or None
+            (session id, mode), or None to run jobs outside a session.
         """
         if self.options.get("session_id"):
             return str(self.options["session_id"]), str(self.options.get("session_mode", "session"))
@@ -167,7 +200,18 @@ class IBMBackend(QuantumBackend):
         return cls.from_id(session_id, service=self.service)
 
     def sampler(self, *, seed: int | None = None) -> BaseSamplerV2:
-        """Runtime SamplerV2 (``seed`` has no effect on hardware shots)."""
+        """Runtime SamplerV2.
+
+        Parameters
+        ----------
+        seed : int or None
+            No effect on hardware shots.
+
+        Returns
+        -------
+        qiskit.primitives.BaseSamplerV2
+            The sampler, in the bound session if any (:meth:`session_binding`).
+        """
         from qiskit_ibm_runtime import SamplerV2
 
         sampler = SamplerV2(mode=self._mode())
@@ -176,7 +220,18 @@ class IBMBackend(QuantumBackend):
         return sampler
 
     def estimator(self, *, seed: int | None = None) -> BaseEstimatorV2:
-        """Runtime EstimatorV2; ``seed`` seeds its randomised mitigation (``seed_estimator``)."""
+        """Runtime EstimatorV2.
+
+        Parameters
+        ----------
+        seed : int or None
+            Seeds its randomised mitigation (``seed_estimator``).
+
+        Returns
+        -------
+        qiskit.primitives.BaseEstimatorV2
+            The estimator, in the bound session if any (:meth:`session_binding`).
+        """
         from qiskit_ibm_runtime import EstimatorV2
 
         estimator = EstimatorV2(mode=self._mode())
@@ -187,7 +242,20 @@ class IBMBackend(QuantumBackend):
     def transpile(
         self, circuits: Sequence[QuantumCircuit], *, seed: int | None = None
     ) -> list[QuantumCircuit]:
-        """Layout, routing and basis translation to the device with a preset pass manager."""
+        """Layout, routing and basis translation to the device with a preset pass manager.
+
+        Parameters
+        ----------
+        circuits : Sequence[QuantumCircuit]
+            The circuits to compile.
+        seed : int or None
+            Seed of the transpiler (``seed_transpiler``), for a reproducible layout and routing.
+
+        Returns
+        -------
+        list[QuantumCircuit]
+            The compiled circuits, in the order given.
+        """
         return self._pass_managers.transpile(
             circuits, seed, optimization_level=self.optimization_level, backend=self.device
         )

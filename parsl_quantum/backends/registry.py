@@ -56,10 +56,25 @@ def _unknown(name: str, candidates: list[str]) -> UnknownBackendError:
 
 
 def canonical_name(name: str) -> str:
-    """The one spelling of a backend name; raises :class:`UnknownBackendError` otherwise.
+    """The one spelling of a backend name.
 
     ``ibm:`` names are only checked for shape here: whether the device exists is known to the
     IBM service, which is not contacted.
+
+    Parameters
+    ----------
+    name : str
+        A registry name in any accepted spelling (case, aliases, ``fake:torino``).
+
+    Returns
+    -------
+    str
+        The canonical name.
+
+    Raises
+    ------
+    UnknownBackendError
+        When the name is not in the registry (the message lists close or valid names).
     """
     raw = name.strip().lower()
     family, sep, rest = raw.partition(":")
@@ -85,12 +100,29 @@ def canonical_name(name: str) -> str:
 
 
 def get_backend(name: str, **options: Any) -> QuantumBackend:
-    """A backend handle by registry name; ``options`` are backend-specific (see each class).
+    """A backend handle by registry name.
 
-    For ``aer`` the method may also be given as ``method=...``. Raises
-    :class:`UnknownBackendError` for names not in the registry and
-    :class:`~parsl_quantum.backends.BackendUnavailableError` when the backend cannot run here
-    (``aer-gpu`` without a GPU or qiskit-aer-gpu).
+    Parameters
+    ----------
+    name : str
+        A registry name (see :func:`canonical_name`).
+    **options : Any
+        Backend-specific options (see each class). For ``aer`` the method may also be given as
+        ``method=...``.
+
+    Returns
+    -------
+    QuantumBackend
+        The handle (nothing is set up until first use).
+
+    Raises
+    ------
+    UnknownBackendError
+        For names not in the registry.
+    BackendUnavailableError
+        When the backend cannot run here (``aer-gpu`` without a GPU or qiskit-aer-gpu).
+    ValueError
+        When ``method`` conflicts with the name's method, or an option is refused.
     """
     family = name.strip().lower().partition(":")[0]
     if family in ("aer", "aer-gpu") and "method" in options:
@@ -121,10 +153,23 @@ def get_backend(name: str, **options: Any) -> QuantumBackend:
 
 
 def available_backends(*, include_remote: bool = False) -> list[str]:
-    """Names usable on this machine now: Aer CPU methods, ``aer-gpu`` when a GPU and
-    qiskit-aer-gpu are present, every fake device, the vendor simulators whose packages are
-    installed, and (only with ``include_remote=True`` and
-    IBM credentials, since it contacts the service) the IBM devices of the account."""
+    """Names usable on this machine now.
+
+    Aer CPU methods, ``aer-gpu`` when a GPU and qiskit-aer-gpu are present, every fake device,
+    the vendor simulators whose packages are installed, and the IBM devices of the account when
+    asked for.
+
+    Parameters
+    ----------
+    include_remote : bool
+        Also list the IBM devices of the account (only with IBM credentials, since it contacts
+        the service).
+
+    Returns
+    -------
+    list[str]
+        The backend names.
+    """
     names = ["aer", *(f"aer:{m}" for m in CPU_METHODS[1:])]
     if gpu_missing_reason() is None:
         names += ["aer-gpu", *(f"aer-gpu:{m}" for m in GPU_METHODS[1:])]
@@ -150,6 +195,18 @@ def bind_worker_backend(name: str, **options: Any) -> None:
     ``worker_backend(name)`` builds the backend with the pool's ``backend_options``. Setting up
     is deferred to that first use: tasks that never touch a backend (exact evaluation) keep the
     worker free of Qiskit and Aer imports.
+
+    Parameters
+    ----------
+    name : str
+        A registry name.
+    **options : Any
+        The pool's ``backend_options`` for that backend.
+
+    Raises
+    ------
+    UnknownBackendError
+        For names not in the registry.
     """
     key = canonical_name(name)
     with _worker_lock:
@@ -165,8 +222,25 @@ def worker_backend(name: str, **options: Any) -> QuantumBackend:
     On a QPU-aware HTEX worker the executor binds each task's backend (with the pool's
     ``backend_options``, :func:`bind_worker_backend`) before the task runs, so a task's
     ``worker_backend(name)`` sets up that backend with the pool's options on first use and
-    returns the same instance afterwards. Passing different ``options`` replaces the cached
-    instance.
+    returns the same instance afterwards.
+
+    Parameters
+    ----------
+    name : str
+        A registry name.
+    **options : Any
+        Backend options; without any, the bound options apply. Passing different ``options``
+        replaces the cached instance.
+
+    Returns
+    -------
+    QuantumBackend
+        The cached handle.
+
+    Raises
+    ------
+    UnknownBackendError
+        For names not in the registry.
     """
     key = canonical_name(name)
     with _worker_lock:
@@ -181,8 +255,13 @@ def worker_backend(name: str, **options: Any) -> QuantumBackend:
 
 
 def bound_backends() -> dict[str, QuantumBackend]:
-    """The backends this process is bound to or has set up, by canonical name (bound ones are
-    set up now)."""
+    """The backends this process is bound to or has set up (bound ones are set up now).
+
+    Returns
+    -------
+    dict[str, QuantumBackend]
+        Handles by canonical name.
+    """
     with _worker_lock:
         pending = [key for key in _worker_options if key not in _worker_backends]
     for key in pending:

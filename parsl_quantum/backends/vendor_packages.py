@@ -13,7 +13,18 @@ VENDOR_PACKAGES = {
 
 
 def vendor_missing_reason(name: str) -> str | None:
-    """Why the vendor backend ``name`` cannot run here (its package is absent), or None."""
+    """Why the vendor backend ``name`` cannot run here (its package is absent).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`VENDOR_PACKAGES`.
+
+    Returns
+    -------
+    str or None
+        The reason, with the install command, or None when the package is installed.
+    """
     module, dist = VENDOR_PACKAGES[name]
     if importlib.util.find_spec(module) is None:
         return (

@@ -101,14 +101,35 @@ def _unitary_part(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[tuple[i
 
 
 class StatevectorEstimator(BaseEstimatorV2):
-    """EstimatorV2 over a vendor's state-vector simulation (``simulate(bound circuit)``)."""
+    """EstimatorV2 over a vendor's state-vector simulation.
+
+    Parameters
+    ----------
+    simulate : Simulate
+        Returns the final state vector of a bound circuit without measurements.
+    seed : int or None
+        Seed of the Gaussian noise added for a non-zero ``precision``.
+    """
 
     def __init__(self, simulate: Simulate, seed: int | None = None) -> None:
         self._simulate = simulate
         self._seed = seed
 
     def run(self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None) -> _DoneJob:
-        """Evaluate estimator pubs; ``precision`` > 0 adds that much Gaussian noise."""
+        """Evaluate estimator pubs exactly from the simulated states.
+
+        Parameters
+        ----------
+        pubs : Iterable[EstimatorPubLike]
+            The estimator PUBs.
+        precision : float or None
+            Target precision of PUBs that set none; > 0 adds that much Gaussian noise.
+
+        Returns
+        -------
+        qiskit.primitives.BasePrimitiveJob
+            A finished job holding one ``PubResult`` per PUB.
+        """
         rng = np.random.default_rng(self._seed)
         results: list[PubResult] = []
         for raw in pubs:
@@ -129,7 +150,17 @@ class StatevectorEstimator(BaseEstimatorV2):
 
 
 class StatevectorSampler(BaseSamplerV2):
-    """SamplerV2 drawing shots from a vendor's exact output distribution."""
+    """SamplerV2 drawing shots from a vendor's exact output distribution.
+
+    Parameters
+    ----------
+    simulate : Simulate
+        Returns the final state vector of a bound circuit without measurements.
+    default_shots : int
+        Shots per parameter set of PUBs and runs that set none.
+    seed : int or None
+        Seed of the shot sampling.
+    """
 
     def __init__(self, simulate: Simulate, default_shots: int = 1024, seed: int | None = None):
         self._simulate = simulate
@@ -137,7 +168,27 @@ class StatevectorSampler(BaseSamplerV2):
         self._seed = seed
 
     def run(self, pubs: Iterable[SamplerPubLike], *, shots: int | None = None) -> _DoneJob:
-        """Sample pubs (``shots`` per parameter set; default ``default_shots``)."""
+        """Sample pubs from the simulated output distributions.
+
+        Circuits must end in their measurements (final measurements only).
+
+        Parameters
+        ----------
+        pubs : Iterable[SamplerPubLike]
+            The sampler PUBs.
+        shots : int or None
+            Shots per parameter set (``default_shots`` by default).
+
+        Returns
+        -------
+        qiskit.primitives.BasePrimitiveJob
+            A finished job holding one ``SamplerPubResult`` per PUB.
+
+        Raises
+        ------
+        ValueError
+            When a measurement is followed by another operation on its qubit.
+        """
         rng = np.random.default_rng(self._seed)
         results: list[SamplerPubResult] = []
         for raw in pubs:
@@ -242,8 +293,22 @@ def _gates(circuit: QuantumCircuit) -> Iterable[tuple[Any, list[int]]]:
 
 
 class BraketLocalBackend(_VendorBackend):
-    """Amazon Braket's local state-vector simulator (``braket:local``) through
-    qiskit-braket-provider; options ``max_concurrent_jobs``, ``default_shots``."""
+    """Amazon Braket's local state-vector simulator (``braket:local``).
+
+    Runs through qiskit-braket-provider. Options: ``max_concurrent_jobs``, ``default_shots``.
+
+    Parameters
+    ----------
+    name : str
+        The canonical registry name (see :func:`~parsl_quantum.backends.canonical_name`).
+    options : dict[str, Any]
+        Backend options, as listed above; unknown ones are refused.
+
+    Raises
+    ------
+    BackendUnavailableError
+        When qiskit-braket-provider is not installed.
+    """
 
     @cached_property
     def device(self) -> Any:
@@ -253,6 +318,23 @@ class BraketLocalBackend(_VendorBackend):
         return Provider("default")
 
     def statevector(self, circuit: QuantumCircuit) -> np.ndarray:
+        """The final state of a bound circuit without measurements, from Braket's simulator.
+
+        Parameters
+        ----------
+        circuit : QuantumCircuit
+            A bound circuit; resets only before any gate, no measurements.
+
+        Returns
+        -------
+        numpy.ndarray
+            The state vector, little-endian as in Qiskit.
+
+        Raises
+        ------
+        ValueError
+            For a reset after a gate, or a measurement.
+        """
         from qiskit import QuantumCircuit
 
         clean = QuantumCircuit(circuit.num_qubits, global_phase=circuit.global_phase)
@@ -266,12 +348,44 @@ class BraketLocalBackend(_VendorBackend):
 
 
 class LightningQubitBackend(_VendorBackend):
-    """PennyLane Lightning's ``lightning.qubit`` state-vector kernels
-    (``pennylane:lightning.qubit``); options ``max_concurrent_jobs``, ``default_shots``."""
+    """PennyLane Lightning's ``lightning.qubit`` kernels (``pennylane:lightning.qubit``).
+
+    Its state-vector kernels are driven directly. Options: ``max_concurrent_jobs``,
+    ``default_shots``.
+
+    Parameters
+    ----------
+    name : str
+        The canonical registry name (see :func:`~parsl_quantum.backends.canonical_name`).
+    options : dict[str, Any]
+        Backend options, as listed above; unknown ones are refused.
+
+    Raises
+    ------
+    BackendUnavailableError
+        When pennylane-lightning is not installed.
+    """
 
     max_qubits = 30
 
     def statevector(self, circuit: QuantumCircuit) -> np.ndarray:
+        """The final state of a bound circuit without measurements, from Lightning's kernels.
+
+        Parameters
+        ----------
+        circuit : QuantumCircuit
+            A bound circuit; resets only before any gate, no measurements.
+
+        Returns
+        -------
+        numpy.ndarray
+            The state vector, little-endian as in Qiskit.
+
+        Raises
+        ------
+        ValueError
+            For a reset after a gate, or a measurement.
+        """
         from pennylane_lightning.lightning_qubit_ops import StateVectorC128
         from qiskit.quantum_info import Operator
 
