@@ -13,3 +13,8 @@ autodoc_default_options = {"members": True, "undoc-members": False}
 nitpicky = False
 suppress_warnings = ["myst.xref_missing", "myst.header", "autodoc.import_object"]
 html_theme = "alabaster"
+# Docstrings follow one convention, NumPy style; a class's ``Attributes`` section renders as a
+# field list, so a dataclass field is not described twice (there and as an autodoc member).
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_ivar = True

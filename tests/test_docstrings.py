@@ -12,6 +12,8 @@ underscore (modules, classes, functions, dunders) are not public API.
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,8 @@ CONVERTED = (
 )
 
 _HEADER = re.compile(r"^(\w[\w ]*)\n-+$", re.M)
+#: The names of a section entry: everything before the first colon that ends a word.
+_NAME = re.compile(r"^(.*?)(?:\s*:(?:\s|$)|$)")
 
 
 def sections(doc: str) -> dict[str, list[str]]:
@@ -50,7 +54,7 @@ def documented_names(lines: list[str]) -> set[str]:
     names: set[str] = set()
     for line in lines:
         if line and not line[0].isspace():
-            for name in line.partition(" : ")[0].split(","):
+            for name in _NAME.match(line).group(1).split(","):  # type: ignore[union-attr]
                 names.add(name.strip().lstrip("*"))
     return names
 
@@ -96,6 +100,21 @@ def missing(doc: str | None, section: str, names: list[str]) -> list[str]:
     return [n for n in names if n not in listed]
 
 
+def class_doc(file: Path, cls: ast.ClassDef) -> str | None:
+    """A class's docstring; one built at import time (``__doc__ = f"..."`` in the class body,
+    e.g. to include Parsl's shared parameter docs) is read from the imported class."""
+    assigns_doc = any(
+        isinstance(item, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "__doc__" for t in item.targets)
+        for item in cls.body
+    )
+    if not assigns_doc:
+        return ast.get_docstring(cls)
+    module = ".".join(file.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    doc = getattr(importlib.import_module(module), cls.name).__doc__
+    return inspect.cleandoc(doc) if doc else None
+
+
 def modules() -> Iterator[Path]:
     """The public modules of :data:`CONVERTED`."""
     for entry in CONVERTED:
@@ -123,7 +142,7 @@ def offenders(file: Path) -> Iterator[str]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             yield from check(node, node.name, method=False)
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-            doc = ast.get_docstring(node)
+            doc = class_doc(file, node)
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     if item.name == "__init__":
@@ -151,10 +170,13 @@ def offenders(file: Path) -> Iterator[str]:
 
 
 def test_sections_parse_names() -> None:
-    doc = "Summary.\n\nParameters\n----------\na, *b : int\n    What.\nc\n\nReturns\n-------\nint"
+    doc = (
+        "Summary.\n\nParameters\n----------\na, *b : int\n    What.\nc\ne: str\n"
+        "f : :class:`~x.Y`\n    Why.\n\nReturns\n-------\nint"
+    )
     found = sections(doc)
     assert set(found) == {"Parameters", "Returns"}
-    assert documented_names(found["Parameters"]) == {"a", "b", "c"}
+    assert documented_names(found["Parameters"]) == {"a", "b", "c", "e", "f"}
     assert missing(doc, "Parameters", ["a", "b", "d"]) == ["d"]
     assert missing(None, "Parameters", ["a"]) == ["a"]
     assert missing(None, "Parameters", []) == []

@@ -47,36 +47,72 @@ class QPUAwarePool(Protocol):
         ...
 
     def capacity(self) -> PoolCapacity | None:
-        """Live connected workers, busy slots and outstanding tasks, or None without a live
-        view (the dispatcher then counts on the pool's planned workers)."""
+        """Live connected workers, busy slots and outstanding tasks.
+
+        Returns
+        -------
+        PoolCapacity or None
+            The view, or None without a live view (the dispatcher then counts on the pool's planned
+            workers).
+        """
         ...
 
 
 @dataclass(frozen=True)
 class PoolInfo:
-    """A named pool of a config: its executor label, backends and worker slots."""
+    """A named pool of a config: its executor label, backends and worker slots.
 
-    #: The executor label.
+    Attributes
+    ----------
+    label : str
+        The executor label.
+    backends : tuple[str, ...]
+        Backend names the pool serves, the first one the default for its tasks.
+    workers : int
+        Worker slots the planner counts on.
+    kind : str
+        ``"cpu-sim"``, ``"gpu-sim"`` or ``"qpu"``: the kind of its first described backend.
+    max_qubits : int
+        The widest circuit one of its backends takes.
+    exact : bool
+        Whether every backend computes exact expectation values (simulators without noise).
+    accepts_spec : bool
+        Whether its executor takes parsl-quantum's resource specification keys (``backend``,
+        ``qubits``, ``shots``...); a plain HTEX accepts only ``priority``.
+    """
+
     label: str
-    #: Backend names the pool serves, the first one the default for its tasks.
     backends: tuple[str, ...]
-    #: Worker slots the planner counts on.
     workers: int
-    #: ``"cpu-sim"``, ``"gpu-sim"`` or ``"qpu"``: the kind of its first described backend.
     kind: str
-    #: The widest circuit one of its backends takes.
     max_qubits: int
-    #: Whether every backend computes exact expectation values (simulators without noise).
     exact: bool
-    #: Whether its executor takes parsl-quantum's resource specification keys (``backend``,
-    #: ``qubits``, ``shots``...); a plain HTEX accepts only ``priority``.
     accepts_spec: bool = True
 
     def resource_spec(
         self, qubits: int = 0, shots: int = 0, backend: str | None = None
     ) -> dict[str, Any]:
-        """The :func:`resource_spec` of a task on this pool (``backend`` defaults to the pool's
-        first), or an empty one where the executor takes no such keys."""
+        """The :func:`resource_spec` of a task on this pool.
+
+        Parameters
+        ----------
+        qubits : int
+            Width of the task; left out when 0.
+        shots : int
+            Shots of the task; left out when 0.
+        backend : str or None
+            The backend the task asks for (the pool's first by default).
+
+        Returns
+        -------
+        dict[str, Any]
+            The specification, or an empty one where the executor takes no such keys.
+
+        Raises
+        ------
+        ValueError
+            When ``qubits`` or ``shots`` is not a non-negative int.
+        """
         if not self.accepts_spec:
             return {}
         return resource_spec(backend or self.backends[0], qubits, shots)
@@ -89,14 +125,21 @@ def resource_spec(backend: str, qubits: int = 0, shots: int = 0) -> dict[str, An
     ----------
     backend : str
         The backend the task asks for.
-    qubits, shots : int
-        Width and shots of the task; left out when 0 (a negative value is an error).
+    qubits : int
+        Width of the task; left out when 0 (a negative value is an error).
+    shots : int
+        Shots of the task; left out when 0 (a negative value is an error).
 
     Returns
     -------
-    dict
+    dict[str, Any]
         ``{"backend": ..., "qubits": ..., "shots": ...}``, which the pool's
         ``validate_resource_spec`` checks against its backends.
+
+    Raises
+    ------
+    ValueError
+        For an empty backend name, or ``qubits`` or ``shots`` that is not a non-negative int.
     """
     if not backend:
         raise ValueError("a resource specification needs a backend name")
@@ -125,14 +168,36 @@ def _kind_by_name(name: str) -> str:
 
 
 def default_backend(label: str) -> str:
-    """The backend tasks on a pool that declares none run on: the local convention, the
-    default fake device for a pool labelled ``qpu`` and Aer otherwise."""
+    """The backend tasks on a pool that declares none run on.
+
+    Parameters
+    ----------
+    label : str
+        The pool's executor label.
+
+    Returns
+    -------
+    str
+        The local convention: the default fake device for a pool labelled ``qpu``, Aer
+        otherwise.
+    """
     return DEFAULT_FAKE_QPU if label == "qpu" else "aer"
 
 
 def worker_slots(executor: ParslExecutor) -> int:
-    """Worker slots of an executor: its ``max_workers_per_node`` (or a thread pool's
-    ``max_threads``) when that is a finite positive number, else 1."""
+    """Worker slots of an executor.
+
+    Parameters
+    ----------
+    executor : parsl.executors.base.ParslExecutor
+        Any Parsl executor.
+
+    Returns
+    -------
+    int
+        Its ``max_workers_per_node`` (or a thread pool's ``max_threads``) when that is a finite
+        positive number, else 1.
+    """
     for attribute in ("max_workers_per_node", "max_threads"):
         value = getattr(executor, attribute, None)
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -176,15 +241,15 @@ def pool_infos(
 
     Parameters
     ----------
-    pools : parsl.config.Config or iterable of ParslExecutor
+    pools : parsl.config.Config or Iterable[ParslExecutor]
         A Config (before or after ``parsl.load``), or executors such as a loaded
         DataFlowKernel's ``config.executors``.
-    names : sequence of str, optional
+    names : Sequence[str] or None
         Labels to describe, in this order; all pools when omitted.
 
     Returns
     -------
-    dict
+    dict[str, PoolInfo]
         ``{label: PoolInfo}``. A QPU-aware pool is described by its backends; backends it
         cannot describe here are assumed to be of their kind's documented defaults. Any other
         executor is described by :func:`default_backend`.

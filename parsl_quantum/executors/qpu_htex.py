@@ -64,12 +64,47 @@ class FailoverRoute(Protocol):
         args: Sequence[Any],
         kwargs: dict[str, Any],
     ) -> Future | None:
-        """Submit the task to another pool and return its future, or None when none fits."""
+        """Submit the task to another pool.
+
+        Parameters
+        ----------
+        source : str
+            The label of the pool that is down.
+        func : Callable
+            The task's function.
+        resource_specification : dict or None
+            The task's resource specification.
+        args : Sequence[Any]
+            The task's positional arguments.
+        kwargs : dict[str, Any]
+            The task's keyword arguments.
+
+        Returns
+        -------
+        concurrent.futures.Future or None
+            The task's future on the other pool, or None when no pool fits.
+        """
 
 
 @dataclass(frozen=True)
 class BackendCapacity:
-    """One backend of a pool, now: its limits and how many of its tasks run or wait."""
+    """One backend of a pool, now: its limits and how many of its tasks run or wait.
+
+    Attributes
+    ----------
+    name : str
+        The backend's canonical name.
+    kind : str
+        ``"cpu-sim"``, ``"gpu-sim"`` or ``"qpu"``.
+    max_qubits : int
+        The widest circuit it runs.
+    max_concurrent_jobs : int or None
+        Its concurrency limit across the pool (None: unlimited).
+    in_flight : int
+        Its tasks handed to HTEX and not finished.
+    held : int
+        Its tasks waiting in the executor for room under the limit.
+    """
 
     name: str
     kind: str
@@ -90,10 +125,28 @@ class BackendCapacity:
 class PoolCapacity:
     """A live view of a pool for late binding.
 
-    ``connected_workers`` are the worker slots of active managers; ``busy_slots`` those running
-    (or holding) a task; ``outstanding`` every task submitted and not finished, which is
-    ``held`` (waiting for a backend's concurrency limit, not yet sent) plus ``queued`` (sent,
-    waiting for a worker) plus the running ones.
+    ``outstanding`` is ``held`` plus ``queued`` plus the running tasks.
+
+    Attributes
+    ----------
+    label : str
+        The pool's executor label.
+    blocks : int
+        Blocks with an active manager.
+    connected_workers : int
+        The worker slots of active managers.
+    busy_slots : int
+        Slots running (or holding) a task.
+    idle_slots : int
+        Connected slots without a task.
+    outstanding : int
+        Every task submitted and not finished.
+    queued : int
+        Tasks sent to the interchange, waiting for a worker.
+    held : int
+        Tasks waiting for a backend's concurrency limit, not yet sent.
+    backends : tuple[BackendCapacity, ...]
+        One entry per backend of the pool.
     """
 
     label: str
@@ -107,7 +160,23 @@ class PoolCapacity:
     backends: tuple[BackendCapacity, ...]
 
     def backend(self, name: str) -> BackendCapacity:
-        """The entry of one backend (canonical or alias name)."""
+        """The entry of one backend.
+
+        Parameters
+        ----------
+        name : str
+            A canonical or alias name.
+
+        Returns
+        -------
+        BackendCapacity
+            The backend's entry.
+
+        Raises
+        ------
+        KeyError
+            When the pool does not serve that backend.
+        """
         canon = canonical_name(name)
         for b in self.backends:
             if b.name == canon:
@@ -116,8 +185,7 @@ class PoolCapacity:
 
 
 class QPUHighThroughputExecutor(HighThroughputExecutor):
-    __doc__ = f"""A :class:`~parsl.HighThroughputExecutor` whose workers are bound to quantum
-    backends.
+    __doc__ = f"""A :class:`~parsl.HighThroughputExecutor` whose workers are bound to backends.
 
     Tasks may carry a resource specification with the keys {", ".join(ACCEPTED_KEYS)}
     (``priority`` as in HTEX: lower runs first). It is validated at submit time against the
@@ -136,22 +204,43 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
 
     Parameters
     ----------
-    backends: Sequence[str]
+    backends : Sequence[str]
         Registry names of the backends this pool serves (default: ``("aer",)``).
-
-    backend_options: Mapping[str, Mapping] | None
+    backend_options : Mapping[str, Mapping[str, Any]] or None
         Options per backend name, passed to :func:`~parsl_quantum.backends.get_backend` in the
         submitting process and on workers (e.g. ``{{"fake:fake_perth": {{"max_concurrent_jobs":
         2}}}}``). Never put credentials here: they would travel with every task.
-
-    selection: str
+    selection : Selection
         How a task that several backends could serve gets one: {", ".join(SELECTION_POLICIES)}
         (see :mod:`parsl_quantum.executors.selection`). Default: ``first-fit``.
-
-    capacity_timeout: float
+    capacity_timeout : float
         Seconds :meth:`capacity` waits for the interchange before it raises ``TimeoutError``.
-
+    storage_access : list[Staging] or None
+        Parsl's data staging providers, as for HTEX.
+    cores_per_worker : float
+        Cores assigned to each worker, as for HTEX (below 1.0 oversubscribes).
+    mem_per_worker : float or None
+        GB of memory each worker needs, as for HTEX (limits the workers per node).
+    max_workers_per_node : int or None
+        Caps the number of workers launched per node, as for HTEX.
+    cpu_affinity : str
+        How each worker process sets thread affinity, as for HTEX (``none``, ``block``,
+        ``alternating``, ``block-reverse``).
+    available_accelerators : int or Sequence[str]
+        Accelerators the workers are pinned to, one each, as for HTEX.
+    block_error_handler : bool or Callable
+        Parsl's handler of failed blocks, as for HTEX (True: the default handler).
+    remote_monitoring_radio : RadioConfig or None
+        How workers send monitoring messages, as for HTEX.
     {GENERAL_HTEX_PARAM_DOCS}
+
+    Raises
+    ------
+    TypeError
+        When ``backends`` is a string rather than a sequence of names.
+    ValueError
+        For an empty ``backends``, ``backend_options`` of a backend the pool does not serve,
+        an unknown ``selection``, or a ``capacity_timeout`` that is not positive.
     """
 
     @typeguard.typechecked
@@ -277,8 +366,15 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         self._running = True
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop asking the interchange for :meth:`capacity` (waiting for a question still
-        out, which must not see its channel closed under it), then shut HTEX down."""
+        """Stop asking the interchange for :meth:`capacity`, then shut HTEX down.
+
+        A question still out is waited for, as it must not see its channel closed under it.
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds HTEX's shutdown waits for the interchange to stop.
+        """
         with self._probe_lock:
             self._running = False
             probe = self._probe
@@ -287,7 +383,18 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         super().shutdown(timeout=timeout)
 
     def validate_resource_spec(self, resource_specification: dict) -> None:
-        """Reject unknown keys and requests no backend of this pool can serve."""
+        """Reject unknown keys and requests no backend of this pool can serve.
+
+        Parameters
+        ----------
+        resource_specification : dict
+            The task's resource specification.
+
+        Raises
+        ------
+        ValueError
+            Naming the unknown keys, or the request no backend fits.
+        """
         select_backends(resource_specification, self.backend_specs, f"pool {self.label!r}")
 
     def _scores(
@@ -323,11 +430,33 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
     def submit(  # type: ignore[override]  # the future is the executor's own
         self, func: Callable, resource_specification: dict, *args: Any, **kwargs: Any
     ) -> Future:
-        """Validate the request, bind a backend (into the task's own
-        ``parsl_resource_specification`` too), and hand the task to HTEX.
+        """Validate the request, bind a backend, and hand the task to HTEX.
 
-        On a pool that is down, a task is passed to the failover policy installed with
-        :meth:`fail_over_with`, which submits it to another pool."""
+        The chosen backend is written into the task's own ``parsl_resource_specification`` too. On a
+        pool that is down, a task is passed to the failover policy installed with
+        :meth:`fail_over_with`, which submits it to another pool.
+
+        Parameters
+        ----------
+        func : Callable
+            The task's function.
+        resource_specification : dict
+            The task's resource specification (keys of :data:`ACCEPTED_KEYS`).
+        *args : Any
+            The task's positional arguments.
+        **kwargs : Any
+            The task's keyword arguments.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            The task's future.
+
+        Raises
+        ------
+        ValueError
+            When no backend of the pool can serve the request.
+        """
         if self.bad_state_is_set:
             forwarded = (
                 self._failover.forward(self.label, func, resource_specification, args, kwargs)
@@ -348,8 +477,23 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         return super().submit(func, bound, *args, **kwargs)
 
     def submit_payload(self, context: dict, buffer: bytes) -> Future:  # type: ignore[override]
-        """HTEX's payload entry point (also reached from :meth:`submit`): binds the task's
-        backend on the worker and sends it, or holds it while that backend is saturated."""
+        """HTEX's payload entry point (also reached from :meth:`submit`).
+
+        Binds the task's backend on the worker and sends it, or holds it while that backend is
+        saturated.
+
+        Parameters
+        ----------
+        context : dict
+            HTEX's task context, with the task's ``resource_spec``.
+        buffer : bytes
+            The serialized task.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            The task's future, which follows HTEX's once the task is sent.
+        """
         if self.bad_state_is_set:
             raise self.executor_exception
         spec = dict(context.get("resource_spec") or {})
@@ -423,13 +567,26 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         threading.Thread(target=fail, name=f"{self.label}-failure", daemon=True).start()
 
     def in_failure_callback(self) -> bool:
-        """True in a thread that completes a failed task of a QPU-aware pool (this one, or the
-        one a down pool passed the task to): a ``retry_handler`` called there may wait (back
-        off) before the retry is launched."""
+        """Whether this thread completes a failed task of a QPU-aware pool.
+
+        This pool, or the one a down pool passed the task to: a ``retry_handler`` called there may
+        wait (back off) before the retry is launched.
+
+        Returns
+        -------
+        bool
+            True in such a thread.
+        """
         return bool(getattr(_FAILURE_THREAD, "active", False))
 
     def fail_over_with(self, policy: FailoverRoute) -> None:
-        """Once this pool is down, pass the tasks submitted to it to ``policy``."""
+        """Once this pool is down, pass the tasks submitted to it to ``policy``.
+
+        Parameters
+        ----------
+        policy : FailoverRoute
+            Where the tasks go.
+        """
         self._failover = policy
 
     @property
@@ -438,7 +595,13 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         return self._failover
 
     def set_bad_state_and_fail_all(self, exception: Exception) -> None:
-        """HTEX's bad state, which also fails the tasks held for a saturated backend."""
+        """HTEX's bad state, which also fails the tasks held for a saturated backend.
+
+        Parameters
+        ----------
+        exception : Exception
+            Why the pool is down; held tasks fail with a ``BadStateException`` wrapping it.
+        """
         super().set_bad_state_and_fail_all(exception)
         with self._gate_lock:
             dropped = [p for g in self._gates.values() for _, p in g.drain()]
@@ -447,7 +610,13 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
             self._fail(outer, functools.partial(outer.set_exception, failure))
 
     def held_tasks(self) -> int:
-        """Tasks waiting in the executor for a saturated backend (not yet given to HTEX)."""
+        """Tasks waiting in the executor for a saturated backend (not yet given to HTEX).
+
+        Returns
+        -------
+        int
+            Their number.
+        """
         with self._gate_lock:
             return sum(g.held for g in self._gates.values())
 
@@ -467,8 +636,17 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
         """HTEX's :meth:`connected_managers`, waiting at most ``capacity_timeout`` seconds.
 
         The question runs in a thread of its own; when the interchange does not answer in
-        time (it died), ``TimeoutError`` is raised, and later calls wait on the same question
-        rather than asking again. Before :meth:`start` and after :meth:`shutdown`: no managers.
+        time (it died), later calls wait on the same question rather than asking again.
+
+        Returns
+        -------
+        list[dict[str, Any]]
+            One entry per manager; none before :meth:`start` and after :meth:`shutdown`.
+
+        Raises
+        ------
+        TimeoutError
+            When the interchange does not answer in time.
         """
         with self._probe_lock:
             if not self._running:
@@ -494,8 +672,16 @@ class QPUHighThroughputExecutor(HighThroughputExecutor):
     def capacity(self) -> PoolCapacity:
         """A live view of the pool from the interchange's managers and the backend gates.
 
-        Raises ``TimeoutError`` within ``capacity_timeout`` seconds when the interchange does
-        not answer."""
+        Returns
+        -------
+        PoolCapacity
+            Workers, slots, outstanding and held tasks, and each backend's entry.
+
+        Raises
+        ------
+        TimeoutError
+            Within ``capacity_timeout`` seconds when the interchange does not answer.
+        """
         specs = self.backend_specs
         managers = self.managers()
         active = [m for m in managers if m["active"] and not m.get("draining", False)]

@@ -39,7 +39,23 @@ SELECTION_POLICIES: tuple[str, ...] = get_args(Selection)
 
 
 def check_selection(selection: str) -> str:
-    """Return ``selection`` when it names a policy, else raise a one-line ``ValueError``."""
+    """Check that ``selection`` names a policy.
+
+    Parameters
+    ----------
+    selection : str
+        A policy name.
+
+    Returns
+    -------
+    str
+        ``selection``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        A one-line error listing the policies when it names none.
+    """
     if selection not in SELECTION_POLICIES:
         raise ValueError(
             f"unknown backend selection policy {selection!r}; "
@@ -49,8 +65,18 @@ def check_selection(selection: str) -> str:
 
 
 def backend_target(backend: QuantumBackend) -> Target | None:
-    """The device Target of a backend handle, or None for a backend without device data
-    (an ideal simulator)."""
+    """The device Target of a backend handle.
+
+    Parameters
+    ----------
+    backend : QuantumBackend
+        A backend handle.
+
+    Returns
+    -------
+    qiskit.transpiler.Target or None
+        The device's Target, or None for a backend without device data (an ideal simulator).
+    """
     device = getattr(backend, "device", None)
     target = getattr(device, "target", None)
     return target
@@ -65,9 +91,23 @@ def _error(target: Target, name: str, qubits: tuple[int, ...]) -> float:
 
 
 def isa_error(isa: QuantumCircuit, target: Target) -> float:
-    """Estimated probability that a compiled circuit runs wrong on the device: one minus the
-    product of the success probabilities of its two-qubit gates and of the readout of its
-    measured qubits (of every qubit it touches when it has no measurements)."""
+    """Estimated probability that a compiled circuit runs wrong on the device.
+
+    One minus the product of the success probabilities of its two-qubit gates and of the
+    readout of its measured qubits (of every qubit it touches when it has no measurements).
+
+    Parameters
+    ----------
+    isa : QuantumCircuit
+        A circuit compiled to the device's ISA.
+    target : qiskit.transpiler.Target
+        The device's Target, with its error data.
+
+    Returns
+    -------
+    float
+        The estimated error probability.
+    """
     index = {q: i for i, q in enumerate(isa.qubits)}
     success = 1.0
     measured: set[int] = set()
@@ -88,8 +128,22 @@ def isa_error(isa: QuantumCircuit, target: Target) -> float:
 
 
 def circuit_error(backend: QuantumBackend, circuit: QuantumCircuit, seed: int = 0) -> float:
-    """:func:`isa_error` of ``circuit`` after the backend's own transpilation (layout, routing,
-    basis); 0.0 for a backend without device error data."""
+    """:func:`isa_error` of ``circuit`` after the backend's own transpilation.
+
+    Parameters
+    ----------
+    backend : QuantumBackend
+        The backend whose layout, routing and basis apply.
+    circuit : QuantumCircuit
+        The circuit to score.
+    seed : int
+        Transpiler seed.
+
+    Returns
+    -------
+    float
+        The estimated error probability; 0.0 for a backend without device error data.
+    """
     target = backend_target(backend)
     if target is None:
         return 0.0
@@ -98,7 +152,20 @@ def circuit_error(backend: QuantumBackend, circuit: QuantumCircuit, seed: int = 
 
 
 def task_circuits(args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[QuantumCircuit]:
-    """The quantum circuits among a task's arguments (top level and inside lists/tuples)."""
+    """The quantum circuits among a task's arguments (top level and inside lists/tuples).
+
+    Parameters
+    ----------
+    args : Sequence[Any]
+        The task's positional arguments.
+    kwargs : Mapping[str, Any]
+        The task's keyword arguments.
+
+    Returns
+    -------
+    list[QuantumCircuit]
+        The circuits found, in argument order.
+    """
     from qiskit import QuantumCircuit
 
     found: list[QuantumCircuit] = []
@@ -127,7 +194,15 @@ def _probe_circuit() -> QuantumCircuit:
 
 
 class ErrorScorer:
-    """Scores of (backend, circuit) pairs, cached by the circuit's content."""
+    """Scores of (backend, circuit) pairs, cached by the circuit's content.
+
+    Parameters
+    ----------
+    backends : Mapping[str, QuantumBackend]
+        The backend handles to score on, by name.
+    size : int
+        The most scores kept; the oldest go first.
+    """
 
     def __init__(self, backends: Mapping[str, QuantumBackend], size: int = 4096) -> None:
         self.backends = dict(backends)
@@ -136,8 +211,20 @@ class ErrorScorer:
         self._lock = threading.Lock()
 
     def score(self, name: str, circuits: Sequence[QuantumCircuit]) -> float:
-        """Summed estimated error of ``circuits`` (a Bell pair when there are none) on
-        backend ``name``."""
+        """Summed estimated error of ``circuits`` on backend ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A key of the scorer's ``backends``.
+        circuits : Sequence[QuantumCircuit]
+            The task's circuits; a Bell pair is scored when there are none.
+
+        Returns
+        -------
+        float
+            The sum of :func:`circuit_error` over the circuits.
+        """
         from qiskit import qasm3
 
         total = 0.0

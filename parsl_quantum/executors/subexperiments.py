@@ -31,8 +31,25 @@ Mode = Literal["exact", "sampled"]
 class BatchResult:
     """What a batch of subexperiments returns to the driver.
 
-    ``values[r, o]``: estimate of observable o for row r (exact, or a shot average);
-    ``samples``: the outcome counts behind sampled estimates (for bootstrapped errors).
+    Attributes
+    ----------
+    values : numpy.ndarray
+        ``values[r, o]``: estimate of observable o for row r (exact, or a shot average).
+    method : str
+        How the values were computed (``batched-statevector``, ``sampled``, ``aer-mps``...).
+    backend : str
+        The backend the batch ran on.
+    started : float
+        Start time on the worker (seconds since the epoch).
+    finished : float
+        End time on the worker (seconds since the epoch).
+    host : str
+        The worker's host name.
+    pid : int
+        The worker's process id.
+    samples : list[SampledRow] or None
+        The outcome counts behind sampled estimates (for bootstrapped errors); None for exact
+        ones.
     """
 
     values: np.ndarray
@@ -58,8 +75,34 @@ def evaluate_subexperiments(
 
     In ``exact`` mode every QPD term, mid-circuit measurements included, is evaluated exactly
     with the batched branching statevector engine. In ``sampled`` mode each row runs
-    ``shots[r]`` shots on the backend's SamplerV2 after transpilation to its ISA. The backend
-    comes from the task's own resource specification when it names one.
+    ``shots[r]`` shots on the backend's SamplerV2 after transpilation to its ISA.
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The compiled partition.
+    rows : Sequence[Sequence[int]] or numpy.ndarray
+        One option row per subexperiment: an option index for each of the partition's sites.
+    backend : str
+        The backend to sample on; the task's own resource specification wins when it names one.
+    mode : Mode
+        ``"exact"`` or ``"sampled"``.
+    shots : Sequence[int] or None
+        Shots of each row; required in ``sampled`` mode.
+    seed : int or None
+        Seed of the sampler and the transpiler.
+    parsl_resource_specification : Mapping[str, Any] or None
+        The task's resource specification, filled in by the QPU-aware executor.
+
+    Returns
+    -------
+    BatchResult
+        One row of observable values per subexperiment row.
+
+    Raises
+    ------
+    ValueError
+        In ``sampled`` mode, without one shot count per row.
     """
     started = time.time()
     spec = dict(parsl_resource_specification or {})

@@ -43,12 +43,41 @@ def evaluate_whole(
     device: str = "CPU",
     parsl_resource_specification: Mapping[str, Any] | None = None,
 ) -> BatchResult:
-    """Expectation values of Pauli ``labels`` (Qiskit order) on the whole ``circuit``, exactly.
+    """Expectation values of Pauli ``labels`` on the whole ``circuit``, exactly.
 
-    ``method`` is ``statevector`` or ``mps``; with ``mps`` no bond grows beyond ``max_bond``,
-    and a run that would have needed more falls back to the statevector method when the circuit
-    has at most ``statevector_qubits`` qubits (the result's ``method`` then says so), else raises
-    :class:`MPSBoundExceeded`. Returns one row of values, in the order of ``labels``.
+    With ``mps`` no bond grows beyond ``max_bond``, and a run that would have needed more falls
+    back to the statevector method when the circuit has at most ``statevector_qubits`` qubits
+    (the result's ``method`` then says so).
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The uncut circuit; final measurements are removed.
+    labels : Sequence[str]
+        Pauli labels in Qiskit order (rightmost character is qubit 0).
+    backend : str
+        The backend name recorded in the result; the task's own resource specification wins when
+        it names one.
+    method : WholeMethod
+        ``statevector`` or ``mps``.
+    max_bond : int
+        The largest MPS bond dimension allowed.
+    statevector_qubits : int
+        The widest circuit the statevector fallback may take.
+    device : str
+        Aer's device, ``CPU`` or ``GPU``.
+    parsl_resource_specification : Mapping[str, Any] or None
+        The task's resource specification, filled in by the QPU-aware executor.
+
+    Returns
+    -------
+    BatchResult
+        One row of values, in the order of ``labels``.
+
+    Raises
+    ------
+    MPSBoundExceeded
+        When the MPS run needed a larger bond and the circuit is too wide for statevector.
     """
     started = time.time()
     spec = dict(parsl_resource_specification or {})
