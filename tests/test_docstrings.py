@@ -81,6 +81,14 @@ def is_overload(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     )
 
 
+def is_setter(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether ``func`` is a property's setter or deleter (the getter carries the docs)."""
+    return any(
+        isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter")
+        for d in func.decorator_list
+    )
+
+
 def is_dataclass(cls: ast.ClassDef) -> bool:
     """Whether ``cls`` is decorated with ``dataclass`` (bare or called)."""
     for d in cls.decorator_list:
@@ -132,7 +140,7 @@ def offenders(file: Path) -> Iterator[str]:
     tree = ast.parse(file.read_text(), str(file))
 
     def check(func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, method: bool):
-        if func.name.startswith("_") or is_overload(func):
+        if func.name.startswith("_") or is_overload(func) or is_setter(func):
             return
         lost = missing(ast.get_docstring(func), "Parameters", parameter_names(func, method))
         if lost:

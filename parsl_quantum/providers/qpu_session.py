@@ -31,7 +31,31 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class SessionBlock:
-    """One block: its session, the inner provider's job running its workers, and its PIDs."""
+    """One block: its session, the inner provider's job running its workers, and its PIDs.
+
+    Attributes
+    ----------
+    job_id : str
+        The block's job id, as Parsl knows it.
+    command : str
+        The command that starts the block's workers.
+    tasks_per_node : int
+        Workers per node, as Parsl asked.
+    job_name : str
+        The job name, as Parsl asked.
+    session : QPUSession
+        The block's session.
+    status : parsl.jobs.states.JobStatus
+        The block's status, as last reported.
+    inner_job_id : Any
+        The inner provider's job id of the workers (None until they start).
+    processes : ProcessTree or None
+        The tracked processes of a local block (None when its workers run elsewhere).
+    final : bool
+        Whether the block has ended.
+    lock : threading.RLock
+        Guards the block's state.
+    """
 
     job_id: str
     command: str
@@ -70,8 +94,33 @@ class QPUSessionProvider(ExecutionProvider, RepresentationMixin):
     blocks: when one expires, ``min_blocks`` brings up a new one. Set the executor's
     ``drain_period`` below ``lifetime`` so workers drain before their session ends.
 
-    ``clock`` (seconds, monotonic) and ``poll_interval`` (how often sessions are checked in
-    the background) exist so tests can drive a simulated session deterministically.
+    Parameters
+    ----------
+    backend : str
+        A ``fake:`` or ``ibm:`` device name.
+    provider : parsl.providers.base.ExecutionProvider or None
+        The inner provider that starts each block's workers (``LocalProvider`` by default).
+    queue_wait : float
+        Seconds a simulated session stays queued.
+    lifetime : float or None
+        Seconds a simulated session stays active (``None``: until cancelled).
+    session_mode : SessionMode
+        ``"session"`` or ``"batch"`` for an IBM device.
+    max_time : int or str or None
+        The longest an IBM session may last (as qiskit-ibm-runtime takes it).
+    clock : Callable[[], float]
+        Seconds, monotonic; exists so tests can drive a simulated session deterministically.
+    poll_interval : float
+        How often sessions are checked in the background, in seconds.
+    stop_grace : float
+        Seconds a local block's processes get to exit after their workers are stopped, before
+        they are killed by PID.
+
+    Raises
+    ------
+    ValueError
+        For a backend that is not a ``fake:`` or ``ibm:`` device, a negative ``queue_wait`` or a
+        ``lifetime`` that is not positive.
     """
 
     @typeguard.typechecked
@@ -191,7 +240,22 @@ class QPUSessionProvider(ExecutionProvider, RepresentationMixin):
         )
 
     def submit(self, command: str, tasks_per_node: int, job_name: str = "parsl.qpu_session") -> str:
-        """Open a session for a new block; its workers start when the session allows."""
+        """Open a session for a new block; its workers start when the session allows.
+
+        Parameters
+        ----------
+        command : str
+            The command that starts the block's workers.
+        tasks_per_node : int
+            Workers per node.
+        job_name : str
+            The job name given to the inner provider.
+
+        Returns
+        -------
+        str
+            The block's job id.
+        """
         session = self._open_session()
         block = SessionBlock(
             job_id=f"qpu-session-{next(self._ids)}",
@@ -213,7 +277,18 @@ class QPUSessionProvider(ExecutionProvider, RepresentationMixin):
         return block.job_id
 
     def status(self, job_ids: Sequence[Any]) -> list[JobStatus]:
-        """Advance each block's session and report it (see the class docstring)."""
+        """Advance each block's session and report it (see the class docstring).
+
+        Parameters
+        ----------
+        job_ids : Sequence[Any]
+            Job ids returned by :meth:`submit`.
+
+        Returns
+        -------
+        list[parsl.jobs.states.JobStatus]
+            The status of each block, in the order given.
+        """
         out = []
         for job_id in job_ids:
             block = self.resources[job_id]
@@ -223,8 +298,20 @@ class QPUSessionProvider(ExecutionProvider, RepresentationMixin):
         return out
 
     def cancel(self, job_ids: Sequence[Any]) -> list[bool]:
-        """Close each block's session and stop its workers (a block already ended stays as it
-        ended)."""
+        """Close each block's session and stop its workers.
+
+        A block already ended stays as it ended.
+
+        Parameters
+        ----------
+        job_ids : Sequence[Any]
+            Job ids returned by :meth:`submit`.
+
+        Returns
+        -------
+        list[bool]
+            For each id, whether it names a block of this provider.
+        """
         done = []
         for job_id in job_ids:
             block = self.resources.get(job_id)
@@ -240,7 +327,18 @@ class QPUSessionProvider(ExecutionProvider, RepresentationMixin):
         return done
 
     def block_pids(self, job_id: str) -> tuple[int, ...]:
-        """PIDs tracked for a local block (empty when its workers run elsewhere)."""
+        """PIDs tracked for a local block.
+
+        Parameters
+        ----------
+        job_id : str
+            A job id returned by :meth:`submit`.
+
+        Returns
+        -------
+        tuple[int, ...]
+            The live PIDs; empty when its workers run elsewhere.
+        """
         block = self.resources[job_id]
         with block.lock:
             if block.processes is not None and not block.final:
