@@ -49,11 +49,23 @@ NO_OPS = frozenset({"barrier", "delay", "id"})
 class Normalized:
     """A circuit reduced to its active wires, its observables on those wires, and the map back.
 
-    ``wires[w]`` is the input qubit of active wire ``w``; ``positions[i]`` is the index in the
-    input circuit's ``data`` of the instruction that instruction ``i`` of ``circuit`` comes from
-    (a lowered gate gives several instructions the same position). ``term_labels`` are the
-    distinct Pauli terms of all observables on the active wires (Qiskit order, rightmost is wire
-    0) and ``coefficients[k, t]`` the real coefficient of term t in observable k.
+    Attributes
+    ----------
+    circuit : QuantumCircuit
+        The lowered circuit on the active wires only.
+    wires : tuple[int, ...]
+        ``wires[w]`` is the input qubit of active wire ``w``.
+    positions : tuple[int, ...]
+        ``positions[i]`` is the index in the input circuit's ``data`` of the instruction that
+        instruction ``i`` of ``circuit`` comes from (a lowered gate gives several instructions the
+        same position).
+    num_input_qubits : int
+        The width of the input circuit.
+    term_labels : list[str]
+        The distinct Pauli terms of all observables on the active wires (Qiskit order, rightmost
+        is wire 0).
+    coefficients : numpy.ndarray
+        ``coefficients[k, t]``: the real coefficient of term t in observable k.
     """
 
     circuit: QuantumCircuit
@@ -69,14 +81,37 @@ class Normalized:
         return SparsePauliOp(self.term_labels, np.ones(len(self.term_labels)))
 
     def coefficient_matrix(self, labels: Sequence[str]) -> np.ndarray:
-        """``coefficients`` with its columns in the order of ``labels`` (a problem's terms)."""
+        """``coefficients`` with its columns in the order of ``labels``.
+
+        Parameters
+        ----------
+        labels : Sequence[str]
+            Terms of :attr:`term_labels` in a problem's order.
+
+        Returns
+        -------
+        numpy.ndarray
+            One row per observable, one column per label.
+        """
         index = {lab: t for t, lab in enumerate(self.term_labels)}
         return self.coefficients[:, [index[lab] for lab in labels]]
 
     def locate(self, problem: CutProblem) -> CutProblem:
-        """The same problem with qubits, cut positions and cut qubits given in the input circuit's
-        indices (the problem was built on :attr:`circuit` and :attr:`observable`), weighted by
-        the first observable's coefficients."""
+        """The same problem in the input circuit's indices.
+
+        Qubits, cut positions and cut qubits are given in the input circuit's indices, and the terms
+        are weighted by the first observable's coefficients.
+
+        Parameters
+        ----------
+        problem : CutProblem
+            A problem built on :attr:`circuit` and :attr:`observable`.
+
+        Returns
+        -------
+        CutProblem
+            The located copy.
+        """
         cuts = []
         for c in problem.cuts:
             cuts.append(
@@ -102,9 +137,21 @@ class Normalized:
 
 
 def check_instructions(circuit: QuantumCircuit) -> None:
-    """Refuse what the engine cannot evaluate, naming the first such instruction and its
-    position (its index in ``circuit.data``): mid-circuit measurements, resets, classical
-    control and any other instruction on classical bits. Final measurements are allowed."""
+    """Refuse what the engine cannot evaluate.
+
+    Refused: mid-circuit measurements, resets, classical control and any other instruction on
+    classical bits. Final measurements are allowed.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit to check.
+
+    Raises
+    ------
+    CuttingError
+        Naming the first such instruction and its position (its index in ``circuit.data``).
+    """
     measured: dict[int, int] = {}  # qubit -> position of its measurement
     for pos, inst in enumerate(circuit.data):
         op = inst.operation
@@ -143,10 +190,27 @@ def _needs_lowering(op: object) -> bool:
 
 
 def lower(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[int]]:
-    """The circuit with every gate in :data:`BASIS` (final measurements, barriers and no-ops
-    dropped), and for each of its instructions the position of the input instruction it comes
-    from. Gates to lower are transpiled together, separated by barriers, so each keeps its
-    position."""
+    """The circuit with every gate in :data:`BASIS`.
+
+    Final measurements, barriers and no-ops are dropped. Gates to lower are transpiled
+    together, separated by barriers, so each keeps its position.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        A circuit that passed :func:`check_instructions`.
+
+    Returns
+    -------
+    tuple[QuantumCircuit, list[int]]
+        The lowered circuit, and for each of its instructions the position of the input
+        instruction it comes from.
+
+    Raises
+    ------
+    CuttingError
+        For a gate that cannot be lowered, or an instruction that contains a non-gate.
+    """
     kept: list[tuple[int, object, list[int]]] = []
     for pos, inst in enumerate(circuit.data):
         op = inst.operation
@@ -188,9 +252,29 @@ def lower(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[int]]:
 
 
 def laid_out(circuit: QuantumCircuit, observable: SparsePauliOp) -> SparsePauliOp:
-    """The observable on the circuit's qubits. On a laid-out circuit an observable of the logical
-    width is mapped through the layout (``SparsePauliOp.apply_layout``); one of the circuit's
-    full width is taken as already laid out, as Qiskit's Estimator takes ISA observables."""
+    """The observable on the circuit's qubits.
+
+    On a laid-out circuit an observable of the logical width is mapped through the layout
+    (``SparsePauliOp.apply_layout``); one of the circuit's full width is taken as already laid
+    out, as Qiskit's Estimator takes ISA observables.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit, with its ``layout`` when transpiled.
+    observable : SparsePauliOp
+        An observable on the circuit's full width or its logical qubits.
+
+    Returns
+    -------
+    SparsePauliOp
+        The observable on the circuit's full width.
+
+    Raises
+    ------
+    CuttingError
+        When the observable's width matches neither.
+    """
     n = circuit.num_qubits
     if observable.num_qubits == n:
         return observable
@@ -204,9 +288,29 @@ def laid_out(circuit: QuantumCircuit, observable: SparsePauliOp) -> SparsePauliO
 
 
 def normalize(circuit: QuantumCircuit, observables: Sequence[SparsePauliOp]) -> Normalized:
-    """Check, lower and reduce ``circuit`` to its active wires, and express ``observables`` on
-    them (see the module docstring). A circuit with no gate at all keeps wire 0 so that there is
-    one piece to evaluate."""
+    """Check, lower and reduce ``circuit`` to its active wires, with ``observables`` on them.
+
+    See the module docstring. A circuit with no gate at all keeps wire 0 so that there is one
+    piece to evaluate.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit the user brings.
+    observables : Sequence[SparsePauliOp]
+        Observables on the circuit's full width or, for a laid-out circuit, its logical qubits.
+
+    Returns
+    -------
+    Normalized
+        The reduced circuit, its observables' terms and coefficients, and the map back.
+
+    Raises
+    ------
+    CuttingError
+        For an instruction the engine cannot evaluate, an observable of the wrong width, or a
+        circuit without qubits.
+    """
     check_instructions(circuit)
     full = [laid_out(circuit, obs) for obs in observables]
     body, positions = lower(circuit)

@@ -22,14 +22,28 @@ OpKind = Literal["unitary", "measure", "reset"]
 
 @dataclass(frozen=True)
 class LocalOp:
-    """One operation of a QPD term on a single qubit: a 2x2 unitary, a signed Z measurement
-    (outcome ``m`` multiplies the estimate by ``(-1)**m``), or a reset to ``|0>``."""
+    """One operation of a QPD term on a single qubit.
+
+    Attributes
+    ----------
+    kind : OpKind
+        ``"unitary"``; ``"measure"``, a signed Z measurement (outcome ``m`` multiplies the estimate
+        by ``(-1)**m``); or ``"reset"`` to ``|0>``.
+    matrix : numpy.ndarray or None
+        The 2x2 unitary of a ``"unitary"`` operation; None otherwise.
+    """
 
     kind: OpKind
     matrix: np.ndarray | None = None
 
     def key(self) -> tuple[object, ...]:
-        """A hashable identity used to deduplicate QPD terms."""
+        """A hashable identity used to deduplicate QPD terms.
+
+        Returns
+        -------
+        tuple[object, ...]
+            The kind, and the matrix rounded to 12 digits when there is one.
+        """
         if self.matrix is None:
             return (self.kind,)
         return (self.kind, tuple(np.round(self.matrix, 12).ravel().tolist()))
@@ -37,7 +51,17 @@ class LocalOp:
 
 @dataclass(frozen=True)
 class GateOp:
-    """A unitary on one or two qubits of the partition (qubit order as in Qiskit's ``qargs``)."""
+    """A unitary on one or two qubits of the partition.
+
+    Attributes
+    ----------
+    qubits : tuple[int, ...]
+        Local qubits, in the order of Qiskit's ``qargs``.
+    matrix : numpy.ndarray
+        The gate's unitary.
+    name : str
+        The gate's Qiskit name.
+    """
 
     qubits: tuple[int, ...]
     matrix: np.ndarray
@@ -48,8 +72,19 @@ class GateOp:
 class Site:
     """Where cut ``cut`` touches this partition, on local qubit ``qubit``.
 
-    ``options[a]`` is the a-th distinct local operation sequence; the reconstruction indexes the
-    partition tensor by ``a``.
+    Attributes
+    ----------
+    cut : int
+        The global cut index.
+    qubit : int
+        The local qubit the cut touches.
+    options : tuple[tuple[LocalOp, ...], ...]
+        ``options[a]`` is the a-th distinct local operation sequence; the reconstruction indexes
+        the partition tensor by ``a``.
+    labels : tuple[str, ...]
+        A readable name of each option.
+    gate : str
+        The name of the cut gate (``move`` for a wire cut).
     """
 
     cut: int
@@ -67,11 +102,21 @@ _CIRCUIT_BYTES = "_circuit_bytes"
 class PartitionProgram:
     """A partition ready for evaluation: ``segments[0], sites[0], segments[1], ... segments[k]``.
 
-    ``observables`` are the distinct Pauli labels (Qiskit order, rightmost = local qubit 0) whose
-    expectation values the reconstruction needs from this partition. ``circuit`` is the Qiskit
-    subcircuit it was compiled from, which only sampled evaluation reads: a serialised program
-    carries it as bytes that are unpickled (importing Qiskit) on first access, so exact
-    evaluation on a worker never loads Qiskit.
+    Attributes
+    ----------
+    num_qubits : int
+        The partition's width.
+    segments : list[list[GateOp]]
+        The unitary segments between the sites.
+    sites : list[Site]
+        Where cuts touch the partition, in circuit order.
+    observables : list[str]
+        The distinct Pauli labels (Qiskit order, rightmost = local qubit 0) whose expectation
+        values the reconstruction needs from this partition.
+    circuit : QuantumCircuit
+        The Qiskit subcircuit it was compiled from, which only sampled evaluation reads: a
+        serialised program carries it as bytes that are unpickled (importing Qiskit) on first
+        access, so exact evaluation on a worker never loads Qiskit.
     """
 
     num_qubits: int

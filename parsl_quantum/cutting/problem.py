@@ -34,11 +34,31 @@ from parsl_quantum.cutting.program import PartitionProgram, compile_partition
 class Cut:
     """One cut between partitions ``a`` and ``b`` (side 0 of the cut gate is in ``a``).
 
-    ``weights[i, j]`` is the sum of the QPD coefficients of the terms whose local operations are
-    option ``i`` of ``a``'s site and option ``j`` of ``b``'s site. Where the cut is: ``position``
-    is the index (in ``circuit.data``) of the two-qubit gate that is cut, or for a wire cut the
-    two-qubit gate just after the cut on the wire; ``qubits`` are that gate's two qubits and
-    ``wire`` (wire cuts only) the qubit whose wire is cut.
+    Attributes
+    ----------
+    index : int
+        The global cut index.
+    kind : str
+        ``"gate"`` or ``"wire"``.
+    gate : str
+        The name of the cut gate (for a wire cut, of the two-qubit gate just after the cut once
+        located, else ``move``).
+    a : int
+        The partition holding side 0 of the cut gate.
+    b : int
+        The partition holding side 1.
+    weights : numpy.ndarray
+        ``weights[i, j]`` is the sum of the QPD coefficients of the terms whose local operations
+        are option ``i`` of ``a``'s site and option ``j`` of ``b``'s site.
+    num_terms : int
+        The number of QPD terms of the cut.
+    position : int
+        The index (in ``circuit.data``) of the two-qubit gate that is cut, or for a wire cut the
+        two-qubit gate just after the cut on the wire; -1 when unknown.
+    qubits : tuple[int, ...]
+        That gate's two qubits.
+    wire : int or None
+        For wire cuts only, the qubit whose wire is cut.
     """
 
     index: int
@@ -53,7 +73,14 @@ class Cut:
     wire: int | None = None
 
     def location(self) -> dict[str, object]:
-        """Plain-data description of where the cut is (for reports and JSON)."""
+        """Plain-data description of where the cut is (for reports and JSON).
+
+        Returns
+        -------
+        dict[str, object]
+            ``kind``, ``instruction``, ``gate``, ``qubits``, ``wire`` (wire cuts only) and
+            ``between`` (the two partitions).
+        """
         out: dict[str, object] = {
             "kind": self.kind,
             "instruction": self.position,
@@ -75,8 +102,28 @@ class Cut:
 class CutProblem:
     """A circuit cut into partitions, plus everything needed to reconstruct an observable.
 
-    ``term_coeffs[t]`` and ``term_index[t, p]`` describe the observable: term t is the product
-    over partitions p of ``partitions[p].observables[term_index[t, p]]``.
+    Attributes
+    ----------
+    num_qubits : int
+        The width of the circuit that was cut.
+    partitions : list[PartitionProgram]
+        The compiled partitions.
+    qubits : list[tuple[int, ...]]
+        The circuit's qubits each partition holds.
+    cuts : list[Cut]
+        The cuts, by global index.
+    term_coeffs : numpy.ndarray
+        ``term_coeffs[t]``: the coefficient of term t of the observable.
+    term_index : numpy.ndarray
+        ``term_index[t, p]``: term t is the product over partitions p of
+        ``partitions[p].observables[term_index[t, p]]``.
+    term_labels : list[str]
+        The observable's Pauli terms on the circuit's qubits.
+    labels : list[Hashable] or None
+        How the cuts were placed, to cut a circuit of the same structure again (:func:`recut`):
+        the partition labels of a gate-cut problem (None otherwise).
+    marked : QuantumCircuit or None
+        ``find_cuts``'s marked circuit of a problem cut by it, for :func:`recut`.
     """
 
     num_qubits: int
@@ -86,13 +133,12 @@ class CutProblem:
     term_coeffs: np.ndarray
     term_index: np.ndarray
     term_labels: list[str] = field(default_factory=list)
-    #: How the cuts were placed, to cut a circuit of the same structure again (:func:`recut`):
-    #: the partition labels of a gate-cut problem, or ``find_cuts``'s marked circuit.
     labels: list[Hashable] | None = None
     marked: QuantumCircuit | None = field(default=None, repr=False)
 
     @property
     def widths(self) -> list[int]:
+        """The width of each partition."""
         return [p.num_qubits for p in self.partitions]
 
     @property
@@ -130,7 +176,23 @@ class CutProblem:
 
 
 def observable_from_terms(observable: SparsePauliOp) -> tuple[PauliList, np.ndarray]:
-    """Split an observable into Pauli terms (phase-free) and real coefficients."""
+    """Split an observable into Pauli terms (phase-free) and real coefficients.
+
+    Parameters
+    ----------
+    observable : SparsePauliOp
+        A Hermitian observable.
+
+    Returns
+    -------
+    tuple[PauliList, numpy.ndarray]
+        The phase-free Pauli terms and their real coefficients.
+
+    Raises
+    ------
+    CuttingError
+        When a coefficient is not real.
+    """
     op = observable.simplify(atol=0)
     if np.abs(op.coeffs.imag).max(initial=0) > 1e-12:
         raise CuttingError("the observable must be Hermitian with real coefficients")
@@ -261,7 +323,27 @@ def _check_widths(circuit: QuantumCircuit, observable: SparsePauliOp) -> None:
 def cut_by_labels(
     circuit: QuantumCircuit, observable: SparsePauliOp, labels: Sequence[Hashable]
 ) -> CutProblem:
-    """Gate-cut every two-qubit gate whose qubits have different partition labels."""
+    """Gate-cut every two-qubit gate whose qubits have different partition labels.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit to cut.
+    observable : SparsePauliOp
+        The observable on the circuit's qubits.
+    labels : Sequence[Hashable]
+        One partition label per qubit.
+
+    Returns
+    -------
+    CutProblem
+        The problem, with ``labels`` kept for :func:`recut`.
+
+    Raises
+    ------
+    CuttingError
+        When the number of labels or the observable's width differs from the circuit's width.
+    """
     if len(labels) != circuit.num_qubits:
         raise CuttingError(
             f"{len(labels)} partition labels for a circuit of {circuit.num_qubits} qubits"
@@ -276,9 +358,31 @@ def cut_by_labels(
 def cut_with_wires(
     cut_circuit: QuantumCircuit, original: QuantumCircuit, observable: SparsePauliOp
 ) -> CutProblem:
-    """Build a problem from a circuit holding QPD gates and ``CutWire`` markers (the output of
-    qiskit-addon-cutting's ``find_cuts``); wire cuts become ``Move`` cuts onto new qubits, and
-    partitions are the connected pieces that remain."""
+    """Build a problem from a circuit holding QPD gates and ``CutWire`` markers.
+
+    The circuit is the output of qiskit-addon-cutting's ``find_cuts``; wire cuts become ``Move``
+    cuts onto new qubits, and partitions are the connected pieces that remain.
+
+    Parameters
+    ----------
+    cut_circuit : QuantumCircuit
+        ``find_cuts``'s output.
+    original : QuantumCircuit
+        The circuit that was cut.
+    observable : SparsePauliOp
+        The observable on the original circuit's qubits.
+
+    Returns
+    -------
+    CutProblem
+        The problem, on the original circuit's qubits, with ``cut_circuit`` kept for
+        :func:`recut`.
+
+    Raises
+    ------
+    CuttingError
+        When the observable's width differs from the circuit's.
+    """
     _check_widths(original, observable)
     paulis, coeffs = observable_from_terms(observable)
     moves = wires_to_moves(cut_circuit)
@@ -300,10 +404,31 @@ def cut_with_wires(
 
 
 def recut(problem: CutProblem, circuit: QuantumCircuit, observable: SparsePauliOp) -> CutProblem:
-    """The cuts of ``problem`` applied to ``circuit``, a circuit of the same structure as the one
-    it was cut from (the same instructions on the same qubits) with other gate parameters:
-    how a parameterized circuit is cut once and bound many times. The QPD coefficients of cut
-    parametric gates are those of the new angles."""
+    """The cuts of ``problem`` applied to another circuit of the same structure.
+
+    How a parameterized circuit is cut once and bound many times. The QPD coefficients of cut
+    parametric gates are those of the new angles.
+
+    Parameters
+    ----------
+    problem : CutProblem
+        A problem made by :func:`cut_by_labels` or :func:`find_cut_problem`.
+    circuit : QuantumCircuit
+        A circuit of the same structure as the one ``problem`` was cut from (the same
+        instructions on the same qubits) with other gate parameters.
+    observable : SparsePauliOp
+        The observable on the circuit's qubits.
+
+    Returns
+    -------
+    CutProblem
+        The same cuts on ``circuit``.
+
+    Raises
+    ------
+    CuttingError
+        When the circuit does not have the structure of the one that was cut.
+    """
     if problem.labels is not None:
         return cut_by_labels(circuit, observable, problem.labels)
     assert problem.marked is not None
@@ -333,11 +458,38 @@ def find_cut_problem(
     seed: int = 0,
     max_backjumps: int = 10_000,
 ) -> CutProblem:
-    """Cut with qiskit-addon-cutting's ``find_cuts``: the gate and wire cuts of least sampling
-    overhead that leave no piece wider than ``max_width`` qubits (a wire cut's new wire
-    included). Where one qubit meets many others in turn, one wire cut can replace several gate
-    cuts. Seeded, so the same inputs give the same cuts. Past ``max_backjumps`` the search
-    returns its greedy best; :class:`NoCutFoundError` when it finds no cut at all."""
+    """Cut with qiskit-addon-cutting's ``find_cuts``.
+
+    The gate and wire cuts of least sampling overhead that leave no piece wider than
+    ``max_width`` qubits (a wire cut's new wire included). Where one qubit meets many others in
+    turn, one wire cut can replace several gate cuts. Seeded, so the same inputs give the same
+    cuts.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit to cut.
+    observable : SparsePauliOp
+        The observable on the circuit's qubits.
+    max_width : int
+        The widest piece allowed, in qubits.
+    seed : int
+        Seed of the search.
+    max_backjumps : int
+        Past this many backjumps the search returns its greedy best.
+
+    Returns
+    -------
+    CutProblem
+        The problem of the cuts found.
+
+    Raises
+    ------
+    NoCutFoundError
+        When the search finds no cut at all (or the circuit has a gate on more than two qubits).
+    CuttingError
+        When the observable's width differs from the circuit's.
+    """
     _check_widths(circuit, observable)
     params = OptimizationParameters(
         seed=seed, gate_lo=True, wire_lo=True, max_backjumps=max_backjumps
@@ -358,9 +510,17 @@ def find_cut_problem(
 class MovedCircuit:
     """A circuit whose wire cuts became ``Move`` gates onto fresh wires.
 
-    ``final_wire[q]``: the wire holding input qubit q's final state; ``owner[w]``: the input
-    qubit whose state wire w carries; ``locations``: where each QPD gate (gate cut or move) is,
-    in the input circuit's indices, in circuit order.
+    Attributes
+    ----------
+    circuit : QuantumCircuit
+        The circuit with ``Move`` QPD gates.
+    final_wire : list[int]
+        ``final_wire[q]``: the wire holding input qubit q's final state.
+    owner : list[int]
+        ``owner[w]``: the input qubit whose state wire w carries.
+    locations : list[Location]
+        Where each QPD gate (gate cut or move) is, in the input circuit's indices, in circuit
+        order.
     """
 
     circuit: QuantumCircuit
@@ -370,12 +530,22 @@ class MovedCircuit:
 
 
 def wires_to_moves(circuit: QuantumCircuit) -> MovedCircuit:
-    """Replace each ``CutWire`` on qubit q of a ``find_cuts`` output by a ``Move`` from q's
-    current wire to a fresh one. (This replaces qiskit-addon-cutting's ``cut_wires``, which
-    allocates too few wires when a qubit has non-consecutive wire cuts.)
+    """Replace each ``CutWire`` on qubit q by a ``Move`` from q's current wire to a fresh one.
 
-    ``find_cuts`` inserts each ``CutWire`` just before the two-qubit gate whose input wire it
-    cuts; positions count the input circuit's instructions, without the markers.
+    This replaces qiskit-addon-cutting's ``cut_wires``, which allocates too few wires when a
+    qubit has non-consecutive wire cuts. ``find_cuts`` inserts each ``CutWire`` just before the
+    two-qubit gate whose input wire it cuts; positions count the input circuit's instructions,
+    without the markers.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        A ``find_cuts`` output.
+
+    Returns
+    -------
+    MovedCircuit
+        The moved circuit, its wire map and the cut locations.
     """
     cuts_per_qubit = [0] * circuit.num_qubits
     for inst in circuit.data:

@@ -53,8 +53,23 @@ def _local_ops(instructions: Sequence[object]) -> tuple[LocalOp, ...]:
 
 
 def parse_qpd_label(label: str | None) -> tuple[str, int]:
-    """The cut gate's name and the cut index from a label ``partition_problem`` wrote, such as
-    ``cut_cx_3`` (gate ``cx``, cut 3) or ``cut_move_0`` (a wire cut)."""
+    """The cut gate's name and the cut index from a label ``partition_problem`` wrote.
+
+    Parameters
+    ----------
+    label : str or None
+        A label such as ``cut_cx_3`` (gate ``cx``, cut 3) or ``cut_move_0`` (a wire cut).
+
+    Returns
+    -------
+    tuple[str, int]
+        The gate's name and the cut index.
+
+    Raises
+    ------
+    CuttingError
+        When the label does not end with a cut index.
+    """
     head, _, tail = str(label).rpartition("_")
     try:
         return head.removeprefix("cut_") or "gate", int(tail)
@@ -67,8 +82,24 @@ def compile_partition(
 ) -> tuple[PartitionProgram, dict[int, tuple[int, list[int]]]]:
     """Compile a partition subcircuit with ``SingleQubitQPDGate`` placeholders.
 
-    Returns the program and, per cut index, ``(side, term_to_option)``: which side of the cut this
-    partition holds and which distinct option each QPD term maps to.
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The partition's subcircuit, as ``partition_problem`` produces it.
+    observables : Sequence[str]
+        The Pauli labels the reconstruction needs from this partition.
+
+    Returns
+    -------
+    tuple[PartitionProgram, dict[int, tuple[int, list[int]]]]
+        The program and, per cut index, ``(side, term_to_option)``: which side of the cut this
+        partition holds and which distinct option each QPD term maps to.
+
+    Raises
+    ------
+    CuttingError
+        For unbound parameters, measurements, resets, gates on more than two qubits, or gates
+        without a matrix.
     """
     if circuit.num_parameters:
         names = ", ".join(sorted(p.name for p in circuit.parameters)[:5])

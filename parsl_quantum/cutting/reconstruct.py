@@ -69,11 +69,23 @@ def _size(dims: dict[int, int], axes: Sequence[int]) -> int:
 
 
 def contract(problem: CutProblem, tensors: Sequence[np.ndarray]) -> np.ndarray:
-    """Contract the partition tensors; returns the value of each observable term (unweighted).
+    """Contract the partition tensors into the value of each observable term (unweighted).
 
-    ``tensors[p]`` has shape ``problem.partitions[p].shape``. Each cut matrix is first absorbed
-    into the tensor of its second partition; the network is then contracted pairwise, always
-    merging the pair with the smallest result (a greedy path, as in opt_einsum's ``greedy``).
+    Each cut matrix is first absorbed into the tensor of its second partition; the network is
+    then contracted pairwise, always merging the pair with the smallest result (a greedy path, as
+    in opt_einsum's ``greedy``).
+
+    Parameters
+    ----------
+    problem : CutProblem
+        The cut problem.
+    tensors : Sequence[numpy.ndarray]
+        ``tensors[p]`` has shape ``problem.partitions[p].shape``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The value of each of the problem's observable terms.
     """
     nodes: list[tuple[np.ndarray, tuple[int, ...]]] = []
     for p, (part, tensor) in enumerate(zip(problem.partitions, tensors, strict=True)):
@@ -104,7 +116,20 @@ def _pair_cost(
 
 
 def expectation_value(problem: CutProblem, tensors: Sequence[np.ndarray]) -> float:
-    """The reconstructed expectation value of the whole observable."""
+    """The reconstructed expectation value of the whole observable.
+
+    Parameters
+    ----------
+    problem : CutProblem
+        The cut problem.
+    tensors : Sequence[numpy.ndarray]
+        ``tensors[p]`` has shape ``problem.partitions[p].shape``.
+
+    Returns
+    -------
+    float
+        The terms' values weighted by ``problem.term_coeffs``.
+    """
     return float(problem.term_coeffs @ contract(problem, tensors))
 
 
@@ -126,8 +151,27 @@ def _tensors(
 def reconstruct(
     problem: CutProblem, graph: nx.DiGraph, results: Mapping[str, RowResults], seed: int | None
 ) -> tuple[float, float]:
-    """The expectation value of the problem's observable and its standard error (0 when
-    every subexperiment was exact). See :func:`reconstruct_all`."""
+    """The expectation value of the problem's observable and its standard error.
+
+    See :func:`reconstruct_all`.
+
+    Parameters
+    ----------
+    problem : CutProblem
+        The cut problem.
+    graph : networkx.DiGraph
+        The plan's task DAG: each evaluate node named in ``results`` carries its ``partition``
+        and its ``rows`` range.
+    results : Mapping[str, RowResults]
+        Each evaluate node's results.
+    seed : int or None
+        Seed of the bootstrap of sampled results.
+
+    Returns
+    -------
+    tuple[float, float]
+        The value and its standard error (0 when every subexperiment was exact).
+    """
     values, errors = reconstruct_all(problem, graph, results, seed, problem.term_coeffs[None, :])
     return float(values[0]), float(errors[0])
 
@@ -139,13 +183,31 @@ def reconstruct_all(
     seed: int | None,
     coefficients: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Values and standard errors of several observables, ``coefficients[k]`` weighting the
-    problem's terms for observable k (one contraction serves them all).
+    """Values and standard errors of several observables (one contraction serves them all).
 
-    ``graph`` is the plan's task DAG: each evaluate node named in ``results`` carries its
-    ``partition`` and its ``rows`` range. The error of sampled subexperiments is a parametric
-    bootstrap (:data:`BOOTSTRAP_REPLICATES` redraws, seeded by ``seed``) through the
-    contraction: the statistical (shot-noise) error only.
+    The error of sampled subexperiments is a parametric bootstrap
+    (:data:`BOOTSTRAP_REPLICATES` redraws, seeded by ``seed``) through the contraction: the
+    statistical (shot-noise) error only.
+
+    Parameters
+    ----------
+    problem : CutProblem
+        The cut problem.
+    graph : networkx.DiGraph
+        The plan's task DAG: each evaluate node named in ``results`` carries its ``partition``
+        and its ``rows`` range.
+    results : Mapping[str, RowResults]
+        Each evaluate node's results.
+    seed : int or None
+        Seed of the bootstrap.
+    coefficients : numpy.ndarray
+        ``coefficients[k]`` weights the problem's terms for observable k.
+
+    Returns
+    -------
+    tuple[numpy.ndarray, numpy.ndarray]
+        The value and the standard error of each observable (errors of 0 when every
+        subexperiment was exact).
     """
     values = {node: r.values for node, r in results.items()}
     value = coefficients @ contract(problem, _tensors(problem, graph, values))

@@ -22,8 +22,17 @@ from parsl_quantum.cutting.program import PartitionProgram
 
 @dataclass
 class SampledRow:
-    """Outcomes of one subexperiment: per commuting group, the distinct (qpd bits, obs bits)
-    outcomes as integers and how often each occurred."""
+    """Outcomes of one subexperiment, per commuting group.
+
+    Attributes
+    ----------
+    qpd : list[numpy.ndarray]
+        Per group, the QPD measurement bits of each distinct outcome, as integers.
+    obs : list[numpy.ndarray]
+        Per group, the observable measurement bits of each distinct outcome, as integers.
+    counts : list[numpy.ndarray]
+        Per group, how often each distinct outcome occurred.
+    """
 
     qpd: list[np.ndarray]
     obs: list[np.ndarray]
@@ -31,11 +40,23 @@ class SampledRow:
 
     @property
     def shots(self) -> int:
+        """The total number of shots over all groups."""
         return int(sum(c.sum() for c in self.counts))
 
 
 def commuting_groups(observables: Sequence[str]) -> list[list[int]]:
-    """Indices of the partition observables grouped qubit-wise commuting."""
+    """Indices of the partition observables grouped qubit-wise commuting.
+
+    Parameters
+    ----------
+    observables : Sequence[str]
+        Pauli labels.
+
+    Returns
+    -------
+    list[list[int]]
+        Groups of indices into ``observables``; each index is in one group.
+    """
     if not observables:
         return []
     plist = PauliList(list(observables))
@@ -65,7 +86,20 @@ def _basis_of(observables: Sequence[str], group: Sequence[int]) -> list[str]:
 
 
 def build_circuits(program: PartitionProgram, row: Sequence[int]) -> list[QuantumCircuit]:
-    """The measured circuits of one subexperiment, one per commuting observable group."""
+    """The measured circuits of one subexperiment, one per commuting observable group.
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The compiled partition.
+    row : Sequence[int]
+        The option index of each site.
+
+    Returns
+    -------
+    list[QuantumCircuit]
+        One circuit per group of :func:`commuting_groups`, with registers ``qpd`` and ``obs``.
+    """
     n = program.num_qubits
     n_meas = sum(
         op.kind == "measure"
@@ -120,7 +154,20 @@ def _parity(values: np.ndarray, mask: int | None = None) -> np.ndarray:
 
 
 def row_expectations(program: PartitionProgram, row: SampledRow) -> np.ndarray:
-    """Estimate every observable of a subexperiment from its groups' outcome counts."""
+    """Estimate every observable of a subexperiment from its groups' outcome counts.
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The compiled partition.
+    row : SampledRow
+        The subexperiment's outcomes.
+
+    Returns
+    -------
+    numpy.ndarray
+        One estimate per observable of the partition.
+    """
     values = np.zeros(len(program.observables))
     groups = commuting_groups(program.observables)
     for group, qpd, obs, cnt in zip(groups, row.qpd, row.obs, row.counts, strict=True):
@@ -151,8 +198,26 @@ def sample_rows(
     sampler: object,
     transpile: object,
 ) -> list[SampledRow]:
-    """Run the measured circuits of ``rows`` with a SamplerV2 (``transpile`` maps circuits to the
-    backend's ISA) and collect their outcome counts."""
+    """Run the measured circuits of ``rows`` with a SamplerV2 and collect their outcome counts.
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The compiled partition.
+    rows : numpy.ndarray
+        The option rows of the subexperiments (subexperiments x sites).
+    shots : Sequence[int]
+        Shots of each row.
+    sampler : object
+        A SamplerV2.
+    transpile : object
+        A callable that maps circuits to the backend's ISA.
+
+    Returns
+    -------
+    list[SampledRow]
+        The outcomes of each row.
+    """
     circuits: list[QuantumCircuit] = []
     owners: list[tuple[int, int]] = []
     for r, row in enumerate(rows):

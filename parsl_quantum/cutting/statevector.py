@@ -58,7 +58,22 @@ def _apply_2q(states: np.ndarray, n: int, qa: int, qb: int, u: np.ndarray) -> np
 
 
 def apply_gates(states: np.ndarray, n: int, gates: Sequence[GateOp]) -> np.ndarray:
-    """Apply unitary gates to every state of a stack of shape (branches, 2**n)."""
+    """Apply unitary gates to every state of a stack.
+
+    Parameters
+    ----------
+    states : numpy.ndarray
+        A stack of shape (branches, 2**n).
+    n : int
+        The number of qubits.
+    gates : Sequence[GateOp]
+        The gates, in order.
+
+    Returns
+    -------
+    numpy.ndarray
+        The stack after the gates.
+    """
     for g in gates:
         if len(g.qubits) == 1:
             states = _apply_1q(states, n, g.qubits[0], g.matrix)
@@ -123,7 +138,20 @@ def _parity_signs(indices: np.ndarray, mask: int) -> np.ndarray:
 
 
 def pauli_expectations(states: np.ndarray, labels: Sequence[str]) -> np.ndarray:
-    """``<psi_b|P_j|psi_b>`` for every branch b and Pauli label j (real; states unnormalised)."""
+    """``<psi_b|P_j|psi_b>`` for every branch b and Pauli label j.
+
+    Parameters
+    ----------
+    states : numpy.ndarray
+        A stack of shape (branches, 2**n); states may be unnormalised.
+    labels : Sequence[str]
+        Pauli labels (rightmost character is qubit 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        Real values of shape (branches, labels).
+    """
     b, dim = states.shape
     idx = np.arange(dim, dtype=np.int64)
     out = np.empty((b, len(labels)))
@@ -148,9 +176,20 @@ def evaluate_exact(
 ) -> np.ndarray:
     """Exact expectation values of a partition's subexperiments.
 
-    ``rows`` is an int array (subexperiments x sites) of option indices, one row per requested
-    subexperiment; ``None`` means all of them in C order. Returns an array of shape
-    (len(rows), len(program.observables)).
+    Parameters
+    ----------
+    program : PartitionProgram
+        The compiled partition.
+    rows : numpy.ndarray or None
+        An int array (subexperiments x sites) of option indices, one row per requested
+        subexperiment; ``None`` means all of them in C order.
+    memory_bytes : int
+        Upper bound on the bytes of one stacked state array; larger stacks are split.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (len(rows), len(program.observables)).
     """
     n = program.num_qubits
     k = len(program.sites)

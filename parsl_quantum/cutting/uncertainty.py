@@ -34,7 +34,24 @@ def bootstrap_rows(
     replicates: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Resampled estimates of every observable of every row: shape (replicates, rows, obs)."""
+    """Resampled estimates of every observable of every row.
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The compiled partition.
+    samples : Sequence[SampledRow]
+        The outcomes of each row.
+    replicates : int
+        The number of redraws.
+    rng : numpy.random.Generator
+        The generator of the multinomial redraws.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (replicates, rows, observables).
+    """
     groups = commuting_groups(program.observables)
     out = np.zeros((replicates, len(samples), len(program.observables)))
     for r, row in enumerate(samples):
