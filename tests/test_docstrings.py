@@ -1,12 +1,15 @@
 """The public API's docstrings follow one convention, NumPy style, so the API reference shows
 parameter tables.
 
-The test reads the source with :mod:`ast` (nothing is imported): in every public module of the
-packages in :data:`CONVERTED`, every public function and method that takes a parameter besides
+The test reads the source with :mod:`ast`: in every public module of the packages in
+:data:`CONVERTED`, every public function and method that takes a parameter besides
 ``self``/``cls`` has a ``Parameters`` section naming each parameter; a public class with its own
 ``__init__`` names the constructor's parameters in the class docstring (or in ``__init__``'s);
-a public dataclass names each field in an ``Attributes`` section. Names with a leading
-underscore (modules, classes, functions, dunders) are not public API.
+a public dataclass names each field in an ``Attributes`` section; every entry of those sections
+gives a type (``name : type``); and a public function or method (not a property) annotated to
+return something has a ``Returns`` (or ``Yields``) section. Names with a leading underscore
+(modules, classes, functions, dunders) are not public API. Only a class whose docstring is
+built at import time (``__doc__ = f"..."``) is imported, to read it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ CONVERTED = (
 _HEADER = re.compile(r"^(\w[\w ]*)\n-+$", re.M)
 #: The names of a section entry: everything before the first colon that ends a word.
 _NAME = re.compile(r"^(.*?)(?:\s*:(?:\s|$)|$)")
+#: A section entry with a type: ``name : type`` (Parsl's shared HTEX docs also write
+#: ``name: type``).
+_TYPED = re.compile(r"^[^:]+?\s?:\s+\S")
 
 
 def sections(doc: str) -> dict[str, list[str]]:
@@ -57,6 +63,11 @@ def documented_names(lines: list[str]) -> set[str]:
             for name in _NAME.match(line).group(1).split(","):  # type: ignore[union-attr]
                 names.add(name.strip().lstrip("*"))
     return names
+
+
+def untyped(lines: list[str]) -> list[str]:
+    """The entries of a ``Parameters``/``Attributes`` section that give no type."""
+    return [line for line in lines if line and not line[0].isspace() and not _TYPED.match(line)]
 
 
 def parameter_names(func: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> list[str]:
@@ -86,6 +97,24 @@ def is_setter(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return any(
         isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter")
         for d in func.decorator_list
+    )
+
+
+def is_property(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether ``func`` is a property (its docstring describes a value, without sections)."""
+    return any(
+        (isinstance(d, ast.Name) and d.id in ("property", "cached_property"))
+        or (isinstance(d, ast.Attribute) and d.attr == "cached_property")
+        for d in func.decorator_list
+    )
+
+
+def returns_something(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether ``func`` is annotated to return a value (not ``None``, not a property)."""
+    return (
+        func.returns is not None
+        and ast.unparse(func.returns) not in ("None", "NoReturn")
+        and not is_property(func)
     )
 
 
@@ -142,15 +171,24 @@ def offenders(file: Path) -> Iterator[str]:
     def check(func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, method: bool):
         if func.name.startswith("_") or is_overload(func) or is_setter(func):
             return
-        lost = missing(ast.get_docstring(func), "Parameters", parameter_names(func, method))
+        doc = ast.get_docstring(func)
+        lost = missing(doc, "Parameters", parameter_names(func, method))
         if lost:
             yield f"{where}:{func.lineno} {qualname}: Parameters lacks {', '.join(lost)}"
+        found = sections(doc or "")
+        if returns_something(func) and not {"Returns", "Yields"} & set(found):
+            yield f"{where}:{func.lineno} {qualname}: no Returns section"
+        for line in untyped(found.get("Parameters", [])):
+            yield f"{where}:{func.lineno} {qualname}: untyped Parameters entry: {line}"
 
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             yield from check(node, node.name, method=False)
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             doc = class_doc(file, node)
+            for section in ("Parameters", "Attributes"):
+                for line in untyped(sections(doc or "").get(section, [])):
+                    yield f"{where}:{node.lineno} {node.name}: untyped {section} entry: {line}"
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     if item.name == "__init__":
@@ -188,10 +226,23 @@ def test_sections_parse_names() -> None:
     assert missing(doc, "Parameters", ["a", "b", "d"]) == ["d"]
     assert missing(None, "Parameters", ["a"]) == ["a"]
     assert missing(None, "Parameters", []) == []
+    assert untyped(found["Parameters"]) == ["c"]
+
+
+def test_returns_and_properties_are_told_apart() -> None:
+    tree = ast.parse(
+        "def f() -> int: ...\n"
+        "def g() -> None: ...\n"
+        "def h(): ...\n"
+        "@property\n"
+        "def p(self) -> int: ...\n"
+    )
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert [returns_something(f) for f in funcs] == [True, False, False, False]
 
 
 @pytest.mark.parametrize("entry", CONVERTED)
-def test_public_callables_document_their_parameters(entry: str) -> None:
+def test_public_api_has_numpy_sections(entry: str) -> None:
     assert (ROOT / entry).exists(), f"{entry} is not in the repository"
     found = [
         line

@@ -54,7 +54,13 @@ def aer_method(name: str) -> str:
 
 
 def aer_gpu_installed() -> bool:
-    """True when a CUDA build of qiskit-aer is installed (package metadata only; no import)."""
+    """Whether a CUDA build of qiskit-aer is installed (package metadata only; no import).
+
+    Returns
+    -------
+    bool
+        True when one of :data:`AER_GPU_DISTRIBUTIONS` is installed.
+    """
     for dist in AER_GPU_DISTRIBUTIONS:
         try:
             importlib.metadata.distribution(dist)
@@ -65,12 +71,24 @@ def aer_gpu_installed() -> bool:
 
 
 def gpu_present() -> bool:
-    """True when an NVIDIA device node is visible to this process."""
+    """Whether an NVIDIA device node is visible to this process.
+
+    Returns
+    -------
+    bool
+        True when ``/dev/nvidia<N>`` exists.
+    """
     return bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
 def gpu_missing_reason() -> str | None:
-    """Why ``aer-gpu`` cannot run here, or None when it can."""
+    """Why ``aer-gpu`` cannot run here.
+
+    Returns
+    -------
+    str or None
+        The reason (the package, the GPU, or Aer's GPU device missing), or None when it can run.
+    """
     missing = []
     if not aer_gpu_installed():
         missing.append("the qiskit-aer-gpu package is not installed")

@@ -49,7 +49,13 @@ IBM_OPTIONS = (
 
 
 def ibm_credentials_available() -> bool:
-    """True when a token is in the environment or an account is saved locally (no network)."""
+    """Whether IBM Quantum credentials are available, without contacting the service.
+
+    Returns
+    -------
+    bool
+        True when a token is in the environment or an account is saved locally.
+    """
     if os.environ.get(TOKEN_ENV):
         return True
     try:

@@ -160,7 +160,14 @@ class CutProblem:
         return float(np.prod([c.gamma**2 for c in self.cuts]))
 
     def describe(self) -> dict[str, object]:
-        """Plain-data summary for reports and JSON output."""
+        """Plain-data summary for reports and JSON output.
+
+        Returns
+        -------
+        dict[str, object]
+            ``partitions`` (width, subexperiments and cuts of each), ``cuts`` (their
+            :meth:`Cut.location`) and the total ``subexperiments``.
+        """
         return {
             "partitions": [
                 {
