@@ -36,9 +36,26 @@ def select_backends(
 ) -> list[str]:
     """The pool's backends that can serve ``spec``, in pool order (never empty).
 
-    Raises :class:`~parsl.executors.errors.InvalidResourceSpecification` naming the offending
-    key(s): unknown keys (listing the accepted ones), ill-typed values, a ``backend`` the pool
-    does not have, a ``qpu`` flag no backend matches, or ``qubits`` wider than every candidate.
+    Parameters
+    ----------
+    spec : Mapping[str, Any] or None
+        The task's resource specification (keys of :data:`ACCEPTED_KEYS`).
+    backends : Mapping[str, BackendSpec]
+        The pool's backends, by canonical name, in pool order.
+    pool : str
+        How messages name the pool.
+
+    Returns
+    -------
+    list[str]
+        The names of the backends that fit.
+
+    Raises
+    ------
+    parsl.executors.errors.InvalidResourceSpecification
+        Naming the offending key(s): unknown keys (listing the accepted ones), ill-typed values,
+        a ``backend`` the pool does not have, a ``qpu`` flag no backend matches, or ``qubits``
+        wider than every candidate.
     """
     spec = spec or {}
     unknown = set(spec) - set(ACCEPTED_KEYS)

@@ -18,7 +18,14 @@ def _alive(proc: psutil.Process) -> bool:
 
 
 class ProcessTree:
-    """The processes started for one block: a root PID and every descendant seen so far."""
+    """The processes started for one block: a root PID and every descendant seen so far.
+
+    Parameters
+    ----------
+    root_pid : int
+        The PID of the block's root process; it and its current descendants are remembered at
+        once.
+    """
 
     def __init__(self, root_pid: int) -> None:
         self.root_pid = root_pid
@@ -42,12 +49,28 @@ class ProcessTree:
         return tuple(sorted(self._procs))
 
     def alive(self) -> list[psutil.Process]:
-        """Tracked processes still running (zombies count as ended)."""
+        """Tracked processes still running (zombies count as ended).
+
+        Returns
+        -------
+        list[psutil.Process]
+            The running processes.
+        """
         return [p for p in self._procs.values() if _alive(p)]
 
     def reap(self, grace: float) -> list[int]:
-        """Wait up to ``grace`` seconds for the tracked processes to exit, then SIGKILL the
-        survivors by PID. Returns the PIDs that had to be killed."""
+        """Wait for the tracked processes to exit, then SIGKILL the survivors by PID.
+
+        Parameters
+        ----------
+        grace : float
+            Seconds to wait before killing.
+
+        Returns
+        -------
+        list[int]
+            The PIDs that had to be killed.
+        """
         _, survivors = psutil.wait_procs(self.alive(), timeout=grace)
         killed = []
         for proc in survivors:

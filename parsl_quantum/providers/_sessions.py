@@ -30,7 +30,15 @@ _ids = itertools.count(1)
 
 
 class QPUSession(ABC):
-    """One reservation of a device for one block of workers."""
+    """One reservation of a device for one block of workers.
+
+    Parameters
+    ----------
+    backend : str
+        The canonical name of the device.
+    mode : SessionMode
+        ``"session"`` or ``"batch"``.
+    """
 
     #: Start the block's workers only once the session is active (True), or right away
     #: because the session only becomes active when the workers' first job runs (False).
@@ -47,14 +55,26 @@ class QPUSession(ABC):
 
     @abstractmethod
     def state(self) -> SessionState:
-        """Where the session is now."""
+        """Where the session is now.
+
+        Returns
+        -------
+        SessionState
+            ``"queued"``, ``"active"`` or ``"closed"``.
+        """
 
     @abstractmethod
     def close(self) -> None:
         """End the session (idempotent)."""
 
     def worker_env(self) -> dict[str, str]:
-        """Environment exported to the block's workers: which session their backend runs in."""
+        """Environment exported to the block's workers: which session their backend runs in.
+
+        Returns
+        -------
+        dict[str, str]
+            The session id, backend and mode, under the ``PQ_SESSION_*`` names.
+        """
         return {
             SESSION_ID_ENV: self.session_id,
             SESSION_BACKEND_ENV: self.backend,
@@ -63,8 +83,21 @@ class QPUSession(ABC):
 
 
 class SimulatedSession(QPUSession):
-    """A fake device's session: queued for ``queue_wait`` seconds after it is opened, then
-    active for ``lifetime`` seconds (``None``: until closed), read off ``clock``."""
+    """A fake device's session, its state read off ``clock``.
+
+    Parameters
+    ----------
+    backend : str
+        The canonical name of the fake device.
+    mode : SessionMode
+        ``"session"`` or ``"batch"``.
+    queue_wait : float
+        Seconds the session stays queued after it is opened.
+    lifetime : float or None
+        Seconds the session then stays active (``None``: until closed).
+    clock : Callable[[], float]
+        The time source, in seconds.
+    """
 
     def __init__(
         self,
@@ -87,6 +120,13 @@ class SimulatedSession(QPUSession):
         return self._id
 
     def state(self) -> SessionState:
+        """Where the session is now, by the time elapsed since it was opened.
+
+        Returns
+        -------
+        SessionState
+            ``"queued"``, ``"active"`` or ``"closed"``.
+        """
         if self._closed:
             return "closed"
         elapsed = self._clock() - self.opened_at
@@ -97,6 +137,7 @@ class SimulatedSession(QPUSession):
         return "active"
 
     def close(self) -> None:
+        """End the session (idempotent)."""
         self._closed = True
 
 
@@ -104,7 +145,22 @@ class IBMRuntimeSession(QPUSession):
     """A qiskit-ibm-runtime ``Session`` (or ``Batch``) on a real device.
 
     IBM sessions turn active when their first job starts, so the workers start right away. The
-    service is contacted when the session is opened, never at construction.
+    service is contacted when the session is opened (a block is submitted), never when the
+    provider is constructed.
+
+    Parameters
+    ----------
+    backend : str
+        The canonical ``ibm:`` name of the device.
+    mode : SessionMode
+        ``"session"`` or ``"batch"``.
+    max_time : int or str or None
+        The longest the session may last (as qiskit-ibm-runtime takes it).
+
+    Raises
+    ------
+    BackendUnavailableError
+        When no IBM credentials are available.
     """
 
     start_pool_when_active = False
@@ -124,6 +180,13 @@ class IBMRuntimeSession(QPUSession):
         return str(self._session.session_id)
 
     def state(self) -> SessionState:
+        """Where the session is now, from the service (a transient API error reads as active).
+
+        Returns
+        -------
+        SessionState
+            ``"queued"``, ``"active"`` or ``"closed"``.
+        """
         if self._closed:
             return "closed"
         try:
@@ -138,6 +201,7 @@ class IBMRuntimeSession(QPUSession):
         return "closed"
 
     def close(self) -> None:
+        """End the session (idempotent; a failure to close is logged)."""
         if not self._closed:
             self._closed = True
             try:
