@@ -118,17 +118,24 @@ def run(
 
     Parameters
     ----------
-    family, qubits : optional
-        Shorthands for the fields of the same names of :class:`CuttingParams`.
+    family : str, optional
+        Shorthand for the field of that name of :class:`CuttingParams`.
+    qubits : int, optional
+        Shorthand for the field of that name of :class:`CuttingParams`.
     params : CuttingParams, optional
         The parameters; the defaults when None.
     pools : sequence of str, optional
         Default ``cpu``.
     run_dir : str or Path
         Where the outputs go.
-    **overrides
+    **overrides : Any
         Fields of :class:`CuttingParams` that replace those of ``params``; any other keyword
         is a circuit option added to ``circuit_options`` (e.g. ``entanglement="circular"``).
+
+    Returns
+    -------
+    CuttingResult
+        The run's result.
     """
     base = params or CuttingParams()
     names = {f.name for f in dataclasses.fields(CuttingParams)}

@@ -348,8 +348,26 @@ def execute(
     *,
     pools: Sequence[str],
 ) -> EnsembleResult:
-    """Run an ensemble of ``circuits`` with ``params`` (the defaults when None) on ``pools``
-    inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    """Run an ensemble of ``circuits`` on ``pools`` inside ``ctx``.
+
+    The engine of :func:`run` and :func:`run_template`.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+    circuits : Sequence of QuantumCircuit
+        The circuits.
+    params : EnsembleParams, optional
+        The parameters; the defaults when None.
+    pools : Sequence of str
+        The pools to run on.
+
+    Returns
+    -------
+    EnsembleResult
+        The run's result.
+    """
     params = params or EnsembleParams()
     if not circuits:
         raise ValueError("the ensemble has no circuits")
@@ -469,9 +487,14 @@ def run(
         Default: every pool of the config among ``cpu``, ``gpu`` and ``qpu``.
     run_dir : str or Path
         Where ``tasks.csv``, ``result.json`` and the figures go.
-    **overrides
+    **overrides : Any
         Fields of :class:`EnsembleParams` that replace those of ``params``, e.g.
         ``count=64, observables=("mean-z", "ZZII")``.
+
+    Returns
+    -------
+    EnsembleResult
+        The run's result.
     """
     params = dataclasses.replace(params or EnsembleParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu", "gpu", "qpu"))
@@ -504,7 +527,20 @@ def prepare(
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run a validated ``kind: ensemble`` template inside a loaded DataFlowKernel."""
+    """Run a validated ``kind: ensemble`` template inside a loaded DataFlowKernel.
+
+    Parameters
+    ----------
+    template : Mapping of str to Any
+        The validated template.
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+
+    Returns
+    -------
+    dict of str to Any
+        The JSON-serialisable result document.
+    """
     pools = _common.template_pools(template, ctx, ("cpu", "gpu", "qpu"))
     circuits = ctx.prepared if isinstance(ctx.prepared, list) else prepare(template, ctx.pools)
     result = execute(ctx, circuits, EnsembleParams.from_template(template), pools=pools)

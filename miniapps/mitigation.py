@@ -347,8 +347,26 @@ def execute(
     *,
     pools: Sequence[str],
 ) -> MitigationResult:
-    """Run the ZNE ensemble of ``circuits`` with ``params`` (the defaults when None) on
-    ``pools`` inside ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    """Run the ZNE ensemble of ``circuits`` on ``pools`` inside ``ctx``.
+
+    The engine of :func:`run` and :func:`run_template`.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+    circuits : Sequence of QuantumCircuit
+        The circuits.
+    params : MitigationParams, optional
+        The parameters; the defaults when None.
+    pools : Sequence of str
+        The pools to run on.
+
+    Returns
+    -------
+    MitigationResult
+        The run's result.
+    """
     params = params or MitigationParams()
     from parsl_quantum.backends import get_backend
     from parsl_quantum.circuits import parse_observable
@@ -466,9 +484,14 @@ def run(
         Default ``qpu``.
     run_dir : str or Path
         Where ``tasks.csv``, ``result.json`` and the figure go.
-    **overrides
+    **overrides : Any
         Fields of :class:`MitigationParams` that replace those of ``params``, e.g.
         ``scale_factors=(1, 3, 5, 7)``.
+
+    Returns
+    -------
+    MitigationResult
+        The run's result.
     """
     params = dataclasses.replace(params or MitigationParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("qpu",))
@@ -504,7 +527,20 @@ def prepare(
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run a validated ``kind: error-mitigation`` template inside a loaded DataFlowKernel."""
+    """Run a validated ``kind: error-mitigation`` template inside a loaded DataFlowKernel.
+
+    Parameters
+    ----------
+    template : Mapping of str to Any
+        The validated template.
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+
+    Returns
+    -------
+    dict of str to Any
+        The JSON-serialisable result document.
+    """
     circuits = ctx.prepared if isinstance(ctx.prepared, list) else prepare(template, ctx.pools)
     pools = _common.template_pools(template, ctx, ("qpu",))
     result = execute(ctx, circuits, MitigationParams.from_template(template), pools=pools)

@@ -442,8 +442,24 @@ def execute(
     *,
     pools: Sequence[str],
 ) -> QMLResult:
-    """Train the classifier with ``params`` (the defaults when None) on ``pools`` inside
-    ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    """Train the classifier on ``pools`` inside ``ctx``.
+
+    The engine of :func:`run` and :func:`run_template`.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+    params : QMLParams, optional
+        The parameters; the defaults when None.
+    pools : Sequence of str
+        The pools to run on.
+
+    Returns
+    -------
+    QMLResult
+        The run's result.
+    """
     params = params or QMLParams()
     timings = _common.Timings()
     with timings.stage("setup"):
@@ -535,8 +551,13 @@ def run(
         Default ``cpu``.
     run_dir : str or Path
         Where ``tasks.csv``, ``result.json`` and the figure go.
-    **overrides
+    **overrides : Any
         Fields of :class:`QMLParams` that replace those of ``params``, e.g. ``steps=80``.
+
+    Returns
+    -------
+    QMLResult
+        The run's result.
     """
     params = dataclasses.replace(params or QMLParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu",))
@@ -545,6 +566,19 @@ def run(
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run a validated ``kind: qml-training`` template inside a loaded DataFlowKernel."""
+    """Run a validated ``kind: qml-training`` template inside a loaded DataFlowKernel.
+
+    Parameters
+    ----------
+    template : Mapping of str to Any
+        The validated template.
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+
+    Returns
+    -------
+    dict of str to Any
+        The JSON-serialisable result document.
+    """
     pools = _common.template_pools(template, ctx, ("cpu",))
     return execute(ctx, QMLParams.from_template(template), pools=pools).to_dict()

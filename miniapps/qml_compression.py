@@ -485,8 +485,24 @@ def execute(
     *,
     pools: Sequence[str],
 ) -> CompressionResult:
-    """Train the autoencoder with ``params`` (the defaults when None) on ``pools`` inside
-    ``ctx`` (the engine of :func:`run` and :func:`run_template`)."""
+    """Train the autoencoder on ``pools`` inside ``ctx``.
+
+    The engine of :func:`run` and :func:`run_template`.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+    params : CompressionParams, optional
+        The parameters; the defaults when None.
+    pools : Sequence of str
+        The pools to run on.
+
+    Returns
+    -------
+    CompressionResult
+        The run's result.
+    """
     params = params or CompressionParams()
     check_inputs(ctx.pools, pools, params.qubits, params.latent, params.field_min, params.field_max)
     timings = _common.Timings()
@@ -592,9 +608,14 @@ def run(
         Default ``cpu``.
     run_dir : str or Path
         Where ``tasks.csv``, ``result.json`` and the figure go.
-    **overrides
+    **overrides : Any
         Fields of :class:`CompressionParams` that replace those of ``params``, e.g.
         ``qubits=6, latent=3``.
+
+    Returns
+    -------
+    CompressionResult
+        The run's result.
     """
     params = dataclasses.replace(params or CompressionParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu",))
@@ -618,6 +639,19 @@ def prepare(
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run a validated ``kind: qml-compression`` template inside a loaded DataFlowKernel."""
+    """Run a validated ``kind: qml-compression`` template inside a loaded DataFlowKernel.
+
+    Parameters
+    ----------
+    template : Mapping of str to Any
+        The validated template.
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+
+    Returns
+    -------
+    dict of str to Any
+        The JSON-serialisable result document.
+    """
     pools = _common.template_pools(template, ctx, ("cpu",))
     return execute(ctx, CompressionParams.from_template(template), pools=pools).to_dict()

@@ -523,9 +523,27 @@ def execute(
     pools: Sequence[str],
     evaluate_on: Sequence[str] = (),
 ) -> GenerativeResult:
-    """Train the Born machine with ``params`` (the defaults when None) on ``pools`` inside
-    ``ctx``, then sample it on every pool of ``evaluate_on`` (the engine of :func:`run` and
-    :func:`run_template`)."""
+    """Train the Born machine on ``pools`` inside ``ctx``, then sample it on ``evaluate_on``.
+
+    Every pool of ``evaluate_on`` samples the trained circuit. The engine of :func:`run` and
+    :func:`run_template`.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+    params : GenerativeParams, optional
+        The parameters; the defaults when None.
+    pools : Sequence of str
+        The training pools.
+    evaluate_on : Sequence of str
+        The pools that sample the trained circuit.
+
+    Returns
+    -------
+    GenerativeResult
+        The run's result.
+    """
     params = params or GenerativeParams()
     width = params.width
     check_inputs(ctx.pools, pools, evaluate_on, params.target, width, params.shots)
@@ -640,9 +658,14 @@ def run(
         pools and ``qpu`` when the config has it.
     run_dir : str or Path
         Where ``tasks.csv``, ``result.json`` and the figure go.
-    **overrides
+    **overrides : Any
         Fields of :class:`GenerativeParams` that replace those of ``params``, e.g.
         ``target="bars-and-stripes", rows=2, cols=3``.
+
+    Returns
+    -------
+    GenerativeResult
+        The run's result.
     """
     params = dataclasses.replace(params or GenerativeParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu",))
@@ -681,6 +704,18 @@ def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]
 
     The first pool of the template that is not ``qpu`` trains; every pool of ``evaluate_on``
     (default: all the template's pools) samples the trained circuit.
+
+    Parameters
+    ----------
+    template : Mapping of str to Any
+        The validated template.
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+
+    Returns
+    -------
+    dict of str to Any
+        The JSON-serialisable result document.
     """
     named = _common.template_pools(template, ctx, ("cpu", "qpu"))
     train, evaluate_on = _template_pools(template, named)

@@ -483,8 +483,24 @@ def execute(
     *,
     pools: Sequence[str],
 ) -> VariationalResult:
-    """Run VQE or QAOA with ``params`` (the defaults when None) on ``pools`` inside ``ctx``
-    (the engine of :func:`run` and :func:`run_template`)."""
+    """Run VQE or QAOA on ``pools`` inside ``ctx``.
+
+    The engine of :func:`run` and :func:`run_template`.
+
+    Parameters
+    ----------
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+    params : VariationalParams, optional
+        The parameters; the defaults when None.
+    pools : Sequence of str
+        The pools to run on.
+
+    Returns
+    -------
+    VariationalResult
+        The run's result.
+    """
     params = params or VariationalParams()
     from scipy.optimize import minimize
 
@@ -607,9 +623,14 @@ def run(
         Default ``cpu``.
     run_dir : str or Path
         Where ``tasks.csv``, ``result.json`` and the figure go.
-    **overrides
+    **overrides : Any
         Fields of :class:`VariationalParams` that replace those of ``params``, e.g.
         ``model="maxcut", qubits=8, layers=4``.
+
+    Returns
+    -------
+    VariationalResult
+        The run's result.
     """
     params = dataclasses.replace(params or VariationalParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu",))
@@ -618,7 +639,20 @@ def run(
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run a validated ``kind: variational`` template inside a loaded DataFlowKernel."""
+    """Run a validated ``kind: variational`` template inside a loaded DataFlowKernel.
+
+    Parameters
+    ----------
+    template : Mapping of str to Any
+        The validated template.
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+
+    Returns
+    -------
+    dict of str to Any
+        The JSON-serialisable result document.
+    """
     pools = _common.template_pools(template, ctx, ("cpu",))
     result = execute(ctx, VariationalParams.from_template(template), pools=pools)
     return result.to_dict()

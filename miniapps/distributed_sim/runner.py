@@ -132,6 +132,11 @@ def execute(
         The pools that contract slices (and the reference, on the first).
     plan : SlicedContraction, optional
         A contraction plan :func:`prepare` already made, so the search is not repeated.
+
+    Returns
+    -------
+    DistributedSimResult
+        The run's result.
     """
     params = params or DistributedSimParams()
     bitstring, pauli, qubits = params.inputs_for(circuit.num_qubits)
@@ -295,9 +300,14 @@ def run(
         The pools that contract slices; default ``cpu`` (and ``gpu`` when configured).
     run_dir : str or Path
         Where ``tasks.csv``, ``result.json`` and the figure go.
-    **overrides
+    **overrides : Any
         Fields of :class:`DistributedSimParams` that replace those of ``params``, e.g.
         ``quantity="expectation", pauli="ZX", qubits=(3, 4)``.
+
+    Returns
+    -------
+    DistributedSimResult
+        The run's result.
     """
     params = dataclasses.replace(params or DistributedSimParams(), **overrides)
     chosen = _common.resolve_pools(pools, default=("cpu", "gpu"))
@@ -340,7 +350,20 @@ def prepare(
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run a validated ``kind: distributed-simulation`` template in a loaded DataFlowKernel."""
+    """Run a validated ``kind: distributed-simulation`` template in a loaded DataFlowKernel.
+
+    Parameters
+    ----------
+    template : Mapping of str to Any
+        The validated template.
+    ctx : RunContext
+        The run's pools, directory and task recorder.
+
+    Returns
+    -------
+    dict of str to Any
+        The JSON-serialisable result document.
+    """
     prep = ctx.prepared
     if not isinstance(prep, PreparedSimulation):
         prep = prepare(template, ctx.pools)

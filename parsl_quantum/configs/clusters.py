@@ -36,6 +36,25 @@ class ClusterPool:
     ``mpi_launcher`` (``"srun"``, ``"mpiexec"`` or ``"aprun"``) makes the pool a Parsl
     ``MPIExecutor``: one worker pool on each block's first node runs up to ``workers_per_node``
     tasks at once, each launching its ranks over the block's nodes with that launcher.
+
+    Attributes
+    ----------
+    backends : Sequence of str
+        Backends the pool's workers offer.
+    nodes_per_block : int
+        Nodes of each block (batch job).
+    max_blocks : int
+        Most blocks at once.
+    workers_per_node : int
+        Worker slots per node (per block's first node with ``mpi_launcher``).
+    walltime : str
+        Walltime of each job, ``HH:MM:SS``.
+    scheduler_options : str
+        Extra scheduler directives of each job.
+    available_accelerators : int or Sequence of str
+        Accelerators the workers are pinned to, as Parsl's HTEX takes them.
+    mpi_launcher : str or None
+        ``"srun"``, ``"mpiexec"`` or ``"aprun"`` for an MPI pool, else None.
     """
 
     backends: Sequence[str] = ("aer",)
@@ -49,7 +68,20 @@ class ClusterPool:
 
 
 def job_name(run_dir: str | Path, pool: str) -> str:
-    """The batch job name of ``pool``'s blocks in a run: ``<run directory name>.<pool>``."""
+    """The batch job name of ``pool``'s blocks in a run: ``<run directory name>.<pool>``.
+
+    Parameters
+    ----------
+    run_dir : str or pathlib.Path
+        The run's directory.
+    pool : str
+        Pool name.
+
+    Returns
+    -------
+    str
+        The job name.
+    """
     return f"{Path(run_dir).resolve().name}.{pool}"
 
 
@@ -123,10 +155,39 @@ def slurm(
     """Pools whose blocks are Slurm jobs, workers started on every node with ``srun``.
 
     With ``check`` (the default), each pool's job is first shown to Slurm with
-    ``sbatch --test-only``, which submits nothing: a job Slurm would reject (unknown partition,
-    too many nodes, an account or QOS that accounting refuses) raises ``ValueError`` with
-    Slurm's message here, before any task, instead of failing block after block during the run.
-    ``check=False`` builds the config without asking Slurm (e.g. away from the login node).
+    ``sbatch --test-only``, which submits nothing: a job Slurm would reject is refused here,
+    before any task, instead of failing block after block during the run.
+
+    Parameters
+    ----------
+    run_dir : str or pathlib.Path
+        The run's directory.
+    pools : Mapping of str to ClusterPool or None
+        The pools by name; a ``cpu`` pool of 8 workers per node when omitted.
+    partition : str or None
+        Slurm partition.
+    account : str or None
+        Slurm account.
+    qos : str or None
+        Slurm quality of service.
+    worker_init : str
+        Shell commands run before the workers start.
+    monitoring : bool
+        Write Parsl's monitoring database.
+    check : bool
+        Ask Slurm with ``sbatch --test-only`` first; ``False`` builds the config without asking
+        Slurm (e.g. away from the login node).
+
+    Returns
+    -------
+    parsl.config.Config
+        The configuration.
+
+    Raises
+    ------
+    ValueError
+        With Slurm's message, when Slurm would reject a pool's job (unknown partition, too many
+        nodes, an account or QOS that accounting refuses) or does not answer.
     """
     require_main_guard()
     chosen = _default_pools(pools)
@@ -194,7 +255,32 @@ def pbs(
     worker_init: str = "",
     monitoring: bool = True,
 ) -> Config:
-    """Pools whose blocks are PBS Pro jobs, workers started on every node with ``mpiexec``."""
+    """Pools whose blocks are PBS Pro jobs, workers started on every node with ``mpiexec``.
+
+    Parameters
+    ----------
+    run_dir : str or pathlib.Path
+        The run's directory.
+    pools : Mapping of str to ClusterPool or None
+        The pools by name; a ``cpu`` pool of 8 workers per node when omitted.
+    queue : str or None
+        PBS queue.
+    account : str or None
+        PBS account.
+    cpus_per_node : int
+        CPUs requested per node.
+    select_options : str
+        Extra options of the ``select`` statement.
+    worker_init : str
+        Shell commands run before the workers start.
+    monitoring : bool
+        Write Parsl's monitoring database.
+
+    Returns
+    -------
+    parsl.config.Config
+        The configuration.
+    """
     require_main_guard()
     return _config(
         run_dir,
@@ -228,8 +314,21 @@ SITE_OPTIONS: Mapping[str, Mapping[str, type]] = {
 
 
 def check_site_options(site: str, options: Mapping[str, object]) -> None:
-    """Raise ``ValueError`` (one line, naming the option and the accepted ones) for an option
-    the ``site`` does not take or a value of the wrong type."""
+    """Check a template's ``site.options`` against what ``site`` takes.
+
+    Parameters
+    ----------
+    site : str
+        The site kind.
+    options : Mapping of str to object
+        The options given.
+
+    Raises
+    ------
+    ValueError
+        One line, naming the option and the accepted ones, for an option the ``site`` does not
+        take or a value of the wrong type.
+    """
     accepted = SITE_OPTIONS[site]
     for key, value in options.items():
         if key not in accepted:

@@ -82,6 +82,28 @@ class GlobusComputePool(GlobusComputeExecutor):
 
     Backends are described locally when possible; one that cannot be described here (``aer-gpu``
     on a client without a GPU, ``ibm:`` devices without credentials) is checked by name only.
+
+    Parameters
+    ----------
+    executor : globus_compute_sdk.Executor
+        The SDK executor that sends the pool's tasks to its endpoint.
+    label : str
+        Pool name (the Parsl executor label).
+    backends : Sequence of str
+        Backends the endpoint's workers offer.
+    workers : int
+        Worker slots of the endpoint for this pool.
+    check_functions : bool
+        Refuse functions the endpoint could not import by reference.
+    storage_access : list of Staging or None
+        Parsl staging providers, passed to the parent.
+    working_dir : str or None
+        Working directory on the endpoint, passed to the parent.
+
+    Raises
+    ------
+    ValueError
+        If ``backends`` is empty (or a single string) or ``workers`` is below 1.
     """
 
     def __init__(
@@ -137,8 +159,23 @@ class GlobusComputePool(GlobusComputeExecutor):
         return None
 
     def select_backend(self, resource_specification: Mapping[str, Any]) -> str:
-        """The backend a task with this specification runs on; raises
-        ``InvalidResourceSpecification`` naming the offending keys."""
+        """The backend a task with this specification runs on.
+
+        Parameters
+        ----------
+        resource_specification : Mapping of str to Any
+            The task's resource specification.
+
+        Returns
+        -------
+        str
+            The backend's canonical name.
+
+        Raises
+        ------
+        InvalidResourceSpecification
+            Naming the offending keys (unknown keys, or a request no backend of the pool serves).
+        """
         spec = {k: v for k, v in resource_specification.items() if k not in GLOBUS_RESOURCE_KEYS}
         where = f"pool {self.label!r}"
         specs = self.backend_specs
@@ -167,7 +204,18 @@ class GlobusComputePool(GlobusComputeExecutor):
         return name
 
     def validate_resource_spec(self, resource_specification: dict[str, Any]) -> None:
-        """Reject unknown keys and requests no backend of this pool can serve."""
+        """Reject unknown keys and requests no backend of this pool can serve.
+
+        Parameters
+        ----------
+        resource_specification : dict of str to Any
+            The task's resource specification.
+
+        Raises
+        ------
+        InvalidResourceSpecification
+            As :meth:`select_backend`.
+        """
         self.select_backend(resource_specification or {})
 
     def submit(
@@ -177,7 +225,30 @@ class GlobusComputePool(GlobusComputeExecutor):
         *args: Any,
         **kwargs: Any,
     ) -> Future[Any]:
-        """Check the task, bind its backend, and submit it through Parsl's executor."""
+        """Check the task, bind its backend, and submit it through Parsl's executor.
+
+        Parameters
+        ----------
+        func : Callable
+            The app function.
+        resource_specification : dict of str to Any
+            The task's resource specification.
+        *args : Any
+            Positional arguments of ``func``.
+        **kwargs : Any
+            Keyword arguments of ``func``; a ``parsl_resource_specification`` among them gets the
+            chosen backend.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            The task's future from Parsl's ``GlobusComputeExecutor``.
+
+        Raises
+        ------
+        InvalidResourceSpecification
+            As :meth:`select_backend`.
+        """
         spec = dict(resource_specification or {})
         backend = self.select_backend(spec)
         if self.check_functions:
@@ -191,7 +262,18 @@ class GlobusComputePool(GlobusComputeExecutor):
 
 
 def endpoint_pools_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Pools named by ``PARSL_QUANTUM_ENDPOINT_<POOL>`` variables: ``{pool: endpoint id}``."""
+    """Pools named by ``PARSL_QUANTUM_ENDPOINT_<POOL>`` variables.
+
+    Parameters
+    ----------
+    environ : Mapping of str to str or None
+        The environment; ``os.environ`` when omitted.
+
+    Returns
+    -------
+    dict of str to str
+        ``{pool: endpoint id}``.
+    """
     env = os.environ if environ is None else environ
     found: dict[str, str] = {}
     for name, value in env.items():
@@ -249,8 +331,21 @@ def _pool_workers(pool: str, workers: Mapping[str, int], uec: Mapping[str, Any])
 
 
 def default_executor_factory(client: Client | None = None) -> SDKExecutorFactory:
-    """The factory :func:`globus` uses by default: one ``globus_compute_sdk.Executor`` per pool,
-    all sharing one ``Client`` (one login, one version check), made on first use."""
+    """The factory :func:`globus` uses by default.
+
+    It makes one ``globus_compute_sdk.Executor`` per pool, all sharing one ``Client`` (one
+    login, one version check), made on first use.
+
+    Parameters
+    ----------
+    client : globus_compute_sdk.Client or None
+        The client to share; made on first use when omitted.
+
+    Returns
+    -------
+    SDKExecutorFactory
+        The factory.
+    """
     shared: list[Client] = [client] if client is not None else []
 
     def make(pool: str, endpoint_id: str, user_endpoint_config: dict[str, Any] | None) -> Executor:
@@ -285,21 +380,50 @@ def globus(
 ) -> Config:
     """A Parsl config whose pools run on Globus Compute endpoints (and, optionally, locally).
 
-    ``endpoints``: ``{pool: endpoint id}``; a pool mapped to ``None`` takes its id from the
-    environment. Without it, every ``PARSL_QUANTUM_ENDPOINT_<POOL>`` variable makes a pool
-    (``GLOBUS_COMPUTE_ENDPOINT`` alone makes ``cpu``). ``pools`` selects the pools to build (a
-    template's ``pools``): each is local when listed in ``local_pools``, else remote, with its
-    endpoint from ``endpoints`` or the environment.
+    Without ``endpoints``, every ``PARSL_QUANTUM_ENDPOINT_<POOL>`` variable makes a pool
+    (``GLOBUS_COMPUTE_ENDPOINT`` alone makes ``cpu``).
 
-    ``backends`` and ``workers`` describe what each remote pool offers the planner (defaults:
-    the local pools' backends, the ``backends``/``workers_per_node``/``accelerators`` of its
-    ``user_endpoint_config``, else one worker). ``user_endpoint_config`` is sent with every task
-    of a pool, for multi-user endpoints built from the parsl-quantum endpoint template.
+    Parameters
+    ----------
+    endpoints : Mapping of str to (str or None) or None
+        ``{pool: endpoint id}``; a pool mapped to ``None`` takes its id from the environment.
+    run_dir : str or pathlib.Path
+        The run's directory.
+    pools : Sequence of str or None
+        The pools to build (a template's ``pools``): each is local when listed in
+        ``local_pools``, else remote, with its endpoint from ``endpoints`` or the environment.
+    local_pools : Sequence of str
+        Pools built by :func:`parsl_quantum.configs.local` under the same run directory.
+    backends : Mapping of str to Sequence of str or None
+        What each remote pool offers the planner (default: the local pools' backends, else the
+        ``backends`` of its ``user_endpoint_config``).
+    workers : Mapping of str to int or None
+        Worker slots of each remote pool (default: the ``workers_per_node``/``accelerators`` of
+        its ``user_endpoint_config``, else one worker).
+    user_endpoint_config : Mapping of str to Mapping of str to Any or None
+        Sent with every task of a pool, for multi-user endpoints built from the parsl-quantum
+        endpoint template.
+    monitoring : bool
+        Write one Parsl monitoring database for all pools.
+    check_functions : bool
+        Refuse functions an endpoint could not import by reference.
+    client : globus_compute_sdk.Client or None
+        The ``Client`` to share.
+    executor_factory : SDKExecutorFactory or None
+        Replaces how each pool's SDK executor is made.
+    environ : Mapping of str to str or None
+        Replaces ``os.environ`` when looking up endpoint ids.
 
-    ``local_pools`` are built by :func:`parsl_quantum.configs.local` under the same run
-    directory; ``monitoring`` writes one Parsl monitoring database for all pools. ``client`` is
-    the ``globus_compute_sdk.Client`` to share, ``executor_factory`` replaces how each pool's SDK
-    executor is made, and ``environ`` replaces ``os.environ`` when looking up endpoint ids.
+    Returns
+    -------
+    parsl.config.Config
+        The configuration.
+
+    Raises
+    ------
+    ValueError
+        If no pool is named, a pool is both local and in ``endpoints``, or a remote pool has no
+        backends to offer.
     """
     require_main_guard()
     env = os.environ if environ is None else environ
@@ -376,9 +500,31 @@ def globus_from_site_options(
     monitoring: bool = True,
     **hooks: Any,
 ) -> Config:
-    """:func:`globus` from a template's ``site.options`` (validated against
-    :data:`SITE_OPTIONS_SCHEMA`; a ``ValueError`` names the offending field). ``hooks`` are
-    passed through (``client``, ``executor_factory``, ``environ``)."""
+    """:func:`globus` from a template's ``site.options``.
+
+    Parameters
+    ----------
+    options : Mapping of str to Any
+        The ``site.options``, validated against :data:`SITE_OPTIONS_SCHEMA`.
+    pools : Sequence of str or None
+        The template's pools.
+    run_dir : str or pathlib.Path
+        The run's directory.
+    monitoring : bool
+        Write Parsl's monitoring database.
+    **hooks : Any
+        Passed through to :func:`globus` (``client``, ``executor_factory``, ``environ``).
+
+    Returns
+    -------
+    parsl.config.Config
+        The configuration.
+
+    Raises
+    ------
+    ValueError
+        Naming the offending field.
+    """
     errors = sorted(
         jsonschema.Draft202012Validator(SITE_OPTIONS_SCHEMA).iter_errors(dict(options)),
         key=lambda e: list(e.absolute_path),

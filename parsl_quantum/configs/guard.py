@@ -27,11 +27,16 @@ MESSAGE = (
 
 
 def require_main_guard() -> None:
-    """Exit with status 2 and one line on stderr when called from a script's unguarded top-level
-    code, or from the spawn re-import of a script (``__mp_main__``).
+    """Exit when called from a script's unguarded top-level code.
 
-    Code run from a guard, a function, an interactive session, a notebook or a test is let
-    through.
+    Exits with status 2 and one line on stderr when called from a script's unguarded top-level
+    code, or from the spawn re-import of a script (``__mp_main__``). Code run from a guard, a
+    function, an interactive session, a notebook or a test is let through.
+
+    Raises
+    ------
+    SystemExit
+        With :data:`EXIT_CODE`, when the caller is unguarded.
     """
     frame = inspect.currentframe()
     script = unguarded_caller(frame.f_back if frame is not None else None)
@@ -41,8 +46,18 @@ def require_main_guard() -> None:
 
 
 def unguarded_caller(frame: FrameType | None) -> str | None:
-    """The script whose top-level code, outside a ``__main__`` guard, is on the call stack from
-    ``frame`` up, or None."""
+    """The script whose top-level code, outside a ``__main__`` guard, is on the call stack.
+
+    Parameters
+    ----------
+    frame : types.FrameType or None
+        The frame to start looking from, upwards.
+
+    Returns
+    -------
+    str or None
+        The script's path, or None.
+    """
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
     while frame is not None:

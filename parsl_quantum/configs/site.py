@@ -44,6 +44,11 @@ def site_config(
     strategy_period : float
         Seconds between runs of the scaling strategy, which also submits each pool's first
         block: Parsl's 5 s, or less where workers should start as soon as the run does.
+
+    Returns
+    -------
+    parsl.config.Config
+        The configuration.
     """
     hub = None
     if monitoring:

@@ -66,7 +66,23 @@ MAX_SAMPLED_QUBITS = 5
 
 @dataclass(frozen=True)
 class Probe:
-    """One calibration task: a range of a partition's subexperiments and how to run it."""
+    """One calibration task: a range of a partition's subexperiments and how to run it.
+
+    Attributes
+    ----------
+    name : str
+        A readable label of the probe (family, width, sites and row range).
+    program : PartitionProgram
+        The partition whose subexperiments the probe evaluates.
+    lo : int
+        First subexperiment row of the range.
+    hi : int
+        End (exclusive) of the row range.
+    mode : str
+        ``"exact"`` or ``"sampled"``.
+    shots : tuple of int or None
+        Shots per row of the range for a sampled probe; ``None`` for an exact one.
+    """
 
     name: str
     program: PartitionProgram
@@ -77,13 +93,21 @@ class Probe:
 
     @property
     def rows(self) -> np.ndarray:
+        """The subexperiment rows ``lo:hi`` of the partition, one option index per cut site."""
         dims = [len(s.options) for s in self.program.sites]
         if not dims:
             return np.zeros((1, 0), dtype=np.int64)
         return np.indices(dims).reshape(len(dims), -1).T[self.lo : self.hi].astype(np.int64)
 
     def features(self) -> np.ndarray:
-        """The cost model's work features of this task (exact or sampled)."""
+        """The cost model's work features of this task (exact or sampled).
+
+        Returns
+        -------
+        numpy.ndarray
+            The features :class:`~parsl_quantum.planner.cost.RowCosting` computes for the row
+            range, exact or sampled as the probe's ``mode`` says.
+        """
         costing = RowCosting(self.program)
         lo, hi = np.array([self.lo]), np.array([self.hi])
         if self.mode == "exact":
@@ -95,7 +119,17 @@ class Probe:
 
 @dataclass
 class Fit:
-    """A least-squares fit: coefficients (intercept first) and its median relative error."""
+    """A least-squares fit: coefficients (intercept first) and its median relative error.
+
+    Attributes
+    ----------
+    coefficients : numpy.ndarray
+        Fitted coefficients, intercept first.
+    median_error : float
+        Median relative error of the fit over its samples.
+    samples : int
+        Number of measurements fitted.
+    """
 
     coefficients: np.ndarray
     median_error: float
@@ -104,14 +138,30 @@ class Fit:
 
 @dataclass
 class Calibration:
-    """The fitted model and what the fits looked like, per pool."""
+    """The fitted model and what the fits looked like, per pool.
+
+    Attributes
+    ----------
+    model : parsl_quantum.planner.cost.CostModel
+        The cost model with the fitted coefficients.
+    fits : dict of str to dict of str to Fit
+        Per pool, the fit of each formula.
+    seconds : float
+        Wall-clock seconds the calibration took.
+    """
 
     model: CostModel
     fits: dict[str, dict[str, Fit]] = field(default_factory=dict)
     seconds: float = 0.0
 
     def diagnostics(self) -> dict[str, Any]:
-        """Plain data for the profile file: per pool and formula, samples and median error."""
+        """Plain data for the profile file: per pool and formula, samples and median error.
+
+        Returns
+        -------
+        dict of str to Any
+            ``{pool: {formula: {"samples": ..., "median_relative_error": ...}}}``.
+        """
         return {
             pool: {
                 kind: {"samples": f.samples, "median_relative_error": round(f.median_error, 4)}
@@ -126,6 +176,20 @@ def fit_nonnegative(features: np.ndarray, seconds: np.ndarray, intercept: bool =
 
     Columns are scaled to unit maximum before solving so features of very different sizes
     (calls, amplitudes) are fitted alike.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        One row of features per measurement.
+    seconds : numpy.ndarray
+        The measured seconds, one per row of ``features``.
+    intercept : bool
+        Whether to fit an intercept; without one the intercept coefficient is 0.
+
+    Returns
+    -------
+    Fit
+        The coefficients (intercept first), the median relative error and the sample count.
     """
     x: np.ndarray = np.asarray(features, dtype=float).reshape(len(seconds), -1)
     y = np.asarray(seconds, dtype=float)
@@ -146,8 +210,20 @@ def fit_nonnegative(features: np.ndarray, seconds: np.ndarray, intercept: bool =
 
 
 def probe_circuit(family: str, qubits: int) -> QuantumCircuit:
-    """A seeded library circuit of one of the probe families (``su2``, ``su2deep``, ``qaoa``,
-    ``random2local``, ``clustered``), ``qubits`` wide."""
+    """A seeded library circuit of one of the probe families.
+
+    Parameters
+    ----------
+    family : str
+        One of ``su2``, ``su2deep``, ``qaoa``, ``random2local``, ``clustered``.
+    qubits : int
+        Width of the circuit.
+
+    Returns
+    -------
+    qiskit.QuantumCircuit
+        The circuit, ``qubits`` wide.
+    """
     return {
         "su2": lambda: efficient_su2_circuit(qubits, 2, "linear", seed=5),
         "su2deep": lambda: efficient_su2_circuit(qubits, 3, "linear", seed=5),
@@ -173,11 +249,25 @@ def _probe_work(probe: Probe) -> float:
 
 
 def exact_probes(max_qubits: int, quick: bool = False) -> list[Probe]:
-    """Exact probes up to ``max_qubits`` (at most :data:`MAX_PROBE_QUBITS`) wide: the tasks
-    the planner would make of 2- to 4-way cuts of five circuit families (dense and diagonal
-    gates, shallow and deep), each partition whole and split as the planner batches it; at
-    most :data:`MAX_EXACT_PROBES` of them, spread evenly over their predicted work, none
-    predicted to take much over a second."""
+    """Exact probes up to ``max_qubits`` (at most :data:`MAX_PROBE_QUBITS`) wide.
+
+    The tasks the planner would make of 2- to 4-way cuts of five circuit families (dense and
+    diagonal gates, shallow and deep), each partition whole and split as the planner batches
+    it; at most :data:`MAX_EXACT_PROBES` of them, spread evenly over their predicted work, none
+    predicted to take much over a second.
+
+    Parameters
+    ----------
+    max_qubits : int
+        Widest partition to probe.
+    quick : bool
+        Fewer widths and a third as many probes.
+
+    Returns
+    -------
+    list of Probe
+        The probes, ordered by predicted work.
+    """
     top = min(max_qubits, MAX_PROBE_QUBITS)
     widths = [w for w in ((3, 6, 9, 12) if quick else (3, 4, 6, 8, 10, 12, 13, 14)) if w <= top]
     seen: set[tuple[str, int, int]] = set()
@@ -209,9 +299,23 @@ def exact_probes(max_qubits: int, quick: bool = False) -> list[Probe]:
 
 
 def sampled_probes(max_qubits: int, quick: bool = False) -> list[Probe]:
-    """Sampled probes up to ``max_qubits`` (at most :data:`MAX_SAMPLED_QUBITS`) wide: single
-    rows without and with mid-circuit measurements, and a few rows together, at several shot
-    counts."""
+    """Sampled probes up to ``max_qubits`` (at most :data:`MAX_SAMPLED_QUBITS`) wide.
+
+    Single rows without and with mid-circuit measurements, and a few rows together, at several
+    shot counts.
+
+    Parameters
+    ----------
+    max_qubits : int
+        Widest partition to probe.
+    quick : bool
+        Fewer circuit families and shot counts.
+
+    Returns
+    -------
+    list of Probe
+        The sampled probes.
+    """
     w = min(max_qubits, MAX_SAMPLED_QUBITS)
     probes: list[Probe] = []
     for family in ("su2",) if quick else ("su2", "qaoa"):
@@ -237,9 +341,24 @@ def sampled_probes(max_qubits: int, quick: bool = False) -> list[Probe]:
 def calibrate_driver(
     samples: Sequence[tuple[PartitionProgram, BatchResult]], quick: bool = False
 ) -> tuple[DriverCoefficients, dict[str, Fit]]:
-    """Time the reconstruction in this process: contractions of problems with 2 to 6
-    partitions, light and heavy (partitions sharing up to three cuts), and bootstrap redraws
-    of sampled rows."""
+    """Time the reconstruction in this process.
+
+    Contractions of problems with 2 to 6 partitions, light and heavy (partitions sharing up to
+    three cuts), and bootstrap redraws of sampled rows.
+
+    Parameters
+    ----------
+    samples : Sequence of tuple of (PartitionProgram, BatchResult)
+        Sampled results whose rows are redrawn to time the bootstrap; without any, the default
+        per-row bootstrap cost is kept.
+    quick : bool
+        Fewer and smaller contraction cases, fewer repeats.
+
+    Returns
+    -------
+    tuple of (DriverCoefficients, dict of str to Fit)
+        The driver's coefficients and the reconstruction fit.
+    """
     rng = np.random.default_rng(0)
     feats, secs = [], []
     cases = [("su2", 8, 2), ("su2", 16, 4), ("su2", 24, 6), ("su2deep", 12, 3)]

@@ -99,7 +99,46 @@ class PoolCoefficients:
 
     The defaults are those ``calibrate`` fitted for the local ``cpu`` pool (2 workers) on the
     2-core x86-64 development machine, except ``in_run`` (1.25 there, see
-    :data:`DEFAULT_COEFFICIENTS`), which is 1 until fitted.
+    :data:`DEFAULT_COEFFICIENTS`), which is 1 until fitted. The module docstring gives the
+    formulas they enter.
+
+    Attributes
+    ----------
+    submit : float
+        Driver seconds to serialise and send one task.
+    submit_per_gate : float
+        Driver seconds per gate of the task's program, added to ``submit``.
+    overhead : float
+        Slot seconds of every task beyond its compute.
+    per_call : float
+        Seconds per (weighted) numpy call of the exact engine.
+    per_amp : float
+        Seconds per amplitude pass.
+    per_uncached_amp : float
+        Extra seconds per amplitude pass over stacks larger than the cache.
+    per_split : float
+        Seconds per amplitude created by mid-circuit measurements and resets.
+    per_obs : float
+        Seconds per amplitude-observable of the final Pauli expectations.
+    per_index_entry : float
+        Seconds per index bookkeeping entry (per row and per branch).
+    queue : float
+        Seconds of a sampled task's job beyond its circuits.
+    per_circuit : float
+        Seconds per sampled circuit.
+    per_shot : float
+        Seconds per shot.
+    per_mid_shot : float
+        Extra seconds per shot of a circuit with mid-circuit measurements.
+    whole_overhead : float
+        Seconds of an uncut Aer task beyond its simulation (importing Aer, building it).
+    per_sv_amp : float
+        Seconds per amplitude and gate (or Pauli label) of Aer's statevector method.
+    per_mps_flop : float
+        Seconds per multiply-add of Aer's matrix-product-state method.
+    in_run : float
+        Slot seconds in a whole run over those of the probes the formulas were fitted on: in a
+        run, local workers share the cores with the driver and the interchange.
     """
 
     submit: float = 1.07e-3
@@ -127,11 +166,33 @@ class PoolCoefficients:
     in_run: float = 1.0
 
     def slot_seconds(self, compute: np.ndarray | float) -> np.ndarray:
-        """Seconds a task with ``compute`` seconds of work occupies a worker slot in a run."""
+        """Seconds a task with ``compute`` seconds of work occupies a worker slot in a run.
+
+        Parameters
+        ----------
+        compute : numpy.ndarray or float
+            Compute seconds of one or more tasks.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``in_run * (overhead + compute)``, elementwise.
+        """
         return self.in_run * (self.overhead + np.asarray(compute, dtype=float))
 
     def exact_seconds(self, work: np.ndarray) -> np.ndarray:
-        """Compute seconds of exact work vectors (..., 6) as returned by :func:`exact_work`."""
+        """Compute seconds of exact work vectors.
+
+        Parameters
+        ----------
+        work : numpy.ndarray
+            Work vectors of shape ``(..., 6)`` as returned by :func:`exact_work`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Compute seconds, one per work vector.
+        """
         coef = np.array(
             [
                 self.per_call,
@@ -145,19 +206,58 @@ class PoolCoefficients:
         return np.asarray(work, dtype=float) @ coef
 
     def whole_seconds(self, method: str, work: float) -> float:
-        """Compute seconds of an uncut Aer task: ``work`` from :func:`whole_work`."""
+        """Compute seconds of an uncut Aer task.
+
+        Parameters
+        ----------
+        method : str
+            ``"statevector"`` or ``"mps"``.
+        work : float
+            Work units from :func:`whole_work`.
+
+        Returns
+        -------
+        float
+            ``whole_overhead`` plus the method's rate times ``work``.
+        """
         rate = self.per_sv_amp if method == "statevector" else self.per_mps_flop
         return self.whole_overhead + rate * work
 
     def sampled_seconds(self, work: np.ndarray) -> np.ndarray:
-        """Compute seconds of sampled work vectors (..., 3): circuits, shots, mid-circuit shots."""
+        """Compute seconds of sampled work vectors.
+
+        Parameters
+        ----------
+        work : numpy.ndarray
+            Work vectors of shape ``(..., 3)``: circuits, shots, mid-circuit shots.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``queue`` plus the weighted work, one per work vector.
+        """
         coef = np.array([self.per_circuit, self.per_shot, self.per_mid_shot])
         return self.queue + np.asarray(work, dtype=float) @ coef
 
 
 @dataclass(frozen=True)
 class DriverCoefficients:
-    """Fitted coefficients of the driver's reconstruction and per-run costs (seconds)."""
+    """Fitted coefficients of the driver's reconstruction and per-run costs (seconds).
+
+    Attributes
+    ----------
+    per_partition : float
+        Seconds per partition of a reconstruction.
+    per_entry : float
+        Seconds per partition tensor entry.
+    per_flop : float
+        Seconds per multiply-add of the tensor contraction.
+    per_boot_row : float
+        Seconds per sampled row and bootstrap replicate.
+    per_run : float
+        Seconds every run pays the driver once (starting the dispatch, polling pools,
+        collecting results).
+    """
 
     per_partition: float = 2.8e-5
     per_entry: float = 1.0e-8
@@ -200,6 +300,17 @@ class CostModel:
 
     A pool missing from the profile takes the coefficients of a calibrated pool of the same
     kind, else the documented defaults of its kind.
+
+    Attributes
+    ----------
+    pools : dict of str to PoolCoefficients
+        Fitted coefficients per pool name.
+    kinds : dict of str to str
+        Kind of each pool (``cpu-sim``, ``gpu-sim``, ``qpu``).
+    source : str
+        Where the coefficients came from: a profile path, or a note that defaults are used.
+    driver : DriverCoefficients
+        The driver's reconstruction and per-run coefficients.
     """
 
     pools: dict[str, PoolCoefficients] = field(default_factory=dict)
@@ -208,7 +319,19 @@ class CostModel:
     driver: DriverCoefficients = field(default_factory=DriverCoefficients)
 
     def coefficients(self, pool: str) -> PoolCoefficients:
-        """The pool's fitted coefficients, else those of its kind."""
+        """The pool's fitted coefficients, else those of its kind.
+
+        Parameters
+        ----------
+        pool : str
+            Pool name.
+
+        Returns
+        -------
+        PoolCoefficients
+            The pool's own coefficients, else those of a calibrated pool of its kind, else the
+            documented defaults of its kind.
+        """
         if pool in self.pools:
             return self.pools[pool]
         kind = self.kinds.get(pool, "cpu-sim")
@@ -218,19 +341,57 @@ class CostModel:
         return DEFAULT_COEFFICIENTS.get(kind, PoolCoefficients())
 
     def submit_time(self, pool: str, program: PartitionProgram) -> float:
-        """Driver seconds to serialise and send one task of ``program`` to ``pool``."""
+        """Driver seconds to serialise and send one task of ``program`` to ``pool``.
+
+        Parameters
+        ----------
+        pool : str
+            Pool name.
+        program : PartitionProgram
+            The partition the task evaluates.
+
+        Returns
+        -------
+        float
+            ``submit + submit_per_gate * gates``.
+        """
         c = self.coefficients(pool)
         return c.submit + c.submit_per_gate * program.num_gates
 
     def reconstruction_time(self, work: np.ndarray) -> float:
-        """Driver seconds to contract the partition tensors once (``work`` from
-        :func:`contraction_work`); the planner adds the bootstrap of sampled rows."""
+        """Driver seconds to contract the partition tensors once.
+
+        The planner adds the bootstrap of sampled rows.
+
+        Parameters
+        ----------
+        work : numpy.ndarray
+            Reconstruction features from :func:`contraction_work`.
+
+        Returns
+        -------
+        float
+            Predicted seconds.
+        """
         d = self.driver
         return float(np.dot([d.per_partition, d.per_entry, d.per_flop], work))
 
     # -- profile files -------------------------------------------------------------------
     def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
-        """Write the versioned profile (``extra``: fit diagnostics kept alongside)."""
+        """Write the versioned profile.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            File to write; its directory is created.
+        extra : Mapping of str to Any or None
+            Fit diagnostics kept alongside the coefficients.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         data = {
@@ -247,7 +408,23 @@ class CostModel:
 
     @classmethod
     def load(cls, path: str | Path) -> CostModel:
-        """Read a profile; :class:`ProfileError` names the file and what is wrong."""
+        """Read a profile.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The profile file.
+
+        Returns
+        -------
+        parsl_quantum.planner.cost.CostModel
+            The model, its ``source`` the file.
+
+        Raises
+        ------
+        ProfileError
+            Naming the file and what is wrong (unreadable, another version, unknown coefficients).
+        """
         p = Path(path)
         try:
             data = json.loads(p.read_text())
@@ -274,13 +451,37 @@ def _coefficients(cls: type[_C], values: Mapping[str, Any]) -> _C:
 
 
 def default_profile_path() -> Path:
-    """Where ``calibrate`` writes by default: the user's config directory."""
+    """Where ``calibrate`` writes by default: the user's config directory.
+
+    Returns
+    -------
+    pathlib.Path
+        ``$XDG_CONFIG_HOME/parsl-quantum/profile.json`` (``~/.config`` without it).
+    """
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "parsl-quantum" / "profile.json"
 
 
 def load_model(path: str | Path | None, kinds: Mapping[str, str]) -> CostModel:
-    """The model from ``path`` (or the default profile when it exists), else the defaults."""
+    """The model from ``path`` (or the default profile when it exists), else the defaults.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path or None
+        A profile file; ``None`` for the default profile.
+    kinds : Mapping of str to str
+        Kind of each pool, added to the model's.
+
+    Returns
+    -------
+    parsl_quantum.planner.cost.CostModel
+        The model.
+
+    Raises
+    ------
+    ProfileError
+        If a profile is given or found but cannot be read.
+    """
     candidate = Path(path) if path else default_profile_path()
     if path or candidate.exists():
         model = CostModel.load(candidate)
@@ -305,14 +506,25 @@ def _schmidt_rank(matrix: np.ndarray) -> int:
 
 
 def mps_bond_bound(program: PartitionProgram) -> int:
-    """The bond dimension Aer's matrix-product-state method is predicted to need for the
-    program's gates, along the chain of qubit indices (the order Aer keeps its MPS in).
+    """The bond dimension Aer's matrix-product-state method is predicted to need.
 
+    For the program's gates, along the chain of qubit indices (the order Aer keeps its MPS in).
     Every bond (between qubits i and i+1) starts at 1 and is multiplied by the operator Schmidt
     rank of each two-qubit gate that spans it, and it never exceeds ``2**min(i + 1, n - i - 1)``.
     It is an upper bound for gates on neighbouring qubits; for distant ones Aer moves qubits
     with swaps and may need more, which the uncut task detects and falls back from. O(gates *
-    n)."""
+    n).
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The whole program.
+
+    Returns
+    -------
+    int
+        The largest predicted bond dimension (1 below two qubits).
+    """
     n = program.num_qubits
     if n < 2:
         return 1
@@ -330,8 +542,22 @@ def mps_bond_bound(program: PartitionProgram) -> int:
 
 
 def whole_work(program: PartitionProgram, method: str, bond: int = 1) -> float:
-    """Work units of evaluating the whole program's observables with Aer (see the module
-    docstring): amplitude passes for ``statevector``, multiply-adds for ``mps``."""
+    """Work units of evaluating the whole program's observables with Aer (see the module docstring).
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The whole program.
+    method : str
+        ``"statevector"`` or ``"mps"``.
+    bond : int
+        Bond dimension for ``mps`` (from :func:`mps_bond_bound`).
+
+    Returns
+    -------
+    float
+        Amplitude passes for ``statevector``, multiply-adds for ``mps``.
+    """
     gates = sum(len(segment) for segment in program.segments)
     labels = len(program.observables)
     n = program.num_qubits
@@ -347,7 +573,18 @@ def _is_diagonal(matrix: np.ndarray) -> bool:
 
 
 def gate_kind(gate: GateOp) -> str:
-    """``1q``, ``1q-diag``, ``2q`` or ``2q-diag``: which path of the engine applies it."""
+    """Which path of the engine applies a gate.
+
+    Parameters
+    ----------
+    gate : GateOp
+        The gate.
+
+    Returns
+    -------
+    str
+        ``1q``, ``1q-diag``, ``2q`` or ``2q-diag``.
+    """
     kind = "1q" if len(gate.qubits) == 1 else "2q"
     return f"{kind}-diag" if _is_diagonal(gate.matrix) else kind
 
@@ -369,6 +606,11 @@ class RowCosting:
     ``l`` of a range are a contiguous range of prefix numbers, so every feature of the engine's
     walk (stack sizes per level, branches created, options applied) is a difference of prefix
     sums precomputed once per partition.
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The partition whose rows are costed.
     """
 
     def __init__(self, program: PartitionProgram) -> None:
@@ -409,11 +651,35 @@ class RowCosting:
         self.plain = plain
 
     def beyond_cache(self, states: np.ndarray) -> np.ndarray:
-        """1 where a stack of ``states`` states no longer fits in the cache."""
+        """1 where a stack of ``states`` states no longer fits in the cache.
+
+        Parameters
+        ----------
+        states : numpy.ndarray
+            Stack sizes.
+
+        Returns
+        -------
+        numpy.ndarray
+            1.0 where the stack exceeds :data:`CACHE_BYTES`, else 0.0.
+        """
         return (states * self.dim * 16 > CACHE_BYTES).astype(float)
 
     def exact(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Exact work features (m x 6, :data:`EXACT_FEATURES`) of the ranges ``[lo, hi)``."""
+        """Exact work features of the ranges ``[lo, hi)``.
+
+        Parameters
+        ----------
+        lo : numpy.ndarray
+            First row of each range.
+        hi : numpy.ndarray
+            End (exclusive) of each range.
+
+        Returns
+        -------
+        numpy.ndarray
+            An m x 6 array, columns as :data:`EXACT_FEATURES`.
+        """
         lo = np.asarray(lo, dtype=np.int64)
         hi = np.asarray(hi, dtype=np.int64)
         calls = np.full(lo.shape, self.seg_calls[0], dtype=float)
@@ -444,8 +710,22 @@ class RowCosting:
         return np.stack([calls, amps * d, big * d, splits * d, obs * d, book], axis=-1)
 
     def sampled(self, lo: np.ndarray, hi: np.ndarray, shots: np.ndarray) -> np.ndarray:
-        """Sampled work features (m x 3: circuits, shots, mid-circuit shots) of the ranges,
-        given the shots of every row."""
+        """Sampled work features of the ranges ``[lo, hi)``, given the shots of every row.
+
+        Parameters
+        ----------
+        lo : numpy.ndarray
+            First row of each range.
+        hi : numpy.ndarray
+            End (exclusive) of each range.
+        shots : numpy.ndarray
+            Shots of every row of the partition.
+
+        Returns
+        -------
+        numpy.ndarray
+            An m x 3 array: circuits, shots, mid-circuit shots.
+        """
         lo = np.asarray(lo, dtype=np.int64)
         hi = np.asarray(hi, dtype=np.int64)
         shots = np.asarray(shots, dtype=float)
@@ -465,6 +745,16 @@ def contraction_work(problem: CutProblem) -> np.ndarray:
     is absorbed into its second partition's tensor, then pairs are merged greedily (pairs that
     share a cut first, then the smallest result), each merge costing the batch of terms times
     the product of all index dimensions it involves.
+
+    Parameters
+    ----------
+    problem : CutProblem
+        The cut problem.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[partitions, entries, flops]``.
     """
     terms = float(len(problem.term_coeffs))
     dims: dict[int, int] = {}
@@ -509,11 +799,22 @@ def _cumsum0(values: np.ndarray) -> np.ndarray:
 
 
 def exact_work(program: PartitionProgram, rows: np.ndarray) -> np.ndarray:
-    """Exact work features (:data:`EXACT_FEATURES`) of evaluating any set of ``rows`` (one
-    row of option indices per subexperiment) in one task, shared prefixes counted once.
+    """Exact work features of evaluating any set of ``rows`` in one task.
 
-    The direct count behind :class:`RowCosting`, which gives the same numbers for contiguous
-    ranges in O(sites) each.
+    Shared prefixes are counted once. The direct count behind :class:`RowCosting`, which
+    gives the same numbers for contiguous ranges in O(sites) each.
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The partition.
+    rows : numpy.ndarray
+        One row of option indices per subexperiment.
+
+    Returns
+    -------
+    numpy.ndarray
+        The features, in the order of :data:`EXACT_FEATURES`.
     """
     costing = RowCosting(program)
     k = len(program.sites)

@@ -18,7 +18,18 @@ from qiskit.circuit import QuantumCircuit
 
 
 def interaction_graph(circuit: QuantumCircuit) -> nx.Graph:
-    """Qubits as nodes; an edge per interacting pair, weighted by its number of 2-qubit gates."""
+    """The circuit's interaction graph.
+
+    Parameters
+    ----------
+    circuit : qiskit.circuit.QuantumCircuit
+        The circuit to read.
+
+    Returns
+    -------
+    networkx.Graph
+        Qubits as nodes; an edge per interacting pair, weighted by its number of 2-qubit gates.
+    """
     graph = nx.Graph()
     graph.add_nodes_from(range(circuit.num_qubits))
     for inst in circuit.data:
@@ -31,7 +42,18 @@ def interaction_graph(circuit: QuantumCircuit) -> nx.Graph:
 
 
 def qubit_order(graph: nx.Graph) -> list[int]:
-    """A linear order of the qubits that keeps neighbours close (component by component)."""
+    """A linear order of the qubits that keeps neighbours close (component by component).
+
+    Parameters
+    ----------
+    graph : networkx.Graph
+        The interaction graph.
+
+    Returns
+    -------
+    list of int
+        Every qubit once.
+    """
     order: list[int] = []
     for comp in sorted(nx.connected_components(graph), key=min):
         sub = graph.subgraph(comp)
@@ -50,9 +72,21 @@ def qubit_order(graph: nx.Graph) -> list[int]:
 
 
 def candidate_orders(graph: nx.Graph) -> list[list[int]]:
-    """Linear orders to cut into blocks: :func:`qubit_order`, and a depth-first walk from a
-    node of least degree in each component, which follows rings that have a few chords (a
-    graph reverse Cuthill-McKee scatters)."""
+    """Linear orders to cut into blocks.
+
+    :func:`qubit_order`, and a depth-first walk from a node of least degree in each component,
+    which follows rings that have a few chords (a graph reverse Cuthill-McKee scatters).
+
+    Parameters
+    ----------
+    graph : networkx.Graph
+        The interaction graph.
+
+    Returns
+    -------
+    list of list of int
+        One or two orders of every qubit.
+    """
     orders = [qubit_order(graph)]
     walk: list[int] = []
     for comp in sorted(nx.connected_components(graph), key=min):
@@ -65,13 +99,39 @@ def candidate_orders(graph: nx.Graph) -> list[list[int]]:
 
 
 def balanced_widths(num_qubits: int, parts: int) -> list[int]:
-    """``parts`` widths summing to ``num_qubits`` that differ by at most one."""
+    """``parts`` widths summing to ``num_qubits`` that differ by at most one.
+
+    Parameters
+    ----------
+    num_qubits : int
+        Total width.
+    parts : int
+        Number of blocks.
+
+    Returns
+    -------
+    list of int
+        The widths, wider ones first.
+    """
     base, extra = divmod(num_qubits, parts)
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
 def crossing_gates(graph: nx.Graph, labels: Sequence[int]) -> int:
-    """Two-qubit gates between differently labelled qubits (the gate cuts labels imply)."""
+    """Two-qubit gates between differently labelled qubits (the gate cuts labels imply).
+
+    Parameters
+    ----------
+    graph : networkx.Graph
+        The interaction graph.
+    labels : Sequence of int
+        A partition label per qubit.
+
+    Returns
+    -------
+    int
+        The number of gates that cross labels.
+    """
     return sum(d["weight"] for a, b, d in graph.edges(data=True) if labels[a] != labels[b])
 
 
@@ -80,7 +140,24 @@ def block_labels(
 ) -> tuple[list[int], int]:
     """Labels that split the qubits into contiguous blocks of ``widths`` along a good order.
 
-    Returns the labels and the number of gate cuts they imply.
+    Parameters
+    ----------
+    circuit : qiskit.circuit.QuantumCircuit
+        The circuit to cut.
+    widths : Sequence of int
+        Width of each block; they must add up to the circuit's width.
+    graph : networkx.Graph or None
+        The circuit's interaction graph, if already built.
+
+    Returns
+    -------
+    tuple of (list of int, int)
+        The labels and the number of gate cuts they imply.
+
+    Raises
+    ------
+    ValueError
+        If ``widths`` do not add up to the number of qubits.
     """
     graph = graph if graph is not None else interaction_graph(circuit)
     n = graph.number_of_nodes()

@@ -74,7 +74,32 @@ MPS_BOND_SLACK = 4
 
 @dataclass
 class Candidate:
-    """One cut configuration, its task DAG and its predicted schedule."""
+    """One cut configuration, its task DAG and its predicted schedule.
+
+    Attributes
+    ----------
+    parts : int
+        Number of partitions.
+    widths : list of int
+        Width of each partition.
+    problem : CutProblem
+        The cut problem.
+    graph : networkx.DiGraph
+        The task DAG.
+    makespan : float
+        Predicted seconds of the whole run (infinite until scheduled).
+    peak_memory : int
+        Peak bytes of tasks running at once.
+    assignment : dict of str to str
+        Node -> pool of the schedule.
+    fits : bool
+        Whether every task fits its pool's memory.
+    note : str
+        Why the candidate was left out or changed, if it was.
+    method : str
+        ``engine`` (pieces evaluated by the batched statevector engine, or the whole circuit
+        when it fits a piece), or ``statevector``/``mps``: the whole circuit as one Aer task.
+    """
 
     parts: int
     widths: list[int]
@@ -98,13 +123,23 @@ class Candidate:
 
     @property
     def pools_used(self) -> list[str]:
+        """The pools the schedule assigns tasks to (the driver left out), sorted."""
         return sorted(set(self.assignment.values()) - {DRIVER})
 
     @property
     def tasks(self) -> int:
+        """The number of evaluate tasks in the DAG."""
         return sum(1 for _, d in self.graph.nodes(data=True) if d["kind"] == "evaluate")
 
     def summary(self) -> dict[str, Any]:
+        """Plain data describing the candidate, for plan files and results.
+
+        Returns
+        -------
+        dict of str to Any
+            Partitions, widths, cuts, subexperiments, tasks, pools, makespan, peak memory, fits,
+            note, method and label.
+        """
         return {
             "partitions": self.parts,
             "widths": self.widths,
@@ -125,8 +160,23 @@ class Candidate:
 class PlanResult:
     """All candidates considered, the chosen one, and why.
 
-    ``execution`` is filled in by the workflow once the chosen DAG has run: the late-binding
-    dispatcher's record (:class:`~parsl_quantum.planner.dispatch.DispatchReport`).
+    Attributes
+    ----------
+    candidates : list of Candidate
+        Every candidate considered.
+    chosen : Candidate
+        The candidate to run.
+    reason : str
+        Why it was chosen.
+    model_source : str
+        Where the cost model's coefficients came from.
+    planning_time : float
+        Seconds the planning took.
+    execution : Any
+        Filled in by the workflow once the chosen DAG has run: the late-binding dispatcher's
+        record (:class:`~parsl_quantum.planner.dispatch.DispatchReport`).
+    normalized : Normalized or None
+        The normalized circuit and observables the candidates cut.
     """
 
     candidates: list[Candidate]
@@ -139,7 +189,20 @@ class PlanResult:
 
 
 def all_rows(problem: CutProblem, p: int) -> np.ndarray:
-    """Every subexperiment of partition ``p`` as option-index rows, in C order."""
+    """Every subexperiment of partition ``p`` as option-index rows, in C order.
+
+    Parameters
+    ----------
+    problem : CutProblem
+        The cut problem.
+    p : int
+        Partition index.
+
+    Returns
+    -------
+    numpy.ndarray
+        One row of option indices per subexperiment.
+    """
     dims = [len(s.options) for s in problem.partitions[p].sites]
     if not dims:
         return np.zeros((1, 0), dtype=np.int64)
@@ -147,9 +210,25 @@ def all_rows(problem: CutProblem, p: int) -> np.ndarray:
 
 
 def shot_allocation(problem: CutProblem, total_shots: int, min_shots: int = 32) -> list[np.ndarray]:
-    """Split a shot budget over every subexperiment in proportion to the magnitude of its
-    reconstruction weight: the product, over its cut sites, of the absolute coefficient mass
-    attached to the option it takes."""
+    """Split a shot budget over every subexperiment.
+
+    In proportion to the magnitude of its reconstruction weight: the product, over its cut
+    sites, of the absolute coefficient mass attached to the option it takes.
+
+    Parameters
+    ----------
+    problem : CutProblem
+        The cut problem.
+    total_shots : int
+        The shot budget.
+    min_shots : int
+        Fewest shots any subexperiment gets.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Shots per subexperiment, one array per partition.
+    """
     masses: list[np.ndarray] = []
     for p, part in enumerate(problem.partitions):
         mass = np.ones(1)
@@ -167,41 +246,124 @@ def shot_allocation(problem: CutProblem, total_shots: int, min_shots: int = 32) 
 
 
 def payload_program(program: PartitionProgram, exact: bool) -> PartitionProgram:
-    """The program as sent to a task: exact evaluation never reads the Qiskit circuit (only
-    sampled evaluation rebuilds circuits from it), so exact tasks carry an empty one, which
-    halves what the driver serialises per task."""
+    """The program as sent to a task.
+
+    Exact evaluation never reads the Qiskit circuit (only sampled evaluation rebuilds circuits
+    from it), so exact tasks carry an empty one, which halves what the driver serialises per
+    task.
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        The partition's program.
+    exact : bool
+        Whether the task evaluates exactly.
+
+    Returns
+    -------
+    PartitionProgram
+        ``program``, without its circuit when ``exact``.
+    """
     if not exact:
         return program
     return replace(program, circuit=QuantumCircuit(program.num_qubits))
 
 
 def physical_model(pool: PoolInfo) -> str:
-    """The physical model a pool's results follow: ``"ideal"`` for simulators (exact or
-    sampled, the same expectation values), else its noisy device's backend name. All
-    subexperiments of one partition must share it, or the reconstruction mixes models."""
+    """The physical model a pool's results follow.
+
+    All subexperiments of one partition must share it, or the reconstruction mixes models.
+
+    Parameters
+    ----------
+    pool : PoolInfo
+        The pool.
+
+    Returns
+    -------
+    str
+        ``"ideal"`` for simulators (exact or sampled, the same expectation values), else its
+        noisy device's backend name.
+    """
     return "ideal" if pool.kind != "qpu" else pool.backends[0]
 
 
 def runs_exact(pool: PoolInfo, mode: Mode) -> bool:
-    """Whether a task on ``pool`` is evaluated exactly under ``mode`` (else by shots)."""
+    """Whether a task on ``pool`` is evaluated exactly under ``mode`` (else by shots).
+
+    Parameters
+    ----------
+    pool : PoolInfo
+        The pool.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+
+    Returns
+    -------
+    bool
+        True for exact evaluation.
+    """
     return pool.exact and mode != "sampled"
 
 
 def usable_pools(pools: Mapping[str, PoolInfo], mode: Mode) -> dict[str, PoolInfo]:
-    """Pools that may evaluate anything under ``mode``: all, except that a sampled-only pool
-    never gets work of a run that must be exact."""
+    """Pools that may evaluate anything under ``mode``.
+
+    All, except that a sampled-only pool never gets work of a run that must be exact.
+
+    Parameters
+    ----------
+    pools : Mapping of str to PoolInfo
+        The pools by name.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+
+    Returns
+    -------
+    dict of str to PoolInfo
+        The usable pools by name.
+    """
     return {name: info for name, info in pools.items() if mode != "exact" or info.exact}
 
 
 def allowed_pools(width: int, pools: Mapping[str, PoolInfo], mode: Mode) -> list[str]:
-    """Usable pools (:func:`usable_pools`) wide enough for a partition of ``width`` qubits."""
+    """Usable pools (:func:`usable_pools`) wide enough for a partition of ``width`` qubits.
+
+    Parameters
+    ----------
+    width : int
+        Partition width.
+    pools : Mapping of str to PoolInfo
+        The pools by name.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+
+    Returns
+    -------
+    list of str
+        Names of the pools.
+    """
     return [n for n, info in usable_pools(pools, mode).items() if info.max_qubits >= width]
 
 
 def aligned_bounds(dims: Sequence[int] | np.ndarray, batches: int) -> np.ndarray:
-    """``batches`` contiguous row ranges (start, stop) over the C-order product of ``dims``,
-    with boundaries on whole prefixes of the shallowest level that has enough of them, so
-    tasks split the work where the fewest shared prefixes are lost."""
+    """``batches`` contiguous row ranges over the C-order product of ``dims``.
+
+    Boundaries fall on whole prefixes of the shallowest level that has enough of them, so
+    tasks split the work where the fewest shared prefixes are lost.
+
+    Parameters
+    ----------
+    dims : Sequence of int or numpy.ndarray
+        Options per cut site.
+    batches : int
+        Number of ranges wanted.
+
+    Returns
+    -------
+    numpy.ndarray
+        One (start, stop) row per range.
+    """
     rows = int(np.prod(dims)) if len(dims) else 1
     batches = max(1, min(batches, rows))
     prefixes, stride, level = 1, rows, 0
@@ -234,9 +396,34 @@ def build_graph(
     shared out in proportion to each partition's work, no task much shorter than the per-task
     overhead. Evaluate nodes carry ``partition``, ``rows`` (start, stop), ``qubits``, ``shots``,
     ``pool_costs`` (pool -> seconds on a worker slot), ``modes`` (pool -> exact/sampled),
-    ``submit`` (driver seconds) and ``memory`` (bytes). ``costings`` (one
-    :class:`~parsl_quantum.planner.cost.RowCosting` per partition) may be passed in when the
-    same problem is batched several ways.
+    ``submit`` (driver seconds) and ``memory`` (bytes).
+
+    Parameters
+    ----------
+    problem : CutProblem
+        The cut problem.
+    pools : Mapping of str to PoolInfo
+        The pools by name.
+    model : parsl_quantum.planner.cost.CostModel
+        Predicts task times.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+    shots : int
+        Shot budget of sampled evaluation.
+    tasks_per_slot : float
+        Evaluate tasks per worker slot.
+    task_rows : int or None
+        Rows per task, overriding ``tasks_per_slot``.
+    replicates : int
+        Bootstrap replicates of the reconstruction when any row is sampled.
+    costings : Sequence of RowCosting or None
+        One :class:`~parsl_quantum.planner.cost.RowCosting` per partition, passed in when the
+        same problem is batched several ways.
+
+    Returns
+    -------
+    networkx.DiGraph
+        The task DAG.
     """
     graph = nx.DiGraph()
     graph.add_node("cut", kind="cut", pool_costs={DRIVER: model.driver.per_run}, memory=0)
@@ -306,13 +493,31 @@ def build_whole_graph(
     method: str,
     memory_limit: int,
 ) -> nx.DiGraph | None:
-    """The DAG of the uncut candidate: one evaluate task running the whole one-partition
-    ``problem`` with Aer's ``method`` (``statevector`` or ``mps``) on a simulator pool that
-    evaluates exactly, or None when no pool can take it.
+    """The DAG of the uncut candidate.
 
-    Either method runs only on simulator pools at least as wide as the circuit (a pool's width
-    is what it says it can hold); an MPS task carries its bond cap and the widest circuit it
-    may fall back to statevector for (``whole``)."""
+    One evaluate task running the whole one-partition ``problem`` with Aer's ``method`` on a
+    simulator pool that evaluates exactly. Either method runs only on simulator pools at least
+    as wide as the circuit (a pool's width is what it says it can hold); an MPS task carries its
+    bond cap and the widest circuit it may fall back to statevector for (``whole``).
+
+    Parameters
+    ----------
+    problem : CutProblem
+        A one-partition problem.
+    pools : Mapping of str to PoolInfo
+        The pools by name.
+    model : parsl_quantum.planner.cost.CostModel
+        Predicts task times.
+    method : str
+        ``statevector`` or ``mps``.
+    memory_limit : int
+        Bytes a task may use.
+
+    Returns
+    -------
+    networkx.DiGraph or None
+        The DAG, or None when no pool can take it.
+    """
     program = problem.partitions[0]
     n = program.num_qubits
     simulators = {name: info for name, info in pools.items() if info.kind != "qpu" and info.exact}
@@ -401,7 +606,18 @@ def _memory(costing: RowCosting, exact_work: np.ndarray) -> np.ndarray:
 
 
 def upward_ranks(graph: nx.DiGraph) -> dict[str, float]:
-    """HEFT's upward rank: a node's mean cost over its pools plus its heaviest path below."""
+    """HEFT's upward rank: a node's mean cost over its pools plus its heaviest path below.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        The task DAG.
+
+    Returns
+    -------
+    dict of str to float
+        Rank per node.
+    """
     rank: dict[str, float] = {}
     for node in reversed(list(nx.topological_sort(graph))):
         costs = graph.nodes[node]["pool_costs"]
@@ -415,8 +631,19 @@ def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[
 
     Evaluate tasks are submitted one after another by the driver (their ``submit`` seconds) in
     rank order; the reconstruction costs more when any of its inputs was sampled (bootstrap).
-    Sets ``pool``, ``rank``, ``start`` and ``finish`` on every node and returns the makespan,
-    the node -> pool assignment and the peak memory of tasks running at once.
+    Sets ``pool``, ``rank``, ``start`` and ``finish`` on every node.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        The task DAG.
+    pools : Mapping of str to PoolInfo
+        The pools by name.
+
+    Returns
+    -------
+    tuple of (float, dict of str to str, int)
+        The makespan, the node -> pool assignment and the peak memory of tasks running at once.
     """
     rank = upward_ranks(graph)
     topo = {n: i for i, n in enumerate(nx.topological_sort(graph))}
@@ -478,10 +705,32 @@ def candidate_widths(
     max_parts: int | None = None,
     parts: Sequence[int] | None = None,
 ) -> list[list[int]]:
-    """Width vectors to try: balanced cuts into ``ceil(n / limit)`` up to about five times
-    that many partitions (at least four more, none narrower than :data:`MIN_WIDTH` qubits),
-    and, for each usable pool narrower than ``limit``, cuts with one partition of exactly that
-    pool's width and the rest balanced."""
+    """Width vectors to try.
+
+    Balanced cuts into ``ceil(n / limit)`` up to about five times that many partitions (at least
+    four more, none narrower than :data:`MIN_WIDTH` qubits), and, for each usable pool narrower
+    than ``limit``, cuts with one partition of exactly that pool's width and the rest balanced.
+
+    Parameters
+    ----------
+    n : int
+        Qubits to cut.
+    pools : Mapping of str to PoolInfo
+        The pools by name.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+    limit : int
+        Widest piece.
+    max_parts : int or None
+        Most partitions to try.
+    parts : Sequence of int or None
+        Keep only these partition counts.
+
+    Returns
+    -------
+    list of list of int
+        The width vectors.
+    """
     low = max(1, math.ceil(n / max(1, limit)))
     high = max_parts or max(low, min(max(low + 4, 5 * low), n // MIN_WIDTH))
     wanted = set(parts) if parts else set(range(low, high + 1))
@@ -510,7 +759,22 @@ def candidate_widths(
 
 
 def estimated_subexperiments(graph_q: nx.Graph, labels: Sequence[int], parts: int) -> int:
-    """Upper estimate of the largest partition's subexperiments, before cutting."""
+    """Upper estimate of the largest partition's subexperiments, before cutting.
+
+    Parameters
+    ----------
+    graph_q : networkx.Graph
+        The circuit's interaction graph.
+    labels : Sequence of int
+        A partition label per qubit.
+    parts : int
+        Number of partitions.
+
+    Returns
+    -------
+    int
+        The estimate.
+    """
     sites = [0] * parts
     for a, b, d in graph_q.edges(data=True):
         if labels[a] != labels[b]:
@@ -522,11 +786,29 @@ def estimated_subexperiments(graph_q: nx.Graph, labels: Sequence[int], parts: in
 def wire_cut_problem(
     circuit: QuantumCircuit, observable: SparsePauliOp, limit: int, *, wire_only: bool = True
 ) -> CutProblem | None:
-    """The cut qiskit-addon-cutting's ``find_cuts`` search picks for pieces of at most ``limit``
-    qubits, when it uses at least one wire cut or ``wire_only`` is off (a cut of gate cuts only
-    is a labelling the block enumeration usually covers; it is kept when that enumeration found
+    """The cut qiskit-addon-cutting's ``find_cuts`` picks for pieces of at most ``limit`` qubits.
+
+    Kept when it uses at least one wire cut or ``wire_only`` is off (a cut of gate cuts only is
+    a labelling the block enumeration usually covers; it is kept when that enumeration found
     nothing). The search is bounded (:data:`FIND_CUTS_BACKJUMPS`): on large circuits it returns
-    its greedy best, which is still a valid cut."""
+    its greedy best, which is still a valid cut.
+
+    Parameters
+    ----------
+    circuit : qiskit.QuantumCircuit
+        The circuit to cut.
+    observable : qiskit.quantum_info.SparsePauliOp
+        The observable.
+    limit : int
+        Widest piece.
+    wire_only : bool
+        Keep the cut only when it has a wire cut.
+
+    Returns
+    -------
+    CutProblem or None
+        The cut problem, or None when there is none to keep.
+    """
     try:
         problem = find_cut_problem(circuit, observable, limit, max_backjumps=FIND_CUTS_BACKJUMPS)
     except CuttingError:
@@ -567,12 +849,43 @@ def plan_workload(
     circuit fits it: unconnected components that fit become partitions of their own, uncut, and
     when every component fits that (with the uncut Aer candidates) is all that is considered;
     otherwise the candidates cut the components that do not fit. Pieces only go to pools at
-    least as wide (a QPU's pieces never exceed its device). Several observables may be given
-    (their distinct terms are evaluated together). ``parts`` keeps only candidates with those
-    partition counts, ``widths`` tries exactly the given width vectors over the active wires
-    (forcing a configuration), ``task_rows`` fixes the rows per task, ``wire_cuts`` adds the
-    :func:`wire_cut_problem` candidate when there is one. Candidates with a partition of more
-    than ``max_subexperiments`` distinct subexperiments are skipped.
+    least as wide (a QPU's pieces never exceed its device).
+
+    Parameters
+    ----------
+    circuit : qiskit.QuantumCircuit
+        The circuit.
+    observable : SparsePauliOp or Sequence of SparsePauliOp
+        One or several observables (their distinct terms are evaluated together).
+    pools : Mapping of str to PoolInfo
+        The pools by name.
+    max_subcircuit_qubits : int or None
+        Widest piece, if bounded.
+    model : parsl_quantum.planner.cost.CostModel
+        Predicts task times.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+    shots : int
+        Shot budget of sampled evaluation.
+    memory_limit : int
+        Bytes a task may use.
+    max_parts : int or None
+        Most partitions to try.
+    parts : Sequence of int or None
+        Keep only candidates with these partition counts.
+    widths : Sequence of Sequence of int or None
+        Try exactly these width vectors over the active wires (forcing a configuration).
+    task_rows : int or None
+        Rows per task, fixed.
+    wire_cuts : bool
+        Add the :func:`wire_cut_problem` candidate when there is one.
+    max_subexperiments : int
+        Candidates with a partition of more distinct subexperiments than this are skipped.
+
+    Returns
+    -------
+    PlanResult
+        All candidates, the chosen one and why.
     """
     started = time.perf_counter()
     observables = [observable] if isinstance(observable, SparsePauliOp) else list(observable)

@@ -23,8 +23,18 @@ from parsl_quantum.planner.plan import PlanResult
 
 
 def print_plan(plan: PlanResult, console: Console | None = None) -> None:
-    """Print every candidate (partitions, cuts, distinct subexperiments, pools, predicted
-    makespan and peak memory) with the chosen one marked, and why it was chosen."""
+    """Print every candidate with the chosen one marked, and why it was chosen.
+
+    Each candidate shows its partitions, cuts, distinct subexperiments, pools, predicted
+    makespan and peak memory.
+
+    Parameters
+    ----------
+    plan : PlanResult
+        The plan to print.
+    console : rich.console.Console or None
+        Where to print; a new console on standard output when omitted.
+    """
     console = console or Console(file=sys.stdout, highlight=False)
     table = Table(title="candidate cut configurations")
     for col in (
@@ -104,7 +114,17 @@ def _plain(graph: nx.DiGraph) -> nx.DiGraph:
 def write_graph(
     graph: nx.DiGraph, *, graphml: str | None = None, picture: str | None = None
 ) -> None:
-    """Write the DAG as GraphML and/or draw it, evaluate nodes coloured by pool."""
+    """Write the DAG as GraphML and/or draw it, evaluate nodes coloured by pool.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        The task DAG.
+    graphml : str or None
+        GraphML file to write, if any.
+    picture : str or None
+        Picture file to draw, if any.
+    """
     if graphml:
         nx.write_graphml(_plain(graph), graphml)
     if picture:
@@ -133,9 +153,20 @@ def write_graph(
 
 
 def draw_cut_circuit(circuit: QuantumCircuit, plan: PlanResult, picture: str) -> None:
-    """Draw the input circuit (Qiskit's matplotlib drawer) with the chosen cuts marked: a cut
-    gate is relabelled ``cut <gate> #i``, and a wire cut is a barrier labelled ``wire cut #i``
-    on the cut wire just before the gate it precedes."""
+    """Draw the input circuit (Qiskit's matplotlib drawer) with the chosen cuts marked.
+
+    A cut gate is relabelled ``cut <gate> #i``, and a wire cut is a barrier labelled
+    ``wire cut #i`` on the cut wire just before the gate it precedes.
+
+    Parameters
+    ----------
+    circuit : qiskit.QuantumCircuit
+        The input circuit.
+    plan : PlanResult
+        The plan whose chosen cuts are marked.
+    picture : str
+        Picture file to write.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,9 +193,22 @@ def draw_cut_circuit(circuit: QuantumCircuit, plan: PlanResult, picture: str) ->
 
 
 def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult]) -> dict[str, Any]:
-    """The run's plan as plain data: partitions (input qubits, the pools and backends that ran
-    them), cuts (kind, input instruction index, gate, input qubits), the noisy backends used
-    and any partition whose results mix physical models (only after a failover across them)."""
+    """The run's plan as plain data.
+
+    Parameters
+    ----------
+    plan : PlanResult
+        The plan that ran.
+    results : Mapping of str to BatchResult
+        Results per evaluate task.
+
+    Returns
+    -------
+    dict of str to Any
+        Partitions (input qubits, the pools and backends that ran them), cuts (kind, input
+        instruction index, gate, input qubits), the noisy backends used and any partition whose
+        results mix physical models (only after a failover across them).
+    """
     chosen = plan.chosen
     graph = chosen.graph
     problem = chosen.problem
@@ -226,9 +270,21 @@ def _noisy(backend: str) -> bool:
 
 
 def save_plan(run_dir: Path, plan: PlanResult, results: Mapping[str, BatchResult]) -> None:
-    """Write ``plan.json``: the candidates, the chosen DAG's tasks with the pool the plan chose
-    and the pool that ran each one, predicted and measured seconds, and the dispatcher's
-    failovers and pool events."""
+    """Write ``plan.json``.
+
+    It holds the candidates, the chosen DAG's tasks with the pool the plan chose and the pool
+    that ran each one, predicted and measured seconds, and the dispatcher's failovers and pool
+    events.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        The run's directory.
+    plan : PlanResult
+        The plan that ran.
+    results : Mapping of str to BatchResult
+        Results per evaluate task.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     graph = plan.chosen.graph
     records = plan.execution.tasks if plan.execution is not None else {}

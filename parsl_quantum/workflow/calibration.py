@@ -98,7 +98,22 @@ def _run(
 
 
 def serialization_seconds(probe: Probe, pool: PoolInfo, repeats: int = 3) -> float:
-    """Seconds the driver spends serialising one task of ``probe`` (fastest of ``repeats``)."""
+    """Seconds the driver spends serialising one task of ``probe`` (fastest of ``repeats``).
+
+    Parameters
+    ----------
+    probe : Probe
+        The probe whose task is serialised.
+    pool : PoolInfo
+        The pool the task would go to.
+    repeats : int
+        Timings taken; the fastest counts.
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
     from parsl.serialize import pack_apply_message
 
     kwargs = {"backend": pool.backends[0], "mode": probe.mode, "shots": None, "seed": 1}
@@ -122,12 +137,28 @@ def _median_by_probe(timings: Sequence[_Timing]) -> tuple[list[Probe], np.ndarra
 def calibrate_pool(
     pool: PoolInfo, *, repeats: int = 3, quick: bool = False, log: Callable[[str], None] = print
 ) -> tuple[PoolCoefficients, dict[str, Fit], list[BatchResult]]:
-    """Measure and fit one pool of the loaded DataFlowKernel (probes up to ``pool.max_qubits``
-    wide); returns its coefficients, the fits, and the results of the sampled probes (for the
-    driver's bootstrap timing).
+    """Measure and fit one pool of the loaded DataFlowKernel.
 
-    The driver's serialisation is timed while the pool's workers are busy with probes, as
-    it is during a run (on a local pool they share the driver's cores).
+    Probes are up to ``pool.max_qubits`` wide. The driver's serialisation is timed while the
+    pool's workers are busy with probes, as it is during a run (on a local pool they share the
+    driver's cores).
+
+    Parameters
+    ----------
+    pool : PoolInfo
+        The pool.
+    repeats : int
+        Timings of the driver's serialisation per probe.
+    quick : bool
+        Fewer probes.
+    log : Callable of (str) to None
+        Receives progress lines.
+
+    Returns
+    -------
+    tuple of (PoolCoefficients, dict of str to Fit, list of BatchResult)
+        Its coefficients, the fits, and the results of the sampled probes (for the driver's
+        bootstrap timing).
     """
     app = parsl.python_app(evaluate_subexperiments, executors=[pool.label])
     coef = PoolCoefficients()
@@ -192,8 +223,24 @@ def calibrate_pool(
 
 
 def calibrate_run_overhead(model: CostModel, pool: PoolInfo, repeats: int = 5) -> float:
-    """The driver's fixed seconds per run (dispatcher start, pool polls, result handling): a
-    small two-task plan run end to end on ``pool``, minus its predicted makespan."""
+    """The driver's fixed seconds per run (dispatcher start, pool polls, result handling).
+
+    A small two-task plan is run end to end on ``pool``; its predicted makespan is subtracted.
+
+    Parameters
+    ----------
+    model : parsl_quantum.planner.cost.CostModel
+        The model predicting the plan's makespan.
+    pool : PoolInfo
+        The pool the plan runs on.
+    repeats : int
+        Runs of the plan.
+
+    Returns
+    -------
+    float
+        Seconds per run.
+    """
     mode: Mode = "exact" if pool.exact else "sampled"
     circuit = efficient_su2_circuit(8, 1, "linear", seed=5)
     plan = plan_workload(
@@ -228,9 +275,30 @@ IN_RUN_PROBES = (
 def calibrate_in_run(
     model: CostModel, name: str, pool: PoolInfo, repeats: int = 3, quick: bool = False
 ) -> tuple[float, Fit]:
-    """The pool's ``in_run`` factor: whole plans of several families run end to end on the
-    pool (median of ``repeats``), and the factor on worker-slot seconds that makes their
-    predicted makespans best match (median relative error over a grid from 0.8 to 2)."""
+    """The pool's ``in_run`` factor.
+
+    Whole plans of several families run end to end on the pool (median of ``repeats``), and the
+    factor on worker-slot seconds that makes their predicted makespans best match (median
+    relative error over a grid from 0.8 to 2) is chosen.
+
+    Parameters
+    ----------
+    model : parsl_quantum.planner.cost.CostModel
+        The model with the pool's fitted coefficients.
+    name : str
+        Pool name.
+    pool : PoolInfo
+        The pool.
+    repeats : int
+        Runs of each plan.
+    quick : bool
+        Fewer plans.
+
+    Returns
+    -------
+    tuple of (float, Fit)
+        The factor and its fit.
+    """
     mode: Mode = "exact"
     probes = [p for p in IN_RUN_PROBES if max(p[2]) <= pool.max_qubits][: 2 if quick else None]
     problems = [(probe_circuit(f, n), parse_observable("mean-z", n), w) for f, n, w in probes]
@@ -278,8 +346,26 @@ def calibrate(
     max_qubits: int | None = None,
     log: Callable[[str], None] = print,
 ) -> Calibration:
-    """Calibrate every pool of the loaded DataFlowKernel, then the driver; ``max_qubits``
-    bounds the width of the probes."""
+    """Calibrate every pool of the loaded DataFlowKernel, then the driver.
+
+    Parameters
+    ----------
+    pools : Mapping of str to PoolInfo
+        The pools by name.
+    repeats : int
+        Repeats of each timing.
+    quick : bool
+        Fewer probes.
+    max_qubits : int or None
+        Bounds the width of the probes.
+    log : Callable of (str) to None
+        Receives progress lines.
+
+    Returns
+    -------
+    Calibration
+        The fitted model and its fits.
+    """
     started = time.perf_counter()
     model = CostModel(kinds={name: info.kind for name, info in pools.items()}, source="")
     calibration = Calibration(model)
@@ -312,7 +398,15 @@ def calibrate(
 
 
 def wait_for_workers(pools: Mapping[str, PoolInfo], timeout: float = 300.0) -> None:
-    """Block until every pool with a live view has all its planned workers connected."""
+    """Block until every pool with a live view has all its planned workers connected.
+
+    Parameters
+    ----------
+    pools : Mapping of str to PoolInfo
+        The pools by name.
+    timeout : float
+        Seconds to wait at most.
+    """
     dfk = parsl.dfk()
     deadline = time.monotonic() + timeout
     for name, info in pools.items():
@@ -336,8 +430,32 @@ def run_calibration(
     max_qubits: int | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[Path, Calibration]:
-    """Start the local pools, calibrate them, write the profile (default: the user's config
-    directory) and return its path and the calibration."""
+    """Start the local pools, calibrate them and write the profile.
+
+    Parameters
+    ----------
+    pools : Sequence of str
+        Names of the local pools to calibrate.
+    profile : str or pathlib.Path or None
+        Profile file to write; the user's config directory when omitted.
+    workers : Mapping of str to int or None
+        Workers per pool.
+    run_dir : str or pathlib.Path
+        The calibration run's directory.
+    repeats : int
+        Repeats of each timing.
+    quick : bool
+        Fewer probes.
+    max_qubits : int or None
+        Bounds the width of the probes.
+    log : Callable of (str) to None
+        Receives progress lines.
+
+    Returns
+    -------
+    tuple of (pathlib.Path, Calibration)
+        The profile's path and the calibration.
+    """
     from parsl_quantum.configs import local
 
     config = local(run_dir, pools, workers=workers, monitoring=False)

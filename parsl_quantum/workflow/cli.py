@@ -43,19 +43,48 @@ class BadInput(Exception):
 
 
 def templates_dir() -> Path:
-    """The published templates shipped with the package."""
+    """The published templates shipped with the package.
+
+    Returns
+    -------
+    pathlib.Path
+        Their directory.
+    """
     return Path(__file__).resolve().parent.parent / "templates"
 
 
 def published_templates() -> dict[str, Path]:
-    """Published template names (file stems) and their paths."""
+    """Published template names (file stems) and their paths.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Paths by name, sorted.
+    """
     return {p.stem: p for p in sorted(templates_dir().glob("*.yaml"))}
 
 
 def template_path(name: str) -> Path:
     """A template file, or the file of a published template of that name (``templates list``).
 
-    An existing file wins over a published name."""
+    An existing file wins over a published name.
+
+    Parameters
+    ----------
+    name : str
+        A path, or a published template's name.
+
+    Returns
+    -------
+    pathlib.Path
+        The template file (a path that does not exist is returned as is: loading it reports
+        what is wrong with it).
+
+    Raises
+    ------
+    BadInput
+        When ``name`` is neither a template file nor a published template.
+    """
     path = Path(name)
     if path.is_file():
         return path
@@ -525,7 +554,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def version_line() -> str:
-    """``parsl-quantum X (parsl Y, qiskit Z, qiskit-aer W)``: what a bug report needs."""
+    """``parsl-quantum X (parsl Y, qiskit Z, qiskit-aer W)``: what a bug report needs.
+
+    Returns
+    -------
+    str
+        The line.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     from parsl_quantum import __version__
@@ -540,6 +575,13 @@ def version_line() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``parsl-quantum`` argument parser, one subcommand per ``cmd_*`` function.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser.
+    """
     parser = argparse.ArgumentParser(prog="parsl-quantum", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
@@ -604,7 +646,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``parsl-quantum`` console script."""
+    """Entry point of the ``parsl-quantum`` console script.
+
+    Parameters
+    ----------
+    argv : Sequence of str or None
+        Command-line arguments; ``sys.argv[1:]`` when omitted.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from parsl_quantum.workflow.rundir import stop_on_signals
 
     args = build_parser().parse_args(argv)

@@ -39,6 +39,13 @@ class TaskRecorder:
 
     Times are seconds since the epoch: ``submit_time`` when the app was called, ``start_time``
     when Parsl handed the task to the pool's executor, ``end_time`` when its result returned.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The CSV file written.
+    rows : list of dict of str to Any
+        The rows recorded so far.
     """
 
     path: Path
@@ -56,7 +63,30 @@ class TaskRecorder:
         qubits: int = 0,
         shots: int = 0,
     ) -> Future[Any]:
-        """Attach a metrics row to an AppFuture; the row completes when the future does."""
+        """Attach a metrics row to an AppFuture; the row completes when the future does.
+
+        Parameters
+        ----------
+        future : concurrent.futures.Future
+            The task's future.
+        task : str
+            Task name.
+        kind : str
+            Task kind.
+        pool : str
+            Pool the task was submitted to.
+        backend : str
+            Backend the task runs on, if known.
+        qubits : int
+            Width of the task's circuits.
+        shots : int
+            Shots of the task.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            ``future`` itself.
+        """
         row: dict[str, Any] = {
             "task": task,
             "kind": kind,
@@ -87,7 +117,13 @@ class TaskRecorder:
         return future
 
     def write(self) -> Path:
-        """Write all rows recorded so far."""
+        """Write all rows recorded so far.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self.path.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=METRICS_FIELDS)
@@ -99,7 +135,23 @@ class TaskRecorder:
 
 @dataclass
 class RunContext:
-    """Everything a template runner needs besides the template itself."""
+    """Everything a template runner needs besides the template itself.
+
+    Attributes
+    ----------
+    run_dir : pathlib.Path
+        The run's directory.
+    pools : Mapping of str to PoolInfo
+        The run's pools by name.
+    recorder : TaskRecorder
+        Records every task of the run.
+    progress : Callable of (str, int, int) to None
+        ``progress(pool, done, total)`` callback.
+    resume : bool
+        Whether the run resumes an earlier one in ``run_dir``.
+    prepared : Any
+        What the kind's ``prepare(template, pools)`` returned before the pools started, if any.
+    """
 
     run_dir: Path
     pools: Mapping[str, PoolInfo]
@@ -110,6 +162,23 @@ class RunContext:
     prepared: Any = None
 
     def pool(self, name: str) -> PoolInfo:
+        """The pool named ``name``.
+
+        Parameters
+        ----------
+        name : str
+            Pool name.
+
+        Returns
+        -------
+        PoolInfo
+            The pool.
+
+        Raises
+        ------
+        ValueError
+            Naming the configured pools, when there is no such pool.
+        """
         try:
             return self.pools[name]
         except KeyError:

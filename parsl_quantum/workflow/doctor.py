@@ -42,7 +42,19 @@ PACKAGES = (
 
 @dataclass(frozen=True)
 class Feature:
-    """An optional feature: whether it is usable here, what was found, and the fix if not."""
+    """An optional feature: whether it is usable here, what was found, and the fix if not.
+
+    Attributes
+    ----------
+    name : str
+        Feature name.
+    ok : bool
+        Whether it is usable here.
+    detail : str
+        What was found.
+    fix : str
+        What to do to make it usable, if it is not.
+    """
 
     name: str
     ok: bool
@@ -51,7 +63,18 @@ class Feature:
 
 
 def version(dist: str) -> str | None:
-    """The installed version of a distribution, or None."""
+    """The installed version of a distribution, or None.
+
+    Parameters
+    ----------
+    dist : str
+        Distribution name.
+
+    Returns
+    -------
+    str or None
+        Its version, or None when it is not installed.
+    """
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -63,7 +86,13 @@ def _missing_modules(modules: Sequence[str]) -> list[str]:
 
 
 def gpus() -> list[str]:
-    """GPUs as ``nvidia-smi -L`` lists them (empty without nvidia-smi or a GPU)."""
+    """GPUs as ``nvidia-smi -L`` lists them.
+
+    Returns
+    -------
+    list of str
+        One line per GPU; empty without nvidia-smi or a GPU.
+    """
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []
@@ -79,6 +108,13 @@ def _extra(name: str) -> str:
 
 
 def gpu_feature() -> Feature:
+    """Whether ``aer-gpu`` runs on this machine, and what is missing if not.
+
+    Returns
+    -------
+    Feature
+        The ``gpu`` feature.
+    """
     from parsl_quantum.backends.aer import gpu_missing_reason
 
     reason = gpu_missing_reason()
@@ -93,6 +129,15 @@ def gpu_feature() -> Feature:
 
 
 def ibm_feature() -> Feature:
+    """Whether IBM Quantum devices can be used: the runtime package and saved or given credentials.
+
+    Credentials are looked for, never tried against the service.
+
+    Returns
+    -------
+    Feature
+        The ``ibm`` feature.
+    """
     from parsl_quantum.backends.ibm import TOKEN_ENV, ibm_credentials_available
 
     if version("qiskit-ibm-runtime") is None:
@@ -112,6 +157,13 @@ def ibm_feature() -> Feature:
 
 
 def globus_feature() -> Feature:
+    """Whether Globus Compute pools can be used: the SDK and endpoint packages and a login.
+
+    Returns
+    -------
+    Feature
+        The ``globus`` feature, with any endpoint pools named in the environment.
+    """
     from parsl_quantum.configs.globus import endpoint_pools_from_env
 
     missing = _missing_modules(["globus_compute_sdk", "globus_compute_endpoint"])
@@ -139,6 +191,20 @@ def globus_feature() -> Feature:
 
 
 def modules_feature(name: str, modules: Sequence[str]) -> Feature:
+    """Whether the modules of an optional extra are installed.
+
+    Parameters
+    ----------
+    name : str
+        Feature name, which is also the extra that installs it.
+    modules : Sequence of str
+        Modules the feature needs.
+
+    Returns
+    -------
+    Feature
+        The feature, its fix the ``pip install`` of the extra.
+    """
     missing = _missing_modules(modules)
     if missing:
         return Feature(name, False, f"missing {', '.join(missing)}", _extra(name))
@@ -146,7 +212,13 @@ def modules_feature(name: str, modules: Sequence[str]) -> Feature:
 
 
 def profile_status() -> dict[str, Any]:
-    """The planner's default cost profile: where it is, and whether it loads."""
+    """The planner's default cost profile: where it is, and whether it loads.
+
+    Returns
+    -------
+    dict of str to Any
+        Plain data for :func:`diagnose`.
+    """
     from parsl_quantum.planner.cost import CostModel, ProfileError, default_profile_path
 
     path = default_profile_path()
@@ -171,7 +243,13 @@ def profile_status() -> dict[str, Any]:
 
 
 def backends_summary() -> dict[str, Any]:
-    """Backends usable here by family, and the local default pools that can start."""
+    """Backends usable here by family, and the local default pools that can start.
+
+    Returns
+    -------
+    dict of str to Any
+        Plain data for :func:`diagnose`.
+    """
     from parsl_quantum.backends import DEFAULT_FAKE_QPU, available_backends
     from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS, gpu_available
 
@@ -191,7 +269,13 @@ def backends_summary() -> dict[str, Any]:
 
 
 def diagnose() -> dict[str, Any]:
-    """Everything ``doctor`` reports, as plain data (``doctor --json``)."""
+    """Everything ``doctor`` reports, as plain data (``doctor --json``).
+
+    Returns
+    -------
+    dict of str to Any
+        The report.
+    """
     features = [
         gpu_feature(),
         globus_feature(),
@@ -211,7 +295,15 @@ def diagnose() -> dict[str, Any]:
 
 
 def print_doctor(report: dict[str, Any], stream: TextIO | None = None) -> None:
-    """A human-readable rendering of :func:`diagnose`."""
+    """A human-readable rendering of :func:`diagnose`.
+
+    Parameters
+    ----------
+    report : dict of str to Any
+        What :func:`diagnose` returned.
+    stream : TextIO or None
+        Where to print; standard output when omitted.
+    """
     from rich.console import Console
     from rich.table import Table
 

@@ -40,10 +40,12 @@ def cut_and_run_future(
 
     Parameters
     ----------
-    circuit, observable
-        As for ``cut_and_run``, or futures of them (e.g. an app that builds the circuit): the
-        job starts when they are done.
-    **options
+    circuit : QuantumCircuit or Future of QuantumCircuit
+        As for ``cut_and_run``, or a future of it (e.g. an app that builds the circuit): the
+        job starts when it is done.
+    observable : SparsePauliOp or Future of SparsePauliOp
+        As for ``cut_and_run``, or a future of it: the job starts when it is done.
+    **options : Any
         ``cut_and_run``'s keyword options (``max_subcircuit_qubits``, ``pools``, ``mode``,
         ``shots``, ``seed``, ``reference``, ``run_dir``...).
 

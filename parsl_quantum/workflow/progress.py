@@ -43,14 +43,24 @@ class _RunElapsedColumn(ProgressColumn):
 
 
 class RunProgress:
-    """Tasks done/total per pool. Use as a context manager; call the instance as a
-    ``progress(pool, done, total)`` callback (:class:`ProgressRecorder` does, for every task
-    a run records).
+    """Tasks done/total per pool.
+
+    Use as a context manager; call the instance as a ``progress(pool, done, total)`` callback
+    (:class:`ProgressRecorder` does, for every task a run records).
 
     On a terminal it draws one bar per pool with the time since the run began, and leaves the
     final counts on screen. Otherwise it prints a line when a pool reaches a new quarter of its
     tasks (at most one line per ``interval`` seconds per pool, since totals grow while a run
     submits), and each pool's final count when the run ends, so logs stay short.
+
+    Parameters
+    ----------
+    stream : TextIO or None
+        Where to draw or print; standard error when omitted.
+    live : bool or None
+        Draw bars; whether ``stream`` is a terminal when omitted.
+    interval : float
+        Fewest seconds between two lines of one pool when not live.
     """
 
     def __init__(
@@ -118,9 +128,16 @@ class RunProgress:
 
 @dataclass
 class ProgressRecorder(TaskRecorder):
-    """A :class:`~parsl_quantum.workflow.context.TaskRecorder` that also reports, per pool, the
-    tasks finished out of the tasks submitted so far to ``progress``, so the totals shown are
-    exactly the tasks a run submits, whatever the template kind."""
+    """A :class:`~parsl_quantum.workflow.context.TaskRecorder` that also reports progress.
+
+    It reports, per pool, the tasks finished out of the tasks submitted so far to ``progress``,
+    so the totals shown are exactly the tasks a run submits, whatever the template kind.
+
+    Attributes
+    ----------
+    progress : Callable of (str, int, int) to None
+        ``progress(pool, done, total)`` callback.
+    """
 
     progress: Callable[[str, int, int], None] = field(default=lambda pool, done, total: None)
     _counts: dict[str, list[int]] = field(default_factory=dict, repr=False)
@@ -136,6 +153,30 @@ class ProgressRecorder(TaskRecorder):
         qubits: int = 0,
         shots: int = 0,
     ) -> Future[Any]:
+        """Attach a metrics row to an AppFuture and count it for its pool's progress.
+
+        Parameters
+        ----------
+        future : concurrent.futures.Future
+            The task's future.
+        task : str
+            Task name.
+        kind : str
+            Task kind.
+        pool : str
+            Pool the task was submitted to.
+        backend : str
+            Backend the task runs on, if known.
+        qubits : int
+            Width of the task's circuits.
+        shots : int
+            Shots of the task.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            ``future`` itself.
+        """
         super().track(
             future, task=task, kind=kind, pool=pool, backend=backend, qubits=qubits, shots=shots
         )

@@ -48,10 +48,32 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True)
 class Try:
-    """One try of one task, as the monitoring database recorded it (times in seconds since the
-    first run in the directory began). ``running`` and ``ended`` are the worker's own start and
-    end of the try; ``running`` is None when it never reached a worker, and ``ended`` is when
-    Parsl saw it return when the worker never said (a killed worker)."""
+    """One try of one task, as the monitoring database recorded it.
+
+    Times are in seconds since the first run in the directory began.
+
+    Attributes
+    ----------
+    run : int
+        Index of the Parsl run in the directory.
+    task : int
+        Parsl task id.
+    attempt : int
+        Try number of the task.
+    pool : str
+        Pool the try ran on.
+    launched : float
+        When the try was launched to the pool.
+    running : float or None
+        The worker's own start of the try; None when it never reached a worker.
+    ended : float or None
+        The worker's own end of the try, or when Parsl saw it return when the worker never said
+        (a killed worker).
+    failed : bool
+        Whether the try failed.
+    warmup : bool
+        Whether the task was a warm-up task.
+    """
 
     run: int
     task: int
@@ -66,7 +88,35 @@ class Try:
 
 @dataclass
 class PoolSummary:
-    """Per-pool totals over every run in the directory."""
+    """Per-pool totals over every run in the directory.
+
+    Attributes
+    ----------
+    pool : str
+        Pool name.
+    workers : int
+        Worker slots of the pool.
+    tasks : int
+        Tasks run.
+    warmup_tasks : int
+        Warm-up tasks among them.
+    tries : int
+        Tries of those tasks.
+    retries : int
+        Tries beyond the first.
+    failovers_out : int
+        Tasks moved from this pool to another.
+    failovers_in : int
+        Tasks moved to this pool from another.
+    reused : int
+        Tasks whose result was reused from a checkpoint rather than run.
+    busy_seconds : float
+        Running time of all tries.
+    span_seconds : float
+        First start to last end of the pool.
+    queue_waits : list of float
+        Seconds each try waited between launch and running.
+    """
 
     pool: str
     workers: int
@@ -88,6 +138,13 @@ class PoolSummary:
         return self.busy_seconds / capacity if capacity > 0 else 0.0
 
     def to_dict(self) -> dict[str, float | int | str]:
+        """The totals as plain data, with the mean and largest queue wait.
+
+        Returns
+        -------
+        dict of str to (float or int or str)
+            One entry per total, ``busy_fraction``, ``queue_wait_mean`` and ``queue_wait_max``.
+        """
         waits = self.queue_waits
         return {
             "pool": self.pool,
@@ -107,7 +164,17 @@ class PoolSummary:
 
 @dataclass(frozen=True)
 class Lane:
-    """One worker slot of a pool in the timeline, and the tries drawn on it."""
+    """One worker slot of a pool in the timeline, and the tries drawn on it.
+
+    Attributes
+    ----------
+    pool : str
+        Pool name.
+    slot : int
+        Worker slot number in the pool.
+    tries : tuple of Try
+        The tries drawn on the lane.
+    """
 
     pool: str
     slot: int
@@ -115,15 +182,27 @@ class Lane:
 
     @property
     def label(self) -> str:
+        """The lane's label in the timeline: ``<pool> / worker <slot>``."""
         return f"{self.pool} / worker {self.slot}"
 
 
 @dataclass(frozen=True)
 class PoolStartup:
-    """When a block of a pool was requested from its provider and when it was running (seconds
-    since the first run began). ``running`` is the provider's RUNNING report or, when Parsl did
-    not poll the provider before the pool's first task started (a run shorter than the
-    strategy period), that start: the block was running by then. None when neither happened."""
+    """When a block of a pool was requested from its provider and when it was running.
+
+    Times are in seconds since the first run began.
+
+    Attributes
+    ----------
+    pool : str
+        Pool name.
+    requested : float
+        When the block was requested.
+    running : float or None
+        The provider's RUNNING report or, when Parsl did not poll the provider before the
+        pool's first task started (a run shorter than the strategy period), that start: the
+        block was running by then. None when neither happened.
+    """
 
     pool: str
     requested: float
@@ -132,8 +211,26 @@ class PoolStartup:
 
 @dataclass
 class RunReport:
-    """Everything ``report`` prints and draws. ``worker_starts`` are the times worker managers
-    connected, whichever pool they serve (the monitoring database does not say)."""
+    """Everything ``report`` prints and draws.
+
+    Attributes
+    ----------
+    run_dir : pathlib.Path
+        The run directory.
+    run_starts : list of float
+        When each Parsl run in the directory began.
+    tries : list of Try
+        Every try of every task.
+    pools : dict of str to PoolSummary
+        Per-pool totals.
+    lanes : list of Lane
+        The timeline's lanes.
+    startups : list of PoolStartup
+        Blocks requested and running.
+    worker_starts : list of float
+        Times worker managers connected, whichever pool they serve (the monitoring database
+        does not say).
+    """
 
     run_dir: Path
     run_starts: list[float]
@@ -175,7 +272,23 @@ def _pack(tries: Sequence[Try], slots: int) -> list[list[Try]]:
 
 
 def load_report(run_dir: str | Path) -> RunReport:
-    """Read ``RUN_DIR/monitoring.db`` into per-pool summaries and timeline lanes."""
+    """Read ``RUN_DIR/monitoring.db`` into per-pool summaries and timeline lanes.
+
+    Parameters
+    ----------
+    run_dir : str or pathlib.Path
+        The run directory.
+
+    Returns
+    -------
+    RunReport
+        The report.
+
+    Raises
+    ------
+    ReportError
+        When the directory has no readable monitoring database or it holds no run.
+    """
     run_path = Path(run_dir)
     db = run_path / MONITORING_DB
     if not db.is_file():
@@ -330,8 +443,22 @@ def _startups(
 
 
 def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
-    """Draw one lane per worker of each pool that ran tries, each try a bar (failed tries
-    red, hatched), run starts as dashed lines; return the lane labels, top to bottom."""
+    """Draw one lane per worker of each pool that ran tries.
+
+    Each try is a bar (failed tries red, hatched), run starts dashed lines.
+
+    Parameters
+    ----------
+    report : RunReport
+        The report to draw.
+    path : str or pathlib.Path
+        Picture file to write.
+
+    Returns
+    -------
+    list of str
+        The lane labels, top to bottom.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -387,7 +514,15 @@ def draw_timeline(report: RunReport, path: str | Path) -> list[str]:
 
 
 def print_report(report: RunReport, stream: TextIO | None = None) -> None:
-    """The per-pool table, with one line per Parsl run above it."""
+    """The per-pool table, with one line per Parsl run above it.
+
+    Parameters
+    ----------
+    report : RunReport
+        The report to print.
+    stream : TextIO or None
+        Where to print; standard output when omitted.
+    """
     from rich.console import Console
     from rich.table import Table
 

@@ -30,8 +30,17 @@ class RunDirError(ValueError):
 
 @dataclass
 class RunDirLock:
-    """An exclusive claim on a run directory, released when the run ends (or its process dies:
-    the operating system drops the lock with the process)."""
+    """An exclusive claim on a run directory, released when the run ends.
+
+    Also released when its process dies: the operating system drops the lock with the process.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The lock file.
+    handle : IO of str
+        The open lock file holding the lock.
+    """
 
     path: Path
     handle: IO[str]
@@ -46,8 +55,23 @@ class RunDirLock:
 def claim_run_dir(run_dir: Path, *, resume: bool) -> RunDirLock:
     """Lock ``run_dir`` (created if missing) for one run.
 
-    Raises :class:`RunDirError` when another run holds it, or when it already holds a run and
-    this is not ``--resume`` (a finished run's result is never replaced by a new run).
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        The run directory.
+    resume : bool
+        Whether this run resumes the one the directory holds (``--resume``).
+
+    Returns
+    -------
+    RunDirLock
+        The claim.
+
+    Raises
+    ------
+    RunDirError
+        When another run holds it, or when it already holds a run and this is not ``--resume``
+        (a finished run's result is never replaced by a new run).
     """
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -79,8 +103,20 @@ def claim_run_dir(run_dir: Path, *, resume: bool) -> RunDirLock:
 
 
 def check_writable(path: Path) -> None:
-    """Raise :class:`RunDirError` unless a file can be written at ``path`` (checked before any
-    task runs, by creating and removing a scratch file beside it)."""
+    """Check that a file can be written at ``path``.
+
+    Checked before any task runs, by creating and removing a scratch file beside it.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to be written.
+
+    Raises
+    ------
+    RunDirError
+        Unless a file can be written there.
+    """
     if path.is_dir():
         raise RunDirError(f"--json {path}: is a directory")
     parent = path.parent
@@ -97,8 +133,16 @@ def check_writable(path: Path) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Deliver SIGTERM like Ctrl-C (as :class:`KeyboardInterrupt` in the main thread) while
-    the block runs, so that both stop a run the same way; the previous handler is restored."""
+    """Deliver SIGTERM like Ctrl-C while the block runs.
+
+    SIGTERM arrives as :class:`KeyboardInterrupt` in the main thread, so that both stop a run
+    the same way; the previous handler is restored.
+
+    Yields
+    ------
+    None
+        Control, while SIGTERM is delivered as Ctrl-C.
+    """
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -112,7 +156,13 @@ def stop_on_signals() -> Iterator[None]:
 
 @contextlib.contextmanager
 def signals_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C and SIGTERM while the block runs (shutting the pools down once)."""
+    """Ignore Ctrl-C and SIGTERM while the block runs (shutting the pools down once).
+
+    Yields
+    ------
+    None
+        Control, while the signals are ignored.
+    """
     previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
@@ -127,9 +177,23 @@ SHUTDOWN_SECONDS = 8.0
 
 
 def shut_down(dfk: Any, timeout: float = SHUTDOWN_SECONDS) -> bool:
-    """Clean a DataFlowKernel up and clear it, waiting at most ``timeout`` seconds (Parsl's
-    cleanup asks each interchange for its blocks, and one that is gone never answers), with
-    Ctrl-C and SIGTERM ignored meanwhile. Returns whether the cleanup finished."""
+    """Clean a DataFlowKernel up and clear it, with Ctrl-C and SIGTERM ignored meanwhile.
+
+    Waits at most ``timeout`` seconds: Parsl's cleanup asks each interchange for its blocks, and
+    one that is gone never answers.
+
+    Parameters
+    ----------
+    dfk : Any
+        The DataFlowKernel.
+    timeout : float
+        Seconds to wait at most.
+
+    Returns
+    -------
+    bool
+        Whether the cleanup finished.
+    """
     import parsl
 
     closer = threading.Thread(target=dfk.cleanup, name="pq-shutdown", daemon=True)

@@ -18,7 +18,17 @@ FIXED = frozenset({"apiVersion", "kind", "name", "description"})
 
 @dataclass(frozen=True)
 class SetKey:
-    """One dotted ``--set`` key: its value type as the schema says, and its current value."""
+    """One dotted ``--set`` key: its value type as the schema says, and its current value.
+
+    Attributes
+    ----------
+    key : str
+        The dotted key.
+    type : str
+        Short human name of its value type (:func:`type_name`).
+    value : Any
+        Its current value in the template.
+    """
 
     key: str
     type: str
@@ -37,7 +47,18 @@ class SetKey:
 
 
 def set_keys(template: Template) -> list[SetKey]:
-    """Every leaf key of ``template``'s kind, in schema order, with its type and current value."""
+    """Every leaf key of ``template``'s kind, in schema order, with its type and current value.
+
+    Parameters
+    ----------
+    template : Template
+        A validated template.
+
+    Returns
+    -------
+    list of SetKey
+        The keys.
+    """
     schema = full_schema(template.kind.name)
     keys = []
     for key, kind in _leaves(schema.get("properties", {}), ""):
@@ -59,7 +80,18 @@ def _leaves(properties: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, s
 
 
 def type_name(schema: Mapping[str, Any]) -> str:
-    """A short human name of a schema's value type: ``integer >= 1``, ``one of a|b``..."""
+    """A short human name of a schema's value type: ``integer >= 1``, ``one of a|b``...
+
+    Parameters
+    ----------
+    schema : Mapping of str to Any
+        The JSON Schema of one value.
+
+    Returns
+    -------
+    str
+        The name.
+    """
     if "enum" in schema:
         return "one of " + "|".join(
             str(v).lower() if isinstance(v, bool) else str(v) for v in schema["enum"]

@@ -23,7 +23,23 @@ PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 @dataclass(frozen=True)
 class Headline:
-    """What a run measured and how it compares: ``flag`` is None when nothing to judge by."""
+    """What a run measured and how it compares.
+
+    Attributes
+    ----------
+    metric : str
+        What the run measured.
+    value : float or None
+        The measured value.
+    reference_label : str
+        What it is compared with.
+    reference : float or None
+        The reference value.
+    flag_label : str
+        What the flag judges.
+    flag : bool or None
+        The judgement; None when there is nothing to judge by.
+    """
 
     metric: str
     value: float | None
@@ -40,7 +56,20 @@ def _agrees(value: float, reference: float | None, std_error: float) -> bool | N
 
 
 def headline(kind: str, result: Mapping[str, Any]) -> Headline:
-    """The headline of a result document of template kind ``kind``."""
+    """The headline of a result document of template kind ``kind``.
+
+    Parameters
+    ----------
+    kind : str
+        Template kind.
+    result : Mapping of str to Any
+        The run's result document.
+
+    Returns
+    -------
+    Headline
+        The headline.
+    """
     value = result.get("value")
     if kind == "ensemble":
         pools = result.get("pool_circuits") or {}
@@ -98,7 +127,18 @@ def headline(kind: str, result: Mapping[str, Any]) -> Headline:
 
 
 def pictures(result: Mapping[str, Any]) -> list[Path]:
-    """The pictures a run wrote: its ``figure`` and any other picture in its run directory."""
+    """The pictures a run wrote: its ``figure`` and any other picture in its run directory.
+
+    Parameters
+    ----------
+    result : Mapping of str to Any
+        The run's result document.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The pictures.
+    """
     found = [Path(result["figure"])] if result.get("figure") else []
     run_dir = result.get("run_dir")
     if run_dir and Path(run_dir).is_dir():

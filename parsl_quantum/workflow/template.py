@@ -27,8 +27,21 @@ API_VERSION = "parsl-quantum/v1"
 
 
 class TemplateError(ValueError):
-    """A template that cannot be loaded or does not validate; ``str()`` is one line:
-    ``FILE:LINE: FIELD: problem``."""
+    """A template that cannot be loaded or does not validate.
+
+    ``str()`` is one line: ``FILE:LINE: FIELD: problem``.
+
+    Parameters
+    ----------
+    message : str
+        The problem.
+    source : str
+        The template file, or another source such as ``--set``.
+    field : str
+        The dotted field path at fault, if any.
+    line : int or None
+        The line of the field in ``source``, if known.
+    """
 
     def __init__(self, message: str, *, source: str = "", field: str = "", line: int | None = None):
         self.source, self.field, self.line = source, field, line
@@ -51,6 +64,13 @@ class KindInfo:
 
     ``runner(template, ctx)`` executes a validated template inside a loaded Parsl DataFlowKernel
     and returns a JSON-serialisable result dict (see :mod:`parsl_quantum.workflow.context`).
+
+    Attributes
+    ----------
+    name : str
+        The kind's name.
+    entry_point : importlib.metadata.EntryPoint
+        The entry point naming its module.
     """
 
     name: str
@@ -62,8 +82,19 @@ class KindInfo:
         return str(self.entry_point.value)
 
     def load(self) -> Any:
-        """The kind's module; a :class:`TemplateError` naming the entry point when it cannot
-        be imported or lacks one of :data:`KIND_ATTRIBUTES`."""
+        """The kind's module.
+
+        Returns
+        -------
+        Any
+            The imported module.
+
+        Raises
+        ------
+        TemplateError
+            Naming the entry point, when the module cannot be imported or lacks one of
+            :data:`KIND_ATTRIBUTES`.
+        """
         ep = self.entry_point
         dist = f", distribution {ep.dist.name} {ep.dist.version}" if ep.dist is not None else ""
         where = f"template kind {self.name!r} (entry point {ep.value!r}{dist})"
@@ -80,25 +111,50 @@ class KindInfo:
 
     @property
     def description(self) -> str:
-        """The kind's one-line ``DESCRIPTION``."""
+        """The kind's one-line ``DESCRIPTION``.
+
+        Returns
+        -------
+        str
+            The description.
+        """
         return str(self.load().DESCRIPTION)
 
     @property
     def schema(self) -> dict[str, Any]:
-        """The JSON Schema of the kind's body (``TEMPLATE_SCHEMA``)."""
+        """The JSON Schema of the kind's body (``TEMPLATE_SCHEMA``).
+
+        Returns
+        -------
+        dict of str to Any
+            The schema.
+        """
         return dict(self.load().TEMPLATE_SCHEMA)
 
     @property
     def runner(self) -> Callable[..., dict[str, Any]]:
-        """The kind's ``run_template(template, ctx)``."""
+        """The kind's ``run_template(template, ctx)``.
+
+        Returns
+        -------
+        Callable of (...) to dict of str to Any
+            The runner.
+        """
         runner: Callable[..., dict[str, Any]] = self.load().run_template
         return runner
 
 
 def template_kinds() -> dict[str, KindInfo]:
-    """The installed template kinds by name, from the entry points of
-    :data:`ENTRY_POINT_GROUP`, without importing any of them. Where two distributions declare
-    one name, the first on ``sys.path`` wins, as an import would."""
+    """The installed template kinds by name, without importing any of them.
+
+    They come from the entry points of :data:`ENTRY_POINT_GROUP`. Where two distributions
+    declare one name, the first on ``sys.path`` wins, as an import would.
+
+    Returns
+    -------
+    dict of str to KindInfo
+        The kinds by name.
+    """
     kinds: dict[str, KindInfo] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         kinds.setdefault(ep.name, KindInfo(ep.name, ep))
@@ -141,7 +197,23 @@ ENVELOPE_PROPERTIES: dict[str, Any] = {
 
 
 def full_schema(kind: str | None = None) -> dict[str, Any]:
-    """The JSON Schema of a template (of one kind, or of any installed kind), for editors."""
+    """The JSON Schema of a template (of one kind, or of any installed kind), for editors.
+
+    Parameters
+    ----------
+    kind : str or None
+        The kind; any installed kind when omitted.
+
+    Returns
+    -------
+    dict of str to Any
+        The schema.
+
+    Raises
+    ------
+    TemplateError
+        When ``kind`` is not installed.
+    """
     installed = template_kinds()
     if kind is not None and kind not in installed:
         raise TemplateError(f"unknown kind {kind!r} (known: {', '.join(installed)})")
@@ -217,8 +289,27 @@ def _split_lines(obj: Any, path: tuple[str, ...], out: dict[tuple[str, ...], int
 def parse_yaml(
     text: str, source: str = "<string>"
 ) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
-    """Parse YAML into a dict plus the line of each field path. Aliases, duplicate keys and
-    documents over :data:`MAX_TEMPLATE_BYTES` are errors."""
+    """Parse YAML into a dict plus the line of each field path.
+
+    Aliases, duplicate keys and documents over :data:`MAX_TEMPLATE_BYTES` are errors.
+
+    Parameters
+    ----------
+    text : str
+        The YAML document.
+    source : str
+        Where it came from, for error messages.
+
+    Returns
+    -------
+    tuple of (dict of str to Any, dict of tuple of str to int)
+        The data, and the line of each field path.
+
+    Raises
+    ------
+    TemplateError
+        When the YAML is malformed, breaks those rules, or is not a mapping.
+    """
     if len(text.encode(errors="replace")) > MAX_TEMPLATE_BYTES:
         raise TemplateError(
             f"template larger than {MAX_TEMPLATE_BYTES // 1024} KiB", source=source, line=None
@@ -239,7 +330,17 @@ def parse_yaml(
 
 @dataclass
 class Template:
-    """A validated template: its data, where it came from, and its kind."""
+    """A validated template: its data, where it came from, and its kind.
+
+    Attributes
+    ----------
+    data : dict of str to Any
+        The template's data.
+    source : str
+        The file (or other source) it came from.
+    kind : KindInfo
+        Its kind.
+    """
 
     data: dict[str, Any]
     source: str
@@ -247,10 +348,12 @@ class Template:
 
     @property
     def name(self) -> str:
+        """The template's ``name``, else its kind's name."""
         return str(self.data.get("name", self.kind.name))
 
     @property
     def pools(self) -> list[str]:
+        """The template's ``pools``, else ``["cpu"]``."""
         return list(self.data.get("pools", ["cpu"]))
 
 
@@ -275,7 +378,27 @@ def validate(
     source: str = "<template>",
     lines: Mapping[tuple[str, ...], int] | None = None,
 ) -> Template:
-    """Validate template data against the envelope and its kind's schema."""
+    """Validate template data against the envelope and its kind's schema.
+
+    Parameters
+    ----------
+    data : Mapping of str to Any
+        The template's data.
+    source : str
+        Where it came from, for error messages.
+    lines : Mapping of tuple of str to int or None
+        The line of each field path, for error messages.
+
+    Returns
+    -------
+    Template
+        The validated template.
+
+    Raises
+    ------
+    TemplateError
+        One line naming the source, line and field at fault.
+    """
     lines = lines or {}
     for path, value in _numbers(data, ()):
         if not math.isfinite(value):
@@ -326,7 +449,26 @@ def validate(
 
 
 def load_template(path: str | Path, overrides: Sequence[str] = ()) -> Template:
-    """Read, override (``KEY=VALUE`` with dotted keys) and validate a template file."""
+    """Read, override (``KEY=VALUE`` with dotted keys) and validate a template file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The template file.
+    overrides : Sequence of str
+        ``KEY=VALUE`` overrides.
+
+    Returns
+    -------
+    Template
+        The validated template.
+
+    Raises
+    ------
+    TemplateError
+        When the file cannot be read, an override is malformed, or the result does not
+        validate.
+    """
     p = Path(path)
     try:
         text = p.read_text()
@@ -340,9 +482,30 @@ def load_template(path: str | Path, overrides: Sequence[str] = ()) -> Template:
 def apply_overrides(
     data: Mapping[str, Any], overrides: Sequence[str], source: str = ""
 ) -> dict[str, Any]:
-    """Apply ``--set KEY=VALUE`` overrides; values are parsed as YAML scalars, and a comma list
-    for ``pools``. Unknown keys are caught by validation afterwards; a key given twice is an
-    error."""
+    """Apply ``--set KEY=VALUE`` overrides.
+
+    Values are parsed as YAML scalars, and a comma list for ``pools``. Unknown keys are caught by
+    validation afterwards.
+
+    Parameters
+    ----------
+    data : Mapping of str to Any
+        The template's data (not changed).
+    overrides : Sequence of str
+        ``KEY=VALUE`` overrides, with dotted keys.
+    source : str
+        Where the data came from, for error messages.
+
+    Returns
+    -------
+    dict of str to Any
+        The data with the overrides applied.
+
+    Raises
+    ------
+    TemplateError
+        When an override is not ``KEY=VALUE``, a key is given twice, or a key cannot be set.
+    """
     out = copy.deepcopy(dict(data))
     given: set[str] = set()
     for item in overrides:
