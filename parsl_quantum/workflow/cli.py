@@ -257,6 +257,21 @@ def _pin_profile(data: dict[str, Any], run_dir: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``parsl-quantum run``: validate and plan a template, then load its pools and run it.
+
+    Everything that can fail on bad input (template, circuit, pools, planning) happens before
+    ``parsl.load``; pools the plan sends no task to start cold (see :func:`_site_config`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``run`` arguments.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input, 1 for a failed run, 130 when interrupted.
+    """
     import parsl
 
     from parsl_quantum.executors import pool_infos
