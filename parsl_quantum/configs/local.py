@@ -203,23 +203,61 @@ def local(
     monitoring: bool = True,
     reliability: Reliability | None = None,
     force_workers: bool = False,
+    cold: Sequence[str] = (),
 ) -> Config:
     """The embedded local default: one HTEX pool per name in ``pools``.
 
     ``cpu`` runs Aer on the CPU, ``qpu`` a noisy fake IBM device (circuits transpiled to its ISA,
     one job at a time, like a real QPU), and ``gpu`` Aer on the GPU, which is only added when a
-    GPU and qiskit-aer-gpu are present. Parsl's run directory and monitoring database go under
-    ``run_dir``.
+    GPU and qiskit-aer-gpu are present.
 
-    ``backend_options`` maps a backend name to its options (e.g. a fake device's
-    ``failure_rate`` or ``queue_delay``) in every pool that serves it. ``reliability`` installs
-    retries, failover and checkpointing (:meth:`Reliability.apply
-    <parsl_quantum.reliability.Reliability.apply>`; the Config's ``retry_handler`` keeps count).
+    Parameters
+    ----------
+    run_dir : str or Path
+        Where Parsl's run directory and the monitoring database go.
+    pools : sequence of str
+        Pool names, each one HTEX executor label: ``cpu``, ``qpu``, ``gpu`` or a name given
+        backends in ``backends``.
+    workers : mapping of str to int, optional
+        Worker slots per pool (default 2 for ``cpu``, 1 otherwise). A pool's workers may not
+        exceed :func:`max_workers` (4 per core) unless ``force_workers`` is set: every worker
+        is a process of a few hundred MB.
+    backends : mapping of str to sequence of str, optional
+        Backend names per pool, replacing :data:`DEFAULT_POOL_BACKENDS`.
+    backend_options : mapping of str to mapping, optional
+        Options per backend name (e.g. a fake device's ``failure_rate`` or ``queue_delay``),
+        in every pool that serves it.
+    monitoring : bool
+        Write Parsl's monitoring database (``run_dir/monitoring.db``).
+    reliability : Reliability, optional
+        Retries, failover and checkpointing, installed by :meth:`Reliability.apply
+        <parsl_quantum.reliability.Reliability.apply>` (the Config's ``retry_handler`` keeps
+        count).
+    force_workers : bool
+        Allow more than :func:`max_workers` workers per pool.
+    cold : sequence of str
+        Pools that start with no block: no worker processes start with the run, so a run
+        that sends them nothing does not pay for their start-up on the cores it computes on.
+        Parsl's scaling strategy starts a block once a task is sent to one (a failover),
+        which then waits for that block's workers.
 
-    A pool's ``workers`` may not exceed :func:`max_workers` (4 per core) unless
-    ``force_workers`` is set: every worker is a process of a few hundred MB.
+    Returns
+    -------
+    parsl.config.Config
+        The Config to ``parsl.load``.
+
+    Raises
+    ------
+    ValueError
+        An unknown pool or ``cold`` name, too many workers, backend options for a backend no
+        pool serves, or an IBM backend without credentials.
     """
     require_main_guard()
+    stray_cold = [name for name in cold if name not in pools]
+    if stray_cold:
+        raise ValueError(
+            f"cold pool {stray_cold[0]!r} is not one of the pools ({', '.join(pools)})"
+        )
     run_path = Path(run_dir)
     run_path.mkdir(parents=True, exist_ok=True)
     workers = {"cpu": 2, "gpu": 1, "qpu": 1, **(workers or {})}
@@ -262,7 +300,7 @@ def local(
                 max_workers_per_node=workers.get(name, 1),
                 cores_per_worker=1e-6,
                 provider=LocalProvider(
-                    init_blocks=1,
+                    init_blocks=0 if name in cold else 1,
                     min_blocks=0,
                     max_blocks=1,
                     worker_init="\n".join(

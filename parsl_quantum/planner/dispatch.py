@@ -281,7 +281,9 @@ class Dispatcher:
                     self._event(name, "back")
                 pool.slots, pool.zero_since, pool.lost, pool.ever_up = workers, None, False, True
                 continue
-            if pool.zero_since is None:
+            if pool.zero_since is None or not pool.in_flight:
+                # the clock runs only while the pool holds our tasks: a cold pool sent its
+                # first task late in the run gets ``lost_after`` to start a block
                 pool.zero_since = now
             if pool.ever_up:
                 pool.slots = 0

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import yaml
 
@@ -118,7 +118,39 @@ def _local_options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _site_config(template: Template, run_dir: Path, monitoring: bool) -> Any:
+@runtime_checkable
+class UsesPools(Protocol):
+    """A prepared job that knows which pools its plan sends tasks to."""
+
+    @property
+    def pools_used(self) -> list[str]:
+        """Labels of the pools the plan assigns tasks to."""
+        ...
+
+
+def _site_config(
+    template: Template, run_dir: Path, monitoring: bool, cold: Sequence[str] = ()
+) -> Any:
+    """The Parsl Config of the template's site and pools.
+
+    Parameters
+    ----------
+    template : Template
+        The validated template (its ``site``, ``pools`` and ``run`` settings).
+    run_dir : Path
+        The run directory (Parsl's files and the monitoring database go there).
+    monitoring : bool
+        Write Parsl's monitoring database.
+    cold : sequence of str
+        Pools of the local site that start with no block (the plan sends them nothing);
+        Parsl's scaling strategy starts one if work is sent there. Other sites start their
+        pools as configured.
+
+    Returns
+    -------
+    parsl.config.Config
+        The Config to load.
+    """
     from parsl_quantum import configs
 
     site = template.data.get("site", {"name": "local"})
@@ -131,6 +163,7 @@ def _site_config(template: Template, run_dir: Path, monitoring: bool) -> Any:
             workers=workers,
             monitoring=monitoring,
             force_workers=bool(template.data.get("run", {}).get("force_workers", False)),
+            cold=cold,
             **_local_options(options),
         )
     if site["name"] in ("slurm", "pbs"):
@@ -253,6 +286,21 @@ def _pin_profile(data: dict[str, Any], run_dir: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``parsl-quantum run``: validate and plan a template, then load its pools and run it.
+
+    Everything that can fail on bad input (template, circuit, pools, planning) happens before
+    ``parsl.load``; pools the plan sends no task to start cold (see :func:`_site_config`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``run`` arguments.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input, 1 for a failed run, 130 when interrupted.
+    """
     import parsl
 
     from parsl_quantum.executors import pool_infos
@@ -291,6 +339,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         prepared = None
         if hasattr(module, "prepare"):
             prepared = module.prepare(template.data, pools, base_dir)
+        if isinstance(prepared, UsesPools):
+            # pools the plan sends nothing start without workers, which would otherwise
+            # start up on the cores the plan computes on
+            used = set(prepared.pools_used)
+            cold = [p for p in template.pools if p not in used]
+            if cold:
+                config = _site_config(template, run_dir, monitoring, cold)
     except (BadInput, ValueError, OSError) as exc:
         if lock is not None:
             lock.release()

@@ -549,11 +549,39 @@ class Prepared:
     seed: int | None
     reference: str
 
+    @property
+    def pools_used(self) -> list[str]:
+        """Pools the chosen plan assigns tasks to: the others may start cold."""
+        return self.plan.chosen.pools_used
+
 
 def prepare(
     template: Mapping[str, Any], pools: Mapping[str, PoolInfo], base_dir: Path | None = None
 ) -> Prepared:
-    """Everything that can fail on bad input, done before any pool starts or task is submitted."""
+    """Validate and plan a circuit-cutting template: everything that can fail on bad input,
+    done before any pool starts or any task is submitted.
+
+    Parameters
+    ----------
+    template : mapping
+        The template's data (``circuit``, ``observable``, ``planner``, ``execution``).
+    pools : mapping of str to PoolInfo
+        The pools the plan may use.
+    base_dir : Path, optional
+        Where relative paths in the template (a QASM file) are resolved.
+
+    Returns
+    -------
+    Prepared
+        The circuit, observable, chosen plan and execution settings; its ``pools_used`` lets
+        the caller start the other pools cold.
+
+    Raises
+    ------
+    ValueError
+        Bad input: the circuit, the observable, or a planning problem too large or with no
+        feasible cut.
+    """
     circuit = circuit_from_spec(template["circuit"], base_dir)
     observable = parse_observable(template.get("observable", "mean-z"), circuit.num_qubits)
     planner = template.get("planner", {})
