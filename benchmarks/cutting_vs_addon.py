@@ -19,14 +19,24 @@ and after it ends Parsl's monitoring database must show every evaluate task exec
   ``ExactSampler`` -> ``reconstruct_expectation_values``;
 - addon-aer: the same with Aer's ``SamplerV2`` at 4096 shots per subexperiment.
 
+- cli: with ``--cli 20x2``, the same case run by ``parsl-quantum run
+  workflows/circuit-cutting.yaml`` in a new process (the template's circuit is this reference
+  problem), pools ``cpu``; its time beyond start-up is its median wall time minus that of the
+  4-qubit run of the same template (same pools, same partition count), the two alternated,
+  ``--repeats`` each after one unrecorded round, and is compared with the floor of that case.
+  Each run's monitoring database must show the evaluate tasks it reports.
+
     python benchmarks/cutting_vs_addon.py [--cases 16x2,20x2,24x2,12x3,16x3] [--skip-addon-exact]
-        [--skip-addon-aer] [--repeats 3]
+        [--skip-addon-aer] [--repeats 3] [--cli 20x2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -120,9 +130,11 @@ def main() -> None:
     parser.add_argument("--skip-addon-exact", action="store_true")
     parser.add_argument("--skip-addon-aer", action="store_true")
     parser.add_argument("--repeats", type=int, default=3, help="runs of ours, floor (median)")
+    parser.add_argument("--cli", help="a case (e.g. 20x2) also run from the command line")
     args = parser.parse_args()
     cases = [tuple(int(x) for x in c.split("x")) for c in args.cases.split(",")]
     print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}", flush=True)
+    floors_by_case: dict[tuple[int, int], float] = {}
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "monitoring.db"
@@ -164,6 +176,7 @@ def main() -> None:
                     assert abs(floor - ref) < 1e-6 and abs(result.value - ref) < 1e-6
                 ours_s = float(np.median(times))
                 floor_s = float(np.median(floors))
+                floors_by_case[(n, parts)] = floor_s
                 distinct = result.configuration["subexperiments"]
                 mem_ours = ours_memory(circuit, obs, labels)
                 if args.skip_addon_exact:
@@ -201,7 +214,57 @@ def main() -> None:
             dfk.cleanup()
             parsl.clear()
         assert_executed(db, submitted, "evaluate_subexperiments")
+        if args.cli:
+            n, parts = (int(x) for x in args.cli.split("x"))
+            if (n, parts) not in floors_by_case:
+                raise SystemExit(f"--cli {args.cli}: not one of --cases")
+            walls: dict[int, list[float]] = {n: [], 4: []}
+            for r in range(1 + args.repeats):  # alternate, so load drifts hit both alike
+                for qubits in (n, 4):
+                    wall = cli_wall(qubits, parts, Path(tmp) / f"cli{qubits}-{r}")
+                    if r:  # the first round is unrecorded (warm disk cache)
+                        walls[qubits].append(wall)
+            beyond = float(np.median(walls[n]) - np.median(walls[4]))
+            floor_s = floors_by_case[(n, parts)]
+            print(
+                f"cli {n}x{parts}: wall {np.median(walls[n]):.2f} s, 4x{parts} wall "
+                f"{np.median(walls[4]):.2f} s, beyond start-up {beyond:.3f} s, floor "
+                f"{floor_s:.3f} s, ratio {beyond / floor_s:.1f}",
+                flush=True,
+            )
         print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}", flush=True)
+
+
+def cli_wall(n: int, parts: int, run_dir: Path) -> float:
+    """Wall seconds of one ``parsl-quantum run`` of the case in a new process, after checking
+    its monitoring database for the evaluate tasks it reports."""
+    out = run_dir.parent / f"{run_dir.name}.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "parsl_quantum.workflow.cli",
+        "run",
+        str(Path(__file__).resolve().parent.parent / "workflows" / "circuit-cutting.yaml"),
+        "--set",
+        f"circuit.qubits={n}",
+        "--set",
+        f"planner.max_subcircuit_qubits={math.ceil(n / parts)}",
+        "--set",
+        f"planner.partitions=[{parts}]",
+        "--set",
+        "pools=cpu",
+        "--run-dir",
+        str(run_dir),
+        "--json",
+        str(out),
+        "--quiet",
+    ]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    data = json.loads(out.read_text())
+    assert_executed(run_dir / "monitoring.db", int(data["tasks"]), "evaluate_subexperiments")
+    return wall
 
 
 def _ours_fixed(circuit, obs, width: int, parts: int):
