@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import parsl
@@ -30,7 +30,7 @@ from parsl_quantum.planner.cost import CostModel, PoolCoefficients
 from parsl_quantum.planner.dispatch import DispatchError
 from parsl_quantum.planner.plan import PlanResult, plan_workload
 from parsl_quantum.planner.report import save_plan
-from parsl_quantum.reliability import RetryHandler
+from parsl_quantum.reliability import FailoverPolicy, RetryHandler
 from parsl_quantum.workflow.calibration import wait_for_workers
 from parsl_quantum.workflow.cut_and_run import execute_plan
 
@@ -110,7 +110,15 @@ def test_a_pool_whose_blocks_are_cancelled_loses_its_work(
 
     watcher = threading.Thread(target=cancel_gpu_while_it_works)
     watcher.start()
-    results = execute_plan(plan, pools, "exact", 2000, None, lost_after=1.0)
+    # the run's failover policy, as Reliability installs it: the dispatcher decides and
+    # records its moves there
+    policy = FailoverPolicy(pools)
+    previous = dfk.config.retry_handler
+    dfk.config.retry_handler = RetryHandler(0, failover=policy)
+    try:
+        results = execute_plan(plan, pools, "exact", 2000, None, lost_after=1.0)
+    finally:
+        dfk.config.retry_handler = previous
     watcher.join()
     assert cancelled.is_set()
     value, error = reconstruct(plan.chosen.problem, plan.chosen.graph, results, None)
@@ -120,6 +128,8 @@ def test_a_pool_whose_blocks_are_cancelled_loses_its_work(
     assert any(e.pool == "gpu" and e.event.startswith("lost") for e in report.events)
     moved = [f for f in report.failovers if f.from_pool == "gpu"]
     assert moved and all(f.to_pool == "cpu" and "pool lost" in f.reason for f in moved)
+    assert policy.records() == [asdict(f) for f in report.failovers]
+    assert {m["trigger"] for m in policy.records()} == {"dispatcher"}
     ran = {r.pool for r in report.tasks.values()}
     assert "cpu" in ran
     # the run directory's plan.json says which pool ran each task, and what moved

@@ -28,6 +28,8 @@ from parsl_quantum.executors import PoolInfo, QPUHighThroughputExecutor
 from parsl_quantum.executors.subexperiments import evaluate_subexperiments
 from parsl_quantum.planner.dispatch import DispatchReport
 from parsl_quantum.reliability import (
+    DISPATCHER,
+    RETRY_HANDLER,
     CheckpointMemoizer,
     Failover,
     FailoverPolicy,
@@ -35,6 +37,7 @@ from parsl_quantum.reliability import (
     PoolDownHandler,
     Reliability,
     RetryHandler,
+    TaskNeeds,
     Verdict,
     classify,
 )
@@ -127,6 +130,15 @@ def _info(label: str, kind: str, width: int, workers: int = 1) -> PoolInfo:
     return PoolInfo(label, (backend,), workers, kind, width, kind != "qpu")
 
 
+def down_pool_target(
+    policy: FailoverPolicy, source: str, qubits: int, executors: dict, **kwargs: object
+) -> str | None:
+    """Where the retry handler sends a task of ``qubits`` qubits from the down pool
+    ``source``: the policy's decision from the task's own arguments and the live executors."""
+    needs = policy.needs_on(source, {"qubits": qubits}, kwargs)
+    return policy.target(needs, source, policy.live(executors))
+
+
 def test_failover_targets() -> None:
     pools = {
         "qpu": _info("qpu", "qpu", 7),
@@ -137,28 +149,71 @@ def test_failover_targets() -> None:
     }
     executors = {n: QPUHighThroughputExecutor(label=n, backends=("aer",)) for n in pools}
     policy = FailoverPolicy(pools)
-    assert policy.target("qpu", 5, executors) == "qpu2"  # another device first
+    assert down_pool_target(policy, "qpu", 5, executors) == "qpu2"  # the same device model first
     executors["qpu2"].set_bad_state_and_fail_all(PoolDownError("qpu2 is down"))
-    assert policy.target("qpu", 5, executors) == "gpu"  # then a simulator, GPU before CPU
-    assert policy.target("qpu", 5, {k: v for k, v in executors.items() if k != "gpu"}) == "cpu"
-    assert policy.target("qpu", 40, executors) is None  # nothing wide enough
-    assert policy.target("cpu", 3, executors) == "small"  # same kind first
-    assert policy.target("cpu", 20, executors) == "gpu"  # a simulator never fails over to a QPU
-    assert policy.target("gpu", 20, {"qpu": executors["qpu"]}) is None
+    assert down_pool_target(policy, "qpu", 5, executors) == "gpu"  # then a simulator, GPU first
+    no_gpu = {k: v for k, v in executors.items() if k != "gpu"}
+    assert down_pool_target(policy, "qpu", 5, no_gpu) == "cpu"
+    assert down_pool_target(policy, "qpu", 40, executors) is None  # nothing wide enough
+    assert down_pool_target(policy, "cpu", 3, executors) == "small"  # same kind first
+    assert down_pool_target(policy, "cpu", 20, executors) == "gpu"  # a simulator never to a QPU
+    assert down_pool_target(policy, "gpu", 20, {"qpu": executors["qpu"]}) is None
+    # without failover, QPU work stays on its device model; simulator work still moves
+    strict = FailoverPolicy(pools, cross_model=False)
+    assert down_pool_target(strict, "qpu", 5, no_gpu) is None
+    assert down_pool_target(strict, "gpu", 20, executors) == "cpu"
+
+
+def test_one_rule_set_for_both_triggers() -> None:
+    """The decision the dispatcher asks for (a planned task, live pools) and the one the retry
+    handler asks for (a down pool's task) follow the same rules."""
+    pools = {
+        "qpu": _info("qpu", "qpu", 7),
+        "other": PoolInfo("other", ("fake:fake_nairobi",), 1, "qpu", 7, False),
+        "cpu": _info("cpu", "cpu-sim", 30),
+        "noisy": PoolInfo("noisy", ("aer",), 4, "cpu-sim", 30, False),
+    }
+    policy = FailoverPolicy(pools)
+    device = TaskNeeds(qubits=5, model=DEFAULT_FAKE_QPU, kind="qpu")
+    assert policy.candidates(device, pools) == ["qpu"]  # its own model while it is up
+    assert policy.candidates(device, pools, avoid={"qpu"}) == ["qpu"]  # failed there: still
+    up = {n: p for n, p in pools.items() if n != "qpu"}
+    assert policy.candidates(device, up) == ["other"]  # another device before a simulator
+    sims = {n: p for n, p in up.items() if n != "other"}
+    assert policy.candidates(device, sims) == ["noisy", "cpu"]  # most slots first
+    exact = TaskNeeds(qubits=5, exact=True, model="ideal", kind="cpu-sim")
+    assert policy.candidates(exact, sims) == ["cpu"]  # exact work only to an exact pool
+    assert policy.candidates(TaskNeeds(qubits=40, model=DEFAULT_FAKE_QPU), pools) == []  # width
+    # simulator work moves to a QPU only when its plan lists that QPU, and failover is on
+    ideal = TaskNeeds(qubits=5, model="ideal", kind="cpu-sim")
+    qpus = {n: pools[n] for n in ("qpu", "other")}
+    assert policy.candidates(ideal, qpus) == []
+    planned = TaskNeeds(qubits=5, model="ideal", kind="cpu-sim", planned=frozenset({"qpu"}))
+    assert policy.candidates(planned, qpus) == ["qpu"]
+    assert FailoverPolicy(pools, cross_model=False).candidates(planned, qpus) == []
+    assert FailoverPolicy(pools, cross_model=False).candidates(device, up) == []
 
 
 def test_one_failover_record_for_the_retry_handler_and_the_dispatcher() -> None:
     policy = FailoverPolicy({})
     assert policy.records() == []
-    policy.record("t#1", "qpu", "cpu", "pool down")
+    policy.record(Failover("t#1", "qpu", "cpu", "pool down", RETRY_HANDLER))
+    # the dispatcher's moves go into the same record, with the time of the move
+    moved = Failover("evaluate:0:1", "gpu", "cpu", "abandoned: pool lost", DISPATCHER, 1.5)
+    policy.record(moved)
+    report = DispatchReport(failovers=[moved])
     assert policy.records() == [
-        {"task": "t#1", "from_pool": "qpu", "to_pool": "cpu", "reason": "pool down", "time": None}
+        {
+            "task": "t#1",
+            "from_pool": "qpu",
+            "to_pool": "cpu",
+            "reason": "pool down",
+            "trigger": "retry-handler",
+            "time": None,
+        },
+        report.to_dict()["failovers"][0],
     ]
-    # the dispatcher's report holds the same record, with the time of the move
-    report = DispatchReport(failovers=[Failover("t#2", "gpu", "cpu", "pool lost", 1.5)])
-    assert report.to_dict()["failovers"] == [
-        {"task": "t#2", "from_pool": "gpu", "to_pool": "cpu", "reason": "pool lost", "time": 1.5}
-    ]
+    assert report.to_dict()["failovers"][0]["trigger"] == "dispatcher"
 
 
 def test_pool_down_handler_marks_a_pool_whose_blocks_were_lost() -> None:
@@ -198,22 +253,27 @@ def test_apply_installs_retries_failover_and_checkpoints(tmp_path: Path) -> None
     config = local(tmp_path, ("cpu", "qpu"), monitoring=False)
     guards = Reliability(retries=4, failover=True).apply(config)
     assert config.retries == 4 and config.retry_handler is guards.handler
-    assert guards.handler.failover is not None
+    assert guards.handler.failover is not None and guards.handler.failover.cross_model
     assert set(guards.handler.failover.pools) == {"cpu", "qpu"}
     assert all(isinstance(ex.block_error_handler, PoolDownHandler) for ex in config.executors)
     assert isinstance(config.memoizer, CheckpointMemoizer)
     assert config.memoizer.checkpoint_mode == "task_exit"
     assert config.memoizer.checkpoint_files == []  # a fresh run never loads others' results
-    configuration: dict = {"failovers": [{"task": "t", "from_pool": "a", "to_pool": "b"}]}
+    # the policy's record is the run's one list of moves: it replaces the dispatcher's own
+    guards.handler.failover.record(Failover("t", "qpu", "cpu", "lost", DISPATCHER, 0.5))
+    configuration: dict = {"failovers": [{"task": "t", "from_pool": "qpu", "to_pool": "cpu"}]}
     guards.record(configuration)
-    assert configuration["retries"] == {} and len(configuration["failovers"]) == 1
+    assert configuration["retries"] == {}
+    assert [m["trigger"] for m in configuration["failovers"]] == ["dispatcher"]
     assert "reused_from_checkpoint" not in configuration
 
 
 def test_apply_without_failover_keeps_parsl_block_handling(tmp_path: Path) -> None:
     config = local(tmp_path, ("cpu",), monitoring=False, reliability=Reliability(retries=1))
     assert isinstance(config.retry_handler, RetryHandler)
-    assert config.retry_handler.failover is None
+    # the run still has its policy (the dispatcher's too), which keeps tasks on their model
+    assert config.retry_handler.failover is not None
+    assert not config.retry_handler.failover.cross_model
     assert not any(isinstance(ex.block_error_handler, PoolDownHandler) for ex in config.executors)
 
 

@@ -152,9 +152,14 @@ def test_qpu_block_killed_mid_run_fails_over_when_the_template_allows_it(tmp_pat
     result = json.loads((run_dir / "result.json").read_text())
     moves = result["configuration"]["failovers"]
     assert moves and all((m["from_pool"], m["to_pool"]) == ("qpu", "cpu") for m in moves)
-    # the dispatcher's moves that plan.json records are in the result too
+    # one list of moves: the dispatcher's, which plan.json records, and the retry handler's,
+    # each once and with its trigger
     planned = json.loads((run_dir / "plan.json").read_text())["dispatch"]["failovers"]
     assert all(move in moves for move in planned)
+    assert {m["trigger"] for m in moves} <= {"retry-handler", "dispatcher"}
+    assert any(m["trigger"] == "retry-handler" for m in moves)
+    tasks = [(m["trigger"], m["task"]) for m in moves]
+    assert len(set(tasks)) == len(tasks)
     assert b"pool qpu is down, moved to pool cpu" in err
     assert abs(result["value"] - result["reference"]) < 5 * result["std_error"] + 0.1
     report = load_report(run_dir)

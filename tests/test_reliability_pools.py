@@ -134,6 +134,9 @@ def test_qpu_blocks_cancelled_mid_run_fail_over_to_the_simulator_pool(tmp_path: 
     moves = result.configuration["failovers"]
     assert moves and {(m["from_pool"], m["to_pool"]) for m in moves} == {("qpu", "cpu")}
     assert "is down" in moves[0]["reason"]
+    # the plan knows only the QPU pool: every move was the retry handler's, recorded once
+    assert {m["trigger"] for m in moves} == {"retry-handler"}
+    assert len({m["task"] for m in moves}) == len(moves)
     assert_right_value(result)
 
     # Parsl's task records are never re-pointed: its monitoring lists each moved try under the

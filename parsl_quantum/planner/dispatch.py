@@ -21,14 +21,20 @@ the pool with the earliest predicted finish given live capacity:
   those that failed on bad input (a permanent ``ValueError`` or ``TypeError``), which would fail
   the same way anywhere and end the dispatch at once.
 
-Which pools may run a task is the plan's decision (the task's ``pool_costs``): wide enough,
-and exact when the run must be exact, so exact-only work never fails over to a sampled-only
-pool. All tasks of one partition run under one physical model (:func:`physical_model`: ideal
-simulation, or one noisy device): the first task of a partition binds it, and its other tasks
-go only to pools of the same model while one of them is healthy (a failover across models
-rebinds the partition and is recorded as an event; the run's configuration then says whether
-results of two models were mixed). Parsl still executes, retries and scales; this only
-decides where each task goes.
+Which pools may run a task is decided by the run's
+:class:`~parsl_quantum.reliability.failover.FailoverPolicy`, the same decision the retry
+handler makes for a down pool's tasks, among the pools the plan priced for it (its
+``pool_costs``: wide enough, and exact when the run must be exact, so exact-only work never
+fails over to a sampled-only pool) that are neither lost nor unhealthy. All tasks of one
+partition run under one physical model (:func:`~parsl_quantum.planner.plan.physical_model`:
+ideal simulation, or one noisy device): the first task of a partition binds it, and its other
+tasks go only to pools of the same model while one of them is up; a move across models needs
+the policy's ``cross_model`` (the run's ``execution.failover``), rebinds the partition and is
+recorded as an event (the run's configuration then says whether results of two models were
+mixed). A pool that Parsl has put in a bad state gets no new work, but its in-flight tasks are
+left to Parsl: the retry handler moves them, or they fail and are bound again here, so each
+move is made - and recorded in the policy - once. Parsl still executes, retries and scales;
+this only decides where each task goes.
 
 Everything that happened is kept in a :class:`DispatchReport`: the pool that ran each task,
 its predicted and measured seconds, every attempt, failovers and pool events.
@@ -49,7 +55,7 @@ import networkx as nx
 
 from parsl_quantum.executors import PoolInfo, QPUAwarePool
 from parsl_quantum.planner.plan import physical_model, upward_ranks
-from parsl_quantum.reliability.failover import Failover
+from parsl_quantum.reliability.failover import DISPATCHER, Failover, FailoverPolicy, TaskNeeds
 from parsl_quantum.reliability.retry import Verdict, classify
 
 #: Submits one task to one pool and returns its future (``submit(node, pool)``).
@@ -62,17 +68,43 @@ class DispatchError(RuntimeError):
 
 @dataclass
 class Attempt:
-    """One submission of a task to a pool; times are seconds since dispatch began."""
+    """One submission of a task to a pool.
+
+    Parameters
+    ----------
+    pool : str
+        The pool it was submitted to.
+    submitted : float
+        Seconds since the dispatch began.
+    outcome : str
+        ``running``, ``done``, ``failed: <error>``, ``abandoned: <why>`` or ``superseded``.
+    ended : float or None
+        Seconds since the dispatch began when it ended.
+    """
 
     pool: str
     submitted: float
-    outcome: str = "running"  # done, failed: <error>, abandoned: <why>, superseded
+    outcome: str = "running"
     ended: float | None = None
 
 
 @dataclass
 class TaskRecord:
-    """What happened to one task: where it ran, predicted vs measured seconds, attempts."""
+    """What happened to one task.
+
+    Parameters
+    ----------
+    task : str
+        The plan's node.
+    planned_pool : str or None
+        The pool the plan chose.
+    pool : str or None
+        The pool whose attempt gave the result.
+    predicted_seconds, measured_seconds : float or None
+        The plan's cost on that pool, and the compute seconds measured.
+    attempts : list of Attempt
+        Every submission, in order.
+    """
 
     task: str
     planned_pool: str | None
@@ -84,7 +116,17 @@ class TaskRecord:
 
 @dataclass(frozen=True)
 class PoolEvent:
-    """A change of a pool seen by the dispatcher (workers, lost, back, unhealthy)."""
+    """A change of a pool seen by the dispatcher.
+
+    Parameters
+    ----------
+    pool : str
+        The pool.
+    event : str
+        What changed: workers, lost, back, unhealthy, a partition changing model.
+    time : float
+        Seconds since the dispatch began.
+    """
 
     pool: str
     event: str
@@ -93,7 +135,20 @@ class PoolEvent:
 
 @dataclass
 class DispatchReport:
-    """The record of one dispatch, written into ``plan.json`` by the workflow."""
+    """The record of one dispatch, written into ``plan.json`` by the workflow.
+
+    Parameters
+    ----------
+    tasks : dict of str to TaskRecord
+        Each evaluate task's record.
+    failovers : list of Failover
+        The dispatcher's moves (also in the run's failover policy, beside the retry
+        handler's).
+    events : list of PoolEvent
+        Pool changes in the order seen.
+    wall_seconds : float
+        The dispatch's duration.
+    """
 
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     failovers: list[Failover] = field(default_factory=list)
@@ -101,6 +156,13 @@ class DispatchReport:
     wall_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as plain data.
+
+        Returns
+        -------
+        dict
+            ``wall_seconds``, ``tasks``, ``failovers`` and ``events``.
+        """
         return {
             "wall_seconds": self.wall_seconds,
             "tasks": [asdict(t) for t in self.tasks.values()],
@@ -136,13 +198,38 @@ class _Pool:
 class Dispatcher:
     """Runs the evaluate tasks of a planned DAG with late binding (see the module docstring).
 
-    ``submit(node, pool)`` must submit the task to that pool and return its future; the
-    result is passed to ``measured(result)`` to read its compute seconds (``None``: not
-    recorded). ``executors`` (label -> executor) give live capacity where they have
-    ``capacity()``; ``on_done(pool, done, bound)`` reports progress. With ``qpu_failover``
-    off, a task that was bound to a QPU only ever moves to another QPU (the run's
-    ``execution.failover`` setting). A ``capacity()`` call that takes longer than
-    ``capacity_timeout`` seconds, or raises, counts as "no connected workers".
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        The plan's DAG; its evaluate nodes are dispatched.
+    pools : mapping of str to PoolInfo
+        The pools it may bind to.
+    submit : callable
+        ``submit(node, pool)`` submits the task to that pool and returns its future.
+    executors : mapping of str to executor, optional
+        The pools' executors, by label: live capacity where they have ``capacity()``.
+    measured : callable
+        Reads a result's compute seconds (None: not recorded).
+    prefetch : int
+        Tasks a pool may hold beyond its connected worker slots.
+    poll_period : float
+        Seconds between looks at live capacity.
+    lost_after : float
+        Seconds without connected workers, while holding our tasks, after which a pool is
+        lost.
+    max_failures : int
+        Failures in a row after which a pool is unhealthy.
+    max_attempts : int
+        Attempts after which a failing task ends the dispatch.
+    on_done : callable, optional
+        ``on_done(pool, done, bound)`` reports progress.
+    failover : FailoverPolicy, optional
+        The run's failover policy (:func:`~parsl_quantum.reliability.failover.run_policy`),
+        which decides where each task may go and records every move; by default one of its
+        own over ``pools`` that lets tasks change physical model.
+    capacity_timeout : float
+        Seconds a ``capacity()`` call may take; one that takes longer, or raises, counts as
+        "no connected workers".
     """
 
     def __init__(
@@ -159,11 +246,11 @@ class Dispatcher:
         max_failures: int = 3,
         max_attempts: int = 4,
         on_done: Callable[[str, int, int], None] | None = None,
-        qpu_failover: bool = True,
+        failover: FailoverPolicy | None = None,
         capacity_timeout: float = 5.0,
     ) -> None:
         self.graph = graph
-        self.qpu_failover = qpu_failover
+        self.failover = failover if failover is not None else FailoverPolicy(pools)
         self.submit = submit
         self.measured = measured
         self.prefetch = max(0, prefetch)
@@ -198,7 +285,19 @@ class Dispatcher:
 
     # -- public ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Dispatch until every evaluate task has a result; returns node -> result."""
+        """Dispatch until every evaluate task has a result.
+
+        Returns
+        -------
+        dict
+            Each evaluate node's result.
+
+        Raises
+        ------
+        DispatchError
+            When a task has no pool left that may run it, fails on bad input, or fails
+            ``max_attempts`` times.
+        """
         self._t0 = time.monotonic()
         for node in self.nodes:
             if self._is_ready(node):
@@ -244,8 +343,10 @@ class Dispatcher:
         self._last_poll = now
         for name, pool in self.pools.items():
             if getattr(pool.executor, "bad_state_is_set", False):
+                # Parsl fails its tasks, and the retry handler moves them or they come back
+                # failed: abandoning them here as well would move each one twice
                 if not pool.lost:
-                    self._lose(name, "executor in a bad state")
+                    self._lose(name, "executor in a bad state", abandon=False)
                 continue
             interchange = getattr(pool.executor, "interchange_proc", None)
             if interchange is not None and interchange.poll() is not None:
@@ -341,12 +442,13 @@ class Dispatcher:
                     + f" (no connected workers for {self.lost_after:g}s)"
                 )
 
-    def _lose(self, pool_name: str, why: str) -> None:
-        """Mark a pool lost: no slots, and its in-flight tasks go back to the queue."""
+    def _lose(self, pool_name: str, why: str, *, abandon: bool = True) -> None:
+        """Mark a pool lost: no slots, and (with ``abandon``) its in-flight tasks go back to
+        the queue."""
         pool = self.pools[pool_name]
         pool.lost, pool.slots = True, 0
         self._event(pool_name, f"lost ({why})")
-        for node in list(pool.in_flight):
+        for node in list(pool.in_flight) if abandon else []:
             self._abandon(node, pool_name, "pool lost")
 
     def _abandon(self, node: str, pool_name: str, why: str) -> None:
@@ -359,26 +461,38 @@ class Dispatcher:
         if self._is_ready(node):
             self._queue(node)
 
+    def _needs(self, node: str) -> TaskNeeds:
+        """What ``node`` asks of a pool: its width, exactness (exact on every pool the plan
+        priced), its partition's physical model, the kind of its last pool and the plan's
+        pools for it."""
+        data = self.graph.nodes[node]
+        attempts = self.report.tasks[node].attempts
+        last = self.pools.get(attempts[-1].pool) if attempts else None
+        modes = data.get("modes") or {}
+        return TaskNeeds(
+            qubits=data.get("qubits"),
+            exact=bool(modes) and all(m == "exact" for m in modes.values()),
+            model=self.models.get(data.get("partition", -1)),
+            kind=last.info.kind if last is not None else None,
+            planned=frozenset(data["pool_costs"]),
+        )
+
     def _usable(self, node: str) -> list[str]:
-        """Pools that may run ``node`` now, preferring ones it has not failed on."""
+        """Pools that may run ``node`` now, by the failover policy: among the plan's pools for
+        it that are neither lost nor unhealthy, preferring ones it has not failed on. Raises
+        :class:`DispatchError` when no pool the policy allows is healthy (a lost one may come
+        back, so the task then waits)."""
+        needs = self._needs(node)
         allowed = [p for p in self.graph.nodes[node]["pool_costs"] if p in self.pools]
-        tried = {a.pool for a in self.report.tasks[node].attempts if a.pool in self.pools}
-        if not self.qpu_failover and any(self.pools[p].info.kind == "qpu" for p in tried):
-            # work bound to a QPU stays on QPUs unless failover to simulators is allowed
-            allowed = [p for p in allowed if self.pools[p].info.kind == "qpu"]
-        bound = self.models.get(self.graph.nodes[node].get("partition", -1))
-        same = [p for p in allowed if physical_model(self.pools[p].info) == bound]
-        if any(not self.pools[p].unhealthy for p in same):
-            allowed = same
-        healthy = [p for p in allowed if not self.pools[p].unhealthy]
-        if not healthy:
+        healthy = {p: self.pools[p].info for p in allowed if not self.pools[p].unhealthy}
+        if not self.failover.candidates(needs, healthy):
             errors = "; ".join(f"{p}: {self.pools[p].last_error}" for p in allowed)
-            hint = "" if self.qpu_failover else "; failover to simulators is off"
+            hint = "" if self.failover.cross_model else "; failover to simulators is off"
             raise DispatchError(
                 f"no healthy pool can run {node} ({errors or 'none allowed'}{hint})"
             )
-        fresh = [p for p in healthy if p not in self._avoid[node]]
-        return [p for p in fresh or healthy if not self.pools[p].lost]
+        live = {p: info for p, info in healthy.items() if not self.pools[p].lost}
+        return self.failover.candidates(needs, live, self._avoid[node])
 
     def _finish_estimate(self, pool: _Pool, cost: float, now: float) -> float:
         """Predicted finish of a new task of ``cost`` on ``pool``: the earliest of its slots to
@@ -424,9 +538,9 @@ class Dispatcher:
         previous = record.attempts[-1] if record.attempts else None
         if previous is not None and previous.pool != pool_name:
             reason = previous.outcome if previous.outcome != "running" else "rebound"
-            self.report.failovers.append(
-                Failover(node, previous.pool, pool_name, reason, round(now, 3))
-            )
+            move = Failover(node, previous.pool, pool_name, reason, DISPATCHER, round(now, 3))
+            self.report.failovers.append(move)
+            self.failover.record(move)
         try:
             future = self.submit(node, pool_name)
         except Exception as exc:  # the executor refuses work (bad state, shut down)

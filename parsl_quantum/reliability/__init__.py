@@ -11,16 +11,22 @@ from parsl_quantum.reliability.checkpoint import (
     template_digest,
 )
 from parsl_quantum.reliability.failover import (
+    DISPATCHER,
+    RETRY_HANDLER,
     Failover,
     FailoverPolicy,
     PoolDownError,
     PoolDownHandler,
+    TaskNeeds,
     pool_is_down,
+    run_policy,
 )
 from parsl_quantum.reliability.policy import Reliability, Safeguards
 from parsl_quantum.reliability.retry import RetryHandler, Verdict, classify
 
 __all__ = [
+    "DISPATCHER",
+    "RETRY_HANDLER",
     "CheckpointMemoizer",
     "Failover",
     "FailoverPolicy",
@@ -29,9 +35,11 @@ __all__ = [
     "Reliability",
     "RetryHandler",
     "Safeguards",
+    "TaskNeeds",
     "Verdict",
     "classify",
     "pool_is_down",
     "resumable_checkpoints",
+    "run_policy",
     "template_digest",
 ]

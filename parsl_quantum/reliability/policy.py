@@ -18,13 +18,24 @@ from parsl_quantum.reliability.retry import RetryHandler
 class Reliability:
     """Retries, failover and checkpointing of a run.
 
-    ``retries``: extra tries for each task failing transiently, the n-th after about
-    ``backoff * 2**(n-1)`` seconds (at most ``max_backoff``). ``failover``: let the work of a
-    down pool move to a compatible pool of the same Config. ``checkpoint``: record each finished
-    task in the Parsl run directory; ``resume``: reuse what earlier runs in the same Parsl run
-    directory recorded. ``run_key``: the run's template digest
-    (:func:`~parsl_quantum.reliability.checkpoint.template_digest`), written into every
-    checkpoint record; a resumed run reuses only records carrying the same key.
+    Parameters
+    ----------
+    retries : int
+        Extra tries for each task failing transiently.
+    backoff, max_backoff : float
+        The n-th retry waits about ``backoff * 2**(n-1)`` seconds, at most ``max_backoff``.
+    failover : bool
+        Let a task change physical model when no pool of its own is up (QPU work finishing on
+        a simulator), and count a pool whose blocks were cancelled, killed or lost as down.
+        Off, tasks still move between pools of their own model.
+    checkpoint : bool
+        Record each finished task in the Parsl run directory.
+    resume : bool
+        Reuse what earlier runs in the same Parsl run directory recorded.
+    run_key : str
+        The run's template digest
+        (:func:`~parsl_quantum.reliability.checkpoint.template_digest`), written into every
+        checkpoint record; a resumed run reuses only records carrying the same key.
     """
 
     retries: int = 3
@@ -36,15 +47,28 @@ class Reliability:
     run_key: str = ""
 
     def apply(self, config: Config) -> Safeguards:
-        """Install the settings on ``config`` (before ``parsl.load``) and return the live
-        objects that count what happened."""
-        policy = FailoverPolicy(pool_infos(config)) if self.failover else None
+        """Install the settings on a Config before ``parsl.load``.
+
+        Parameters
+        ----------
+        config : Config
+            Any Parsl Config; its ``retries``, ``retry_handler``, ``memoizer`` and (with
+            failover) its executors' ``block_error_handler`` are set.
+
+        Returns
+        -------
+        Safeguards
+            The live objects that count what happened. The retry handler carries the run's
+            :class:`~parsl_quantum.reliability.failover.FailoverPolicy`, which the late-binding
+            dispatcher of the same run uses too.
+        """
+        policy = FailoverPolicy(pool_infos(config), cross_model=self.failover)
         handler = RetryHandler(
             self.retries, backoff=self.backoff, max_backoff=self.max_backoff, failover=policy
         )
         config.retries = self.retries
         config.retry_handler = handler
-        if policy is not None:
+        if self.failover:
             for executor in config.executors:
                 if isinstance(executor, BlockProviderExecutor) and executor.provider is not None:
                     executor.block_error_handler = PoolDownHandler(executor.block_error_handler)
@@ -58,22 +82,38 @@ class Reliability:
 
 @dataclass
 class Safeguards:
-    """What :meth:`Reliability.apply` installed, for reporting after the run."""
+    """What :meth:`Reliability.apply` installed, for reporting after the run.
+
+    Parameters
+    ----------
+    handler : RetryHandler
+        The Config's retry handler, with the run's failover policy.
+    memoizer : CheckpointMemoizer or None
+        The checkpointing memoizer, if checkpoints are on.
+    resumed : bool
+        Whether the run resumes an earlier one.
+    """
 
     handler: RetryHandler
     memoizer: CheckpointMemoizer | None
     resumed: bool
 
     def record(self, configuration: dict[str, Any]) -> None:
-        """Add to a result's ``configuration``: ``retries`` (retried tries per pool),
-        ``failovers`` (the moves the runner recorded itself - the dispatcher's, as
-        ``plan.json`` has them - or, when it recorded none, the retry handler's: both see the
-        same lost tasks, so listing both would count each move twice) and, when resuming,
-        ``reused_from_checkpoint`` (tasks whose results came from checkpoints) and
-        ``dropped_from_checkpoint`` (records that did not verify, so their tasks ran again)."""
+        """Add what happened to a result's ``configuration``.
+
+        Parameters
+        ----------
+        configuration : dict
+            Gets ``retries`` (retried tries per pool); ``failovers``, every move of the run
+            from the failover policy's record - the retry handler's and the dispatcher's, each
+            once, with its ``trigger`` (it replaces the dispatcher's own list, whose moves it
+            holds); and, when resuming, ``reused_from_checkpoint`` (tasks whose results came
+            from checkpoints) and ``dropped_from_checkpoint`` (records that did not verify, so
+            their tasks ran again).
+        """
         configuration["retries"] = dict(sorted(self.handler.retried.items()))
-        moves = self.handler.failover.records() if self.handler.failover else []
-        configuration["failovers"] = list(configuration.get("failovers") or moves)
+        policy = self.handler.failover
+        configuration["failovers"] = policy.records() if policy is not None else []
         if self.resumed and self.memoizer is not None:
             configuration["reused_from_checkpoint"] = self.memoizer.reused
             configuration["dropped_from_checkpoint"] = self.memoizer.dropped

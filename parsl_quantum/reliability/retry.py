@@ -5,8 +5,9 @@ task again while the summed costs stay within ``Config.retries``. :class:`RetryH
 1 for a transient failure (a timeout, a lost worker or manager, a backend job that failed in its
 queue), so a task gets ``retries`` more tries, and more than the whole budget for a permanent one
 (an invalid circuit, bad credentials, bad input), so it fails at once with its own error instead
-of repeating it. A task whose pool is down moves to another pool when a
-:class:`~parsl_quantum.reliability.failover.FailoverPolicy` allows it.
+of repeating it. A task whose pool is down moves to the pool that the run's
+:class:`~parsl_quantum.reliability.failover.FailoverPolicy` chooses - the same decision the
+late-binding dispatcher makes - and the move is recorded there.
 
 Retries wait before they run again: ``backoff * 2**(n-1)`` seconds before the n-th (capped at
 ``max_backoff``, with up to 50% jitter so that failed QPU jobs do not return in lockstep).
@@ -28,7 +29,12 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from parsl_quantum.reliability.failover import FailoverPolicy, pool_is_down
+from parsl_quantum.reliability.failover import (
+    RETRY_HANDLER,
+    Failover,
+    FailoverPolicy,
+    pool_is_down,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +83,19 @@ def _names(exc: BaseException) -> set[str]:
 def classify(exc: BaseException) -> Verdict:
     """The verdict on one failed try from its exception alone.
 
-    Transient: :data:`TRANSIENT_CLASSES` and HTTP errors of the IBM service with a status in
-    :data:`TRANSIENT_HTTP_STATUS`. Pool down: Parsl's executor bad state. Everything else is
-    permanent - invalid circuits and input (``ValueError``, ``TypeError``), authentication
-    (``IBMNotAuthorizedError``, HTTP 401/403), and unknown errors, which are bugs that a retry
-    would only repeat.
+    Parameters
+    ----------
+    exc : BaseException
+        The try's exception.
+
+    Returns
+    -------
+    Verdict
+        Transient for :data:`TRANSIENT_CLASSES` and HTTP errors of the IBM service with a
+        status in :data:`TRANSIENT_HTTP_STATUS`; pool down for Parsl's executor bad state;
+        permanent for everything else - invalid circuits and input (``ValueError``,
+        ``TypeError``), authentication (``IBMNotAuthorizedError``, HTTP 401/403), and unknown
+        errors, which are bugs that a retry would only repeat.
     """
     names = _names(exc)
     if names & POOL_DOWN_CLASSES:
@@ -98,12 +112,22 @@ def classify(exc: BaseException) -> Verdict:
 
 class RetryHandler:
     """A Parsl ``retry_handler``: retries transient failures with backoff, fails permanent ones
-    at once, and moves the work of a down pool when ``failover`` allows it.
+    at once, and moves the work of a down pool where ``failover`` finds it a pool.
 
-    ``budget`` must equal the Config's ``retries`` (:meth:`Reliability.apply
-    <parsl_quantum.reliability.Reliability.apply>` sets both). ``retried`` counts the retried
-    tries of each pool (the CLI reports it in the result), ``waited`` those that backed off
-    before their retry.
+    ``retried`` counts the retried tries of each pool (the CLI reports it in the result),
+    ``waited`` those that backed off before their retry.
+
+    Parameters
+    ----------
+    budget : int
+        Must equal the Config's ``retries`` (:meth:`Reliability.apply
+        <parsl_quantum.reliability.Reliability.apply>` sets both).
+    backoff, max_backoff : float
+        Seconds before the first retry, doubling for each next one up to ``max_backoff``.
+    failover : FailoverPolicy or None
+        The run's failover policy; None: no task is moved.
+    seed : int or None
+        Seed of the backoff's jitter.
     """
 
     def __init__(
@@ -129,13 +153,39 @@ class RetryHandler:
         self._rng = random.Random(seed)
 
     def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (1 for the first)."""
+        """Seconds to wait before a retry.
+
+        Parameters
+        ----------
+        attempt : int
+            The retry's number, 1 for the first.
+
+        Returns
+        -------
+        float
+            ``backoff * 2**(attempt-1)``, at most ``max_backoff``, times a random factor
+            between 0.5 and 1.
+        """
         base = min(self.max_backoff, self.backoff * 2 ** max(0, attempt - 1))
         with self._lock:
             return base * self._rng.uniform(0.5, 1.0)
 
     def __call__(self, exc: BaseException, task_record: Any) -> float:
-        """The cost of this failed try (Parsl's ``retry_handler`` signature)."""
+        """The cost of a failed try (Parsl's ``retry_handler`` signature).
+
+        Parameters
+        ----------
+        exc : BaseException
+            The try's exception.
+        task_record : dict
+            Parsl's task record, only read.
+
+        Returns
+        -------
+        float
+            0 for a task moved off a down pool (a move is not a retry), 1 for a transient
+            failure, more than the budget for anything else.
+        """
         dfk = task_record.get("dfk")
         executors: Mapping[str, Any] = dfk.executors if dfk is not None else {}
         pool = str(task_record.get("executor"))
@@ -164,26 +214,58 @@ class RetryHandler:
         executor: Any,
         executors: Mapping[str, Any],
     ) -> str | None:
-        """Route the down pool's tasks through the failover policy and record this task's
-        move; None when the pool cannot pass tasks on (not QPU-aware) or no pool fits."""
+        """Route the down pool's tasks through the failover policy and record this task's move.
+
+        Parameters
+        ----------
+        exc : BaseException
+            The failed try's exception (the move's reason).
+        task_record : dict
+            Parsl's task record, only read: its resource specification and keyword arguments
+            say what the task needs (:meth:`FailoverPolicy.needs_on`).
+        pool : str
+            The down pool.
+        executor : executor
+            Its executor.
+        executors : mapping of str to executor
+            The DataFlowKernel's executors, by label.
+
+        Returns
+        -------
+        str or None
+            The target pool; None when the pool cannot pass tasks on (not QPU-aware) or no
+            pool may take the task.
+        """
         assert self.failover is not None
         fail_over_with = getattr(executor, "fail_over_with", None)
         if fail_over_with is None:
             return None
-        spec = task_record.get("resource_specification") or {}
-        qubits = spec.get("qubits")
-        target = self.failover.target(pool, qubits if isinstance(qubits, int) else None, executors)
+        policy = self.failover
+        needs = policy.needs_on(
+            pool, task_record.get("resource_specification"), task_record.get("kwargs")
+        )
+        target = policy.target(needs, pool, policy.live(executors))
         if target is None:
             return None
-        self.failover.bind(executors)
-        fail_over_with(self.failover)
+        policy.bind(executors)
+        fail_over_with(policy)
         task = f"{task_record.get('func_name')}#{task_record.get('id')}"
-        self.failover.record(task, pool, target, _one_line(exc))
+        policy.record(Failover(task, pool, target, _one_line(exc), RETRY_HANDLER))
         logger.warning("task %s: pool %s is down, moved to pool %s", task, pool, target)
         return target
 
     def _wait(self, pool: str, executor: Any, seconds: float) -> None:
-        """Back off for ``seconds`` when this thread may wait (see the module docstring)."""
+        """Back off when this thread may wait (see the module docstring).
+
+        Parameters
+        ----------
+        pool : str
+            The pool of the failed try (counted in ``waited``).
+        executor : executor
+            Its executor, which says whether this is a thread that may wait.
+        seconds : float
+            How long.
+        """
         may_wait = getattr(executor, "in_failure_callback", None)
         if seconds <= 0 or may_wait is None or not may_wait():
             return

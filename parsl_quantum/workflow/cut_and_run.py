@@ -48,6 +48,7 @@ from parsl_quantum.planner.plan import (
 )
 from parsl_quantum.planner.report import describe_configuration, save_plan
 from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
+from parsl_quantum.reliability.failover import run_policy
 from parsl_quantum.workflow.context import RunContext, TaskRecorder
 
 #: The largest planning problem taken: qubits x ceil(qubits / max_subcircuit_qubits), which the
@@ -485,15 +486,13 @@ def execute_plan(
             )
         return fut
 
-    # QPU-bound work moves to simulators only when the run allows failover: the template's
-    # ``execution.failover``, installed as the retry handler's failover policy
-    handler = parsl.dfk().config.retry_handler
-    qpu_failover = handler is None or getattr(handler, "failover", True) is not None
+    # the run's failover policy, carried by its retry handler: both move tasks by one rule set
+    # and record every move in one list
     dispatcher = Dispatcher(
         graph,
         pools,
         submit,
-        qpu_failover=qpu_failover,
+        failover=run_policy(parsl.dfk().config.retry_handler, pools),
         executors=parsl.dfk().executors,
         measured=lambda r: float(r.finished - r.started),
         prefetch=prefetch,
