@@ -55,7 +55,18 @@ def _worker_init(threads: str, backends: Sequence[str]) -> str:
 
 
 def secrets_withheld(backends: Sequence[str]) -> list[str]:
-    """The :data:`SECRET_VARIABLES` that no backend in ``backends`` needs."""
+    """The :data:`SECRET_VARIABLES` that no backend in ``backends`` needs.
+
+    Parameters
+    ----------
+    backends : Sequence[str]
+        The backends of one pool.
+
+    Returns
+    -------
+    list[str]
+        The names of the variables to withhold from that pool.
+    """
     return [
         name
         for name, prefixes in SECRET_VARIABLES.items()
@@ -97,6 +108,16 @@ def worker_launch_cmd(python: str = sys.executable) -> str:
     interpreter path are escaped for both. The paths HTEX fills in (its log directory, and the
     certificate and logging-configuration files inside it) lie in Parsl's run directory, which
     :func:`local` keeps at a path the shell needs no quoting for (:func:`shell_safe_dir`).
+
+    Parameters
+    ----------
+    python : str
+        The Python interpreter of the workers.
+
+    Returns
+    -------
+    str
+        The ``launch_cmd`` for ``HighThroughputExecutor``.
     """
     program = shlex.join([python, "-m", "parsl.executors.high_throughput.process_worker_pool"])
     program = program.replace("{", "{{{{").replace("}", "}}}}")
@@ -125,6 +146,22 @@ def shell_safe_dir(path: Path) -> Path:
     unquoted (the submit script, the worker log directory), so a run directory with a space or
     a non-ASCII character would keep every worker from starting; the link gives them a path
     that needs no quoting, while the files stay in ``path``.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The run directory.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, or the link to it.
+
+    Raises
+    ------
+    ValueError
+        When the temporary directory needs shell quoting too, or the per-user link directory
+        belongs to another user.
     """
     resolved = path.resolve()
     if shlex.quote(str(resolved)) == str(resolved):
@@ -155,7 +192,13 @@ DEFAULT_POOL_BACKENDS: Mapping[str, tuple[str, ...]] = {
 
 
 def gpu_available() -> bool:
-    """True when qiskit-aer-gpu can see a CUDA device here."""
+    """Whether qiskit-aer-gpu can see a CUDA device here.
+
+    Returns
+    -------
+    bool
+        True when it can.
+    """
     if shutil.which("nvidia-smi") is None:
         return False
     try:
@@ -176,7 +219,18 @@ def worker_threads(total_workers: int) -> str:
     Every worker would otherwise start one BLAS and one OpenMP thread per core, so local pools
     with as many workers as cores run several times more threads than cores (measured here:
     cut evaluations 1.7x slower on 2 cores with 2 workers). Variables already set in the
-    environment are left as they are."""
+    environment are left as they are.
+
+    Parameters
+    ----------
+    total_workers : int
+        The local workers sharing the cores of this machine.
+
+    Returns
+    -------
+    str
+        The ``export`` line, or an empty string when every variable is already set.
+    """
     cores = os.cpu_count() or 1
     share = max(1, cores // max(1, total_workers))
     unset = [v for v in THREAD_VARIABLES if v not in os.environ]
@@ -188,8 +242,13 @@ WORKERS_PER_CORE = 4
 
 
 def max_workers() -> int:
-    """The most workers one local pool may have unless forced: :data:`WORKERS_PER_CORE` per
-    core of this machine."""
+    """The most workers one local pool may have unless forced.
+
+    Returns
+    -------
+    int
+        :data:`WORKERS_PER_CORE` per core of this machine.
+    """
     return WORKERS_PER_CORE * (os.cpu_count() or 1)
 
 

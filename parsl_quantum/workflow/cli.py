@@ -456,6 +456,20 @@ def _check_finite(result: dict[str, Any]) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    """``parsl-quantum plan``: plan a circuit-cutting template without running it.
+
+    Prints the plan, and writes it as JSON, GraphML or pictures where asked.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``plan`` arguments.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input.
+    """
     from parsl_quantum.executors import pool_infos
     from parsl_quantum.workflow import cut_and_run
 
@@ -492,6 +506,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
+    """``parsl-quantum templates``: list, show, print the schema of, or validate templates.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``templates`` arguments.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input (or when a template does not validate).
+    """
     published = published_templates()
     if args.action == "list":
         for name, path in published.items():
@@ -526,6 +552,18 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """``parsl-quantum report``: print the report of a run directory and draw its timeline.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``report`` arguments.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input.
+    """
     from parsl_quantum.workflow.run_report import (
         TIMELINE,
         ReportError,
@@ -547,6 +585,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    """``parsl-quantum doctor``: print what this machine offers, as a table or as JSON.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``doctor`` arguments.
+
+    Returns
+    -------
+    int
+        0.
+    """
     from parsl_quantum.workflow.doctor import diagnose, print_doctor
 
     report = diagnose()
@@ -558,7 +608,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Calibrate the local pools and write the cost-model profile."""
+    """``parsl-quantum calibrate``: calibrate the local pools and write the cost-model profile.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``calibrate`` arguments.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input.
+    """
     from rich.table import Table
 
     from parsl_quantum.workflow.calibration import run_calibration
