@@ -56,6 +56,11 @@ CONVERTED = (
     "parsl_quantum/primitives.py",
     "parsl_quantum/remote.py",
     "parsl_quantum/parent_watch.py",
+    "parsl_quantum/reliability",
+    "parsl_quantum/planner/dispatch.py",
+    "parsl_quantum/configs/local.py",
+    "parsl_quantum/workflow/cut_and_run.py",
+    "parsl_quantum/workflow/cli.py",
 )
 
 _HEADER = re.compile(r"^(\w[\w ]*)\n-+$", re.M)

@@ -70,7 +70,7 @@ class DispatchError(RuntimeError):
 class Attempt:
     """One submission of a task to a pool.
 
-    Parameters
+    Attributes
     ----------
     pool : str
         The pool it was submitted to.
@@ -92,7 +92,7 @@ class Attempt:
 class TaskRecord:
     """What happened to one task.
 
-    Parameters
+    Attributes
     ----------
     task : str
         The plan's node.
@@ -118,7 +118,7 @@ class TaskRecord:
 class PoolEvent:
     """A change of a pool seen by the dispatcher.
 
-    Parameters
+    Attributes
     ----------
     pool : str
         The pool.
@@ -137,7 +137,7 @@ class PoolEvent:
 class DispatchReport:
     """The record of one dispatch, written into ``plan.json`` by the workflow.
 
-    Parameters
+    Attributes
     ----------
     tasks : dict of str to TaskRecord
         Each evaluate task's record.
