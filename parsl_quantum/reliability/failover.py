@@ -140,7 +140,7 @@ class PoolDownHandler:
 class Failover:
     """One task moved from one pool to another: the one record of a move, whoever made it.
 
-    Parameters
+    Attributes
     ----------
     task : str
         The task: ``func#id`` (Parsl's task) for the retry handler, the plan's node for the
@@ -167,7 +167,7 @@ class Failover:
 class TaskNeeds:
     """What a task asks of the pool that runs it: the input of :class:`FailoverPolicy`.
 
-    Parameters
+    Attributes
     ----------
     qubits : int or None
         The task's width; None when unknown (any pool is wide enough).

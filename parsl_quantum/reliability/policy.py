@@ -18,7 +18,7 @@ from parsl_quantum.reliability.retry import RetryHandler
 class Reliability:
     """Retries, failover and checkpointing of a run.
 
-    Parameters
+    Attributes
     ----------
     retries : int
         Extra tries for each task failing transiently.
@@ -84,7 +84,7 @@ class Reliability:
 class Safeguards:
     """What :meth:`Reliability.apply` installed, for reporting after the run.
 
-    Parameters
+    Attributes
     ----------
     handler : RetryHandler
         The Config's retry handler, with the run's failover policy.
