@@ -52,7 +52,20 @@ def _update_array(h: Any, arr: np.ndarray) -> None:
 
 @id_for_memo.register(np.ndarray)
 def id_for_array(arr: np.ndarray, output_ref: bool = False) -> bytes:
-    """Content identity of a numeric array: equal dtype, shape and values give equal ids."""
+    """Content identity of a numeric array: equal dtype, shape and values give equal ids.
+
+    Parameters
+    ----------
+    arr : numpy.ndarray
+        A task argument.
+    output_ref : bool
+        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
+
+    Returns
+    -------
+    bytes
+        The id Parsl's memoizer hashes.
+    """
     h = hashlib.sha256()
     _update_array(h, arr)
     return pickle.dumps(("numpy.ndarray", h.hexdigest()))
@@ -60,7 +73,20 @@ def id_for_array(arr: np.ndarray, output_ref: bool = False) -> bytes:
 
 @id_for_memo.register(np.generic)
 def id_for_scalar(value: np.generic, output_ref: bool = False) -> bytes:
-    """Content identity of a numpy scalar (``np.int64(3)`` and ``np.float64(3)`` differ)."""
+    """Content identity of a numpy scalar (``np.int64(3)`` and ``np.float64(3)`` differ).
+
+    Parameters
+    ----------
+    value : numpy.generic
+        A task argument.
+    output_ref : bool
+        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
+
+    Returns
+    -------
+    bytes
+        The id Parsl's memoizer hashes.
+    """
     return pickle.dumps(("numpy.generic", np.dtype(type(value)).str, value.tobytes()))
 
 
@@ -89,7 +115,20 @@ def _update_circuit(h: Any, circuit: QuantumCircuit) -> None:
 
 @id_for_memo.register(QuantumCircuit)
 def id_for_circuit(circuit: QuantumCircuit, output_ref: bool = False) -> bytes:
-    """Content identity of a Qiskit circuit: equal instructions on equal bit positions."""
+    """Content identity of a Qiskit circuit: equal instructions on equal bit positions.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        A task argument.
+    output_ref : bool
+        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
+
+    Returns
+    -------
+    bytes
+        The id Parsl's memoizer hashes.
+    """
     h = hashlib.sha256()
     _update_circuit(h, circuit)
     return pickle.dumps(("QuantumCircuit", h.hexdigest()))
@@ -97,7 +136,20 @@ def id_for_circuit(circuit: QuantumCircuit, output_ref: bool = False) -> bytes:
 
 @id_for_memo.register(SparsePauliOp)
 def id_for_pauli_sum(op: SparsePauliOp, output_ref: bool = False) -> bytes:
-    """Content identity of a Pauli sum: its labels and coefficients, in order."""
+    """Content identity of a Pauli sum: its labels and coefficients, in order.
+
+    Parameters
+    ----------
+    op : SparsePauliOp
+        A task argument.
+    output_ref : bool
+        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
+
+    Returns
+    -------
+    bytes
+        The id Parsl's memoizer hashes.
+    """
     h = hashlib.sha256()
     h.update(repr(op.paulis.to_labels()).encode())
     _update_array(h, op.coeffs)
@@ -112,7 +164,20 @@ def _update_op(h: Any, op: LocalOp) -> None:
 
 @id_for_memo.register(PartitionProgram)
 def id_for_program(program: PartitionProgram, output_ref: bool = False) -> bytes:
-    """Content identity of a compiled partition: segments, sites and observables."""
+    """Content identity of a compiled partition: segments, sites and observables.
+
+    Parameters
+    ----------
+    program : PartitionProgram
+        A task argument.
+    output_ref : bool
+        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
+
+    Returns
+    -------
+    bytes
+        The id Parsl's memoizer hashes.
+    """
     h = hashlib.sha256()
     h.update(repr((program.num_qubits, list(program.observables))).encode())
     for segment in program.segments:
@@ -138,8 +203,17 @@ _HEADER = struct.Struct(f">{len(RECORD_MARKER)}sQ32s")
 
 @dataclass(frozen=True)
 class CheckpointRecord:
-    """One verified checkpoint record: the task's memo hash, the digest of the template of the
-    run that wrote it, and the task's result."""
+    """One verified checkpoint record.
+
+    Attributes
+    ----------
+    hash : str
+        The task's memo hash.
+    run : str
+        The digest of the template of the run that wrote it.
+    result : Any
+        The task's result.
+    """
 
     hash: str
     run: str
@@ -147,7 +221,18 @@ class CheckpointRecord:
 
 
 def encode_record(record: CheckpointRecord) -> bytes:
-    """One framed record: marker, length and checksum, then the pickled payload."""
+    """One framed record: marker, length and checksum, then the pickled payload.
+
+    Parameters
+    ----------
+    record : CheckpointRecord
+        The record to frame.
+
+    Returns
+    -------
+    bytes
+        The frame, as appended to a checkpoint file.
+    """
     payload = pickle.dumps({"hash": record.hash, "run": record.run, "result": record.result})
     return _HEADER.pack(RECORD_MARKER, len(payload), hashlib.sha256(payload).digest()) + payload
 
@@ -166,12 +251,29 @@ def _decode_payload(payload: bytes) -> CheckpointRecord | None:
 
 
 def read_records(path: str | Path) -> tuple[list[CheckpointRecord], int]:
-    """The records of a checkpoint file whose checksum holds, and how many stretches of the file
-    held none (a corrupted or wrong-shaped record, bytes of another format; a torn last record,
-    as a driver killed while writing leaves it, is not counted).
+    """The records of a checkpoint file whose checksum holds, and how many stretches held none.
 
     A damaged record is skipped by searching for the next record marker, so one bad record
     costs only itself.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The checkpoint file (``tasks.pkl``).
+
+    Returns
+    -------
+    records : list of CheckpointRecord
+        The records that verify, in file order.
+    dropped : int
+        How many stretches of the file held no verified record (a corrupted or wrong-shaped
+        record, bytes of another format; a torn last record, as a driver killed while
+        writing leaves it, is not counted).
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read.
     """
     data = Path(path).read_bytes()
     records: list[CheckpointRecord] = []
@@ -201,14 +303,38 @@ def read_records(path: str | Path) -> tuple[list[CheckpointRecord], int]:
 
 
 def template_digest(data: Mapping[str, Any]) -> str:
-    """A stable digest of a template's data: checkpoint records carry the digest of the run
-    that wrote them, and a resumed run reuses only records of its own template."""
+    """A stable digest of a template's data.
+
+    Checkpoint records carry the digest of the run that wrote them, and a resumed run reuses
+    only records of its own template.
+
+    Parameters
+    ----------
+    data : Mapping[str, Any]
+        The template's data.
+
+    Returns
+    -------
+    str
+        The SHA-256 hex digest of the data as canonical JSON.
+    """
     text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def resumable_checkpoints(parsl_run_dir: str | Path) -> list[str]:
-    """Every checkpoint directory of earlier runs under a Parsl run directory."""
+    """Every checkpoint directory of earlier runs under a Parsl run directory.
+
+    Parameters
+    ----------
+    parsl_run_dir : str or pathlib.Path
+        The Parsl run directory (holding ``000``, ``001``, ...).
+
+    Returns
+    -------
+    list[str]
+        The checkpoint directories that hold a ``tasks.pkl``.
+    """
     return [d for d in get_all_checkpoints(str(parsl_run_dir)) if os.path.exists(f"{d}/tasks.pkl")]
 
 
@@ -220,6 +346,13 @@ class CheckpointMemoizer(BasicMemoizer):
     digest of the run's template; on loading, a record that fails its checksum, is not a
     record's shape, holds a non-finite number or comes from another template is dropped (and
     counted in ``dropped``), so its task is computed again rather than trusted.
+
+    Parameters
+    ----------
+    resume_from : Sequence[str]
+        Checkpoint directories of earlier runs to load (:func:`resumable_checkpoints`).
+    run_key : str
+        The digest of the run's template (:func:`template_digest`).
     """
 
     def __init__(self, resume_from: Sequence[str] = (), run_key: str = "") -> None:
@@ -231,7 +364,18 @@ class CheckpointMemoizer(BasicMemoizer):
         self._write_lock = threading.Lock()
 
     def load_checkpoints(self, checkpointDirs: Sequence[str] | None) -> dict[str, Future[Any]]:  # noqa: N803 - Parsl's name
-        """Verified records of ``checkpointDirs`` as Parsl's memo table (hash -> done future)."""
+        """Verified records of ``checkpointDirs`` as Parsl's memo table.
+
+        Parameters
+        ----------
+        checkpointDirs : Sequence[str] or None
+            Checkpoint directories, each holding a ``tasks.pkl``.
+
+        Returns
+        -------
+        dict[str, Future]
+            Memo hash -> a done future holding the task's result.
+        """
         table: dict[str, Future[Any]] = {}
         for directory in checkpointDirs or ():
             path = Path(directory) / "tasks.pkl"
@@ -254,7 +398,15 @@ class CheckpointMemoizer(BasicMemoizer):
         return table
 
     def checkpoint_one(self, cc: CheckpointCommand) -> None:
-        """Append one finished task's framed record to this run's ``checkpoint/tasks.pkl``."""
+        """Append one finished task's framed record to this run's ``checkpoint/tasks.pkl``.
+
+        A task that failed, or has no memo hash, is not recorded.
+
+        Parameters
+        ----------
+        cc : CheckpointCommand
+            Parsl's command for one finished task.
+        """
         hashsum = cc.task_record["hashsum"]
         if cc.exception is not None or not hashsum:
             return
@@ -267,6 +419,18 @@ class CheckpointMemoizer(BasicMemoizer):
             self.checkpointed_tasks += 1
 
     def check_memo(self, task: Any) -> Future[Any] | None:
+        """Parsl's memo lookup, counting each reuse in ``reused``.
+
+        Parameters
+        ----------
+        task : Any
+            Parsl's task record.
+
+        Returns
+        -------
+        Future or None
+            The memoized result, or None when the task must run.
+        """
         found = super().check_memo(task)
         if found is not None:
             with self._count_lock:
