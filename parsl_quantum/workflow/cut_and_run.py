@@ -103,10 +103,27 @@ MPS_REFERENCE_BANDWIDTH = 4
 class CuttingResult:
     """The answer and how it was obtained. ``to_dict()`` is the ``--json`` document.
 
-    ``std_error`` is the statistical (shot-noise) error of ``value``, by bootstrap through the
-    reconstruction; 0 when every subexperiment was evaluated exactly. It does not include the
-    bias of a noisy device: ``configuration["noisy_backends"]`` names any that ran a
-    partition.
+    Attributes
+    ----------
+    value : float
+        The reconstructed expectation value.
+    std_error : float
+        The statistical (shot-noise) error of ``value``, by bootstrap through the
+        reconstruction; 0 when every subexperiment was evaluated exactly. It does not include
+        the bias of a noisy device: ``configuration["noisy_backends"]`` names any that ran a
+        partition.
+    reference : float or None
+        The exact value by direct simulation where that is cheap, else None.
+    configuration : dict[str, Any]
+        The plan and the run.
+    timings : dict[str, float]
+        Seconds per phase.
+    tasks : int
+        Evaluate tasks run.
+    run_dir : str or None
+        The run directory, if any.
+    plan : PlanResult or None
+        The plan that was run.
     """
 
     value: float
@@ -119,6 +136,13 @@ class CuttingResult:
     plan: PlanResult | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` document.
+
+        Returns
+        -------
+        dict[str, Any]
+            Every field but ``plan``, as plain data.
+        """
         keys = ("value", "std_error", "reference", "configuration", "timings", "tasks", "run_dir")
         data = asdict(self)
         return {k: data[k] for k in keys}
@@ -128,11 +152,27 @@ class CuttingResult:
 class CuttingBatchResult:
     """Values of several observables over several parameter sets, from one plan and one cut.
 
-    ``values[s, k]`` is observable k's expectation value with parameter set s bound, and
-    ``std_errors[s, k]`` its statistical error (see :class:`CuttingResult`); ``references``
-    the exact values by direct simulation where that is cheap (else None).
     ``configuration``, ``timings`` and ``tasks`` describe the plan and the whole run, as in
     :class:`CuttingResult`.
+
+    Attributes
+    ----------
+    values : numpy.ndarray
+        ``values[s, k]`` is observable k's expectation value with parameter set s bound.
+    std_errors : numpy.ndarray
+        ``std_errors[s, k]`` is its statistical error (see :class:`CuttingResult`).
+    references : numpy.ndarray or None
+        The exact values by direct simulation where that is cheap (else None).
+    configuration : dict[str, Any]
+        The plan and the run.
+    timings : dict[str, float]
+        Seconds per phase, summed over the parameter sets.
+    tasks : int
+        Evaluate tasks run, over all parameter sets.
+    run_dir : str or None
+        The run directory, if any.
+    plan : PlanResult or None
+        The plan that was run.
     """
 
     values: np.ndarray
@@ -146,7 +186,23 @@ class CuttingBatchResult:
 
 
 def loaded_pools(pools: Sequence[str] | None = None) -> dict[str, PoolInfo]:
-    """Pools of the currently loaded Parsl DataFlowKernel (optionally only some of them)."""
+    """Pools of the currently loaded Parsl DataFlowKernel (optionally only some of them).
+
+    Parameters
+    ----------
+    pools : Sequence[str] or None
+        The pools wanted; None for all.
+
+    Returns
+    -------
+    dict[str, PoolInfo]
+        The pools by name.
+
+    Raises
+    ------
+    ValueError
+        When a pool named is not configured.
+    """
     from parsl_quantum.executors import pool_infos
 
     infos = pool_infos(parsl.dfk().config)
@@ -172,10 +228,37 @@ def plan_cutting(
     wire_cuts: bool = True,
 ) -> PlanResult:
     """Plan without running: candidate configurations, their predicted makespans, the choice.
-    ``max_subcircuit_qubits`` unset lets the planner choose between the whole circuit uncut on
-    one simulator pool and every cut (see :func:`~parsl_quantum.planner.plan.plan_workload`).
-    ``wire_cuts`` lets the planner also consider the cut of qiskit-addon-cutting's
-    ``find_cuts`` when it uses wire cuts. Several observables may be given."""
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit.
+    observable : SparsePauliOp or Sequence of SparsePauliOp
+        One or several observables.
+    pools : Mapping[str, PoolInfo]
+        The pools by name.
+    max_subcircuit_qubits : int or None
+        Widest piece; unset lets the planner choose between the whole circuit uncut on one
+        simulator pool and every cut (see :func:`~parsl_quantum.planner.plan.plan_workload`).
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+    shots : int
+        Shot budget of sampled evaluation.
+    profile : str or pathlib.Path or None
+        A cost-model profile written by ``parsl-quantum calibrate``.
+    partitions : Sequence[int] or None
+        Keep only candidates with these partition counts.
+    memory_limit_gb : float
+        Memory a task may use, in GiB.
+    wire_cuts : bool
+        Let the planner also consider the cut of qiskit-addon-cutting's ``find_cuts`` when it
+        uses wire cuts.
+
+    Returns
+    -------
+    PlanResult
+        The candidates, their predicted makespans and the choice.
+    """
     model = load_model(profile, {name: info.kind for name, info in pools.items()})
     return plan_workload(
         circuit,
@@ -192,8 +275,26 @@ def plan_cutting(
 
 
 def parameter_sets(circuit: QuantumCircuit, parameter_values: np.ndarray | None) -> np.ndarray:
-    """``parameter_values`` as an array of shape (sets, circuit.num_parameters), columns in the
-    order of ``circuit.parameters``; one empty set for a circuit without parameters."""
+    """``parameter_values`` as an array of parameter sets, checked against ``circuit``.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit whose parameters the values bind.
+    parameter_values : numpy.ndarray or None
+        One set (1-D) or several (2-D); None for a circuit without parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (sets, circuit.num_parameters), columns in the order of ``circuit.parameters``;
+        one empty set for a circuit without parameters.
+
+    Raises
+    ------
+    CuttingError
+        When the shape does not fit the circuit's parameters.
+    """
     k = circuit.num_parameters
     values = np.zeros((1, 0)) if parameter_values is None else np.asarray(parameter_values, float)
     if k == 0 and values.size == 0:
@@ -235,6 +336,49 @@ def cut_and_run_batch(
     (sets, circuit.num_parameters), columns in the order of ``circuit.parameters``; None for a
     circuit without parameters. Observables act on the circuit's qubits, or on its logical
     qubits when it has a layout (see :mod:`parsl_quantum.cutting.normalize`).
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit, with or without parameters.
+    observables : Sequence[SparsePauliOp]
+        At least one observable.
+    parameter_values : numpy.ndarray or None
+        The parameter sets (see :func:`parameter_sets`).
+    pools : Sequence[str] or None
+        The loaded Config's pools to use; None for all.
+    max_subcircuit_qubits : int or None
+        Widest piece; unset lets the planner also run the circuit uncut on one simulator pool
+        when that is predicted faster.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+    shots : int
+        Shot budget of sampled evaluation.
+    seed : int or None
+        Seed of sampling and of the bootstrap.
+    reference : str
+        ``auto`` (direct simulation when cheap), ``always`` or ``never``.
+    profile : str or pathlib.Path or None
+        A cost-model profile written by ``parsl-quantum calibrate``.
+    run_dir : str or pathlib.Path or None
+        Where the plan is saved, if anywhere.
+    recorder : TaskRecorder or None
+        Records each evaluate task.
+    plan : PlanResult or None
+        A plan made beforehand; None plans here.
+    progress : callable or None
+        ``progress(pool, done, bound)`` reports progress.
+
+    Returns
+    -------
+    CuttingBatchResult
+        The values, their errors and references, and how they were obtained.
+
+    Raises
+    ------
+    CuttingError
+        When no observable is given, the parameter values do not fit, or a parameter set
+        changes the subexperiments of a cut gate.
     """
     observables = list(observables)
     if not observables:
@@ -315,8 +459,28 @@ def cut_and_run_batch(
 def rebind(
     plan: PlanResult, circuit: QuantumCircuit, observables: Sequence[SparsePauliOp]
 ) -> tuple[Normalized, CutProblem]:
-    """The plan's cuts applied to ``circuit`` bound to another parameter set: its normalized
-    form and its cut problem, with partitions of the shapes the plan's tasks were made for."""
+    """The plan's cuts applied to ``circuit`` bound to another parameter set.
+
+    Parameters
+    ----------
+    plan : PlanResult
+        The plan, made for the first parameter set.
+    circuit : QuantumCircuit
+        The circuit bound to another parameter set.
+    observables : Sequence[SparsePauliOp]
+        The observables.
+
+    Returns
+    -------
+    tuple[Normalized, CutProblem]
+        The circuit's normalized form and its cut problem, with partitions of the shapes the
+        plan's tasks were made for.
+
+    Raises
+    ------
+    CuttingError
+        When the values change the subexperiments of a cut gate (a special angle).
+    """
     norm = normalize(circuit, observables)
     problem = norm.locate(recut(plan.chosen.problem, norm.circuit, norm.observable))
     planned = plan.chosen.problem
@@ -351,6 +515,46 @@ def cut_and_run(
     ``max_subcircuit_qubits`` unset lets the planner also run the circuit uncut on one
     simulator pool when that is predicted faster; set, it bounds every piece. Call it inside ``with
     parsl.load(config):`` with your own Config; pools are executors labelled by name.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit, with every parameter bound.
+    observable : SparsePauliOp
+        The observable.
+    pools : Sequence[str] or None
+        The loaded Config's pools to use; None for all.
+    max_subcircuit_qubits : int or None
+        Widest piece; unset lets the planner also run the circuit uncut on one simulator pool
+        when that is predicted faster.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+    shots : int
+        Shot budget of sampled evaluation.
+    seed : int or None
+        Seed of sampling and of the bootstrap.
+    reference : str
+        ``auto`` (direct simulation when cheap), ``always`` or ``never``.
+    profile : str or pathlib.Path or None
+        A cost-model profile written by ``parsl-quantum calibrate``.
+    run_dir : str or pathlib.Path or None
+        Where the plan is saved, if anywhere.
+    recorder : TaskRecorder or None
+        Records each evaluate task.
+    plan : PlanResult or None
+        A plan made beforehand; None plans here.
+    progress : callable or None
+        ``progress(pool, done, bound)`` reports progress.
+
+    Returns
+    -------
+    CuttingResult
+        The value, its error and reference, and how it was obtained.
+
+    Raises
+    ------
+    CuttingError
+        When the circuit has unbound parameters.
     """
     if circuit.num_parameters:
         names = ", ".join(p.name for p in list(circuit.parameters)[:5])
@@ -413,6 +617,38 @@ def execute_plan(
     ``plan.execution`` and each evaluate node's ``pool`` becomes the pool that ran it (the
     plan's choice stays in ``planned_pool``). ``problem`` replaces the plan's cut problem by
     one of the same shapes (the plan's cuts bound to other parameters).
+
+    Parameters
+    ----------
+    plan : PlanResult
+        The plan; its ``execution`` and its graph's ``pool`` entries are updated.
+    pools : Mapping[str, PoolInfo]
+        The pools by name.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+    shots : int
+        Shot budget of sampled evaluation.
+    seed : int or None
+        Seed of sampling.
+    recorder : TaskRecorder or None
+        Records each evaluate task.
+    progress : callable or None
+        ``progress(pool, done, bound)`` reports progress.
+    prefetch : int
+        Tasks a pool may hold beyond its connected worker slots.
+    lost_after : float
+        Seconds without connected workers after which a pool loses its work.
+    max_failures : int
+        Failures in a row after which a pool loses its work.
+    poll_period : float
+        Seconds between the dispatcher's looks at the pools.
+    problem : CutProblem or None
+        Replaces the plan's cut problem.
+
+    Returns
+    -------
+    dict[str, BatchResult]
+        Each evaluate node's results.
     """
     graph = plan.chosen.graph
     problem = problem if problem is not None else plan.chosen.problem
@@ -517,6 +753,18 @@ def reference_method(circuit: QuantumCircuit, *, force: bool = False) -> Referen
     statevector method up to :data:`STATEVECTOR_REFERENCE_QUBITS` qubits; ``force`` takes MPS
     for wider ones regardless. The reference itself is
     :func:`parsl_quantum.circuits.exact_values`.
+
+    Parameters
+    ----------
+    circuit : QuantumCircuit
+        The circuit.
+    force : bool
+        Take MPS for circuits too wide for the statevector method regardless.
+
+    Returns
+    -------
+    ReferenceMethod or None
+        ``matrix_product_state``, ``statevector``, or None.
     """
     if _bandwidth(circuit) <= MPS_REFERENCE_BANDWIDTH or (
         force and circuit.num_qubits > STATEVECTOR_REFERENCE_QUBITS
@@ -538,7 +786,25 @@ def _bandwidth(circuit: QuantumCircuit) -> int:
 
 @dataclass
 class Prepared:
-    """A validated, planned cutting job, ready to run once the pools are up."""
+    """A validated, planned cutting job, ready to run once the pools are up.
+
+    Attributes
+    ----------
+    circuit : QuantumCircuit
+        The circuit.
+    observable : SparsePauliOp
+        The observable.
+    plan : PlanResult
+        The chosen plan.
+    mode : Mode
+        ``auto``, ``exact`` or ``sampled``.
+    shots : int
+        Shot budget of sampled evaluation.
+    seed : int or None
+        Seed of sampling.
+    reference : str
+        ``auto``, ``always`` or ``never``.
+    """
 
     circuit: QuantumCircuit
     observable: SparsePauliOp
@@ -619,7 +885,20 @@ def prepare(
 
 
 def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Run a circuit-cutting template inside a loaded DataFlowKernel."""
+    """Run a circuit-cutting template inside a loaded DataFlowKernel.
+
+    Parameters
+    ----------
+    template : Mapping[str, Any]
+        The template's data; planned here unless ``ctx.prepared`` holds its plan.
+    ctx : RunContext
+        The run's pools, directory, task recorder and progress.
+
+    Returns
+    -------
+    dict[str, Any]
+        The result's ``--json`` document (:meth:`CuttingResult.to_dict`).
+    """
     prepared = ctx.prepared if isinstance(ctx.prepared, Prepared) else prepare(template, ctx.pools)
     result = cut_and_run(
         prepared.circuit,
