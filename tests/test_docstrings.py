@@ -28,26 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Packages and modules whose docstrings are in NumPy style, relative to the repository root.
 CONVERTED = (
-    "parsl_quantum/planner/calibrate.py",
-    "parsl_quantum/planner/cost.py",
-    "parsl_quantum/planner/partitioning.py",
-    "parsl_quantum/planner/plan.py",
-    "parsl_quantum/planner/report.py",
-    "parsl_quantum/configs/__init__.py",
-    "parsl_quantum/configs/clusters.py",
-    "parsl_quantum/configs/globus.py",
-    "parsl_quantum/configs/guard.py",
-    "parsl_quantum/configs/site.py",
-    "parsl_quantum/workflow/calibration.py",
-    "parsl_quantum/workflow/context.py",
-    "parsl_quantum/workflow/doctor.py",
-    "parsl_quantum/workflow/futures.py",
-    "parsl_quantum/workflow/progress.py",
-    "parsl_quantum/workflow/run_report.py",
-    "parsl_quantum/workflow/rundir.py",
-    "parsl_quantum/workflow/settings.py",
-    "parsl_quantum/workflow/summary.py",
-    "parsl_quantum/workflow/template.py",
+    "parsl_quantum/planner",
+    "parsl_quantum/configs",
+    "parsl_quantum/workflow",
     "parsl_quantum/backends",
     "parsl_quantum/executors",
     "parsl_quantum/providers",
@@ -57,10 +40,6 @@ CONVERTED = (
     "parsl_quantum/remote.py",
     "parsl_quantum/parent_watch.py",
     "parsl_quantum/reliability",
-    "parsl_quantum/planner/dispatch.py",
-    "parsl_quantum/configs/local.py",
-    "parsl_quantum/workflow/cut_and_run.py",
-    "parsl_quantum/workflow/cli.py",
 )
 
 _HEADER = re.compile(r"^(\w[\w ]*)\n-+$", re.M)
