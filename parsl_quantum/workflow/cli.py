@@ -585,7 +585,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """``parsl-quantum doctor``: print what this machine offers, as a table or as JSON.
+    """``parsl-quantum doctor``: print what this installation can do, as a table or as JSON.
 
     Parameters
     ----------
