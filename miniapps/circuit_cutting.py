@@ -56,7 +56,8 @@ class CuttingParams:
         Force the number of partitions (or the numbers the planner may choose among); None:
         the planner chooses.
     max_subcircuit_qubits : int or None
-        The widest subcircuit; None: the widest pool's qubits.
+        The widest subcircuit; None: the planner chooses freely among running the whole
+        circuit uncut on one simulator pool and every cut into pieces the pools can hold.
     observable : str
         ``mean-z`` or comma-separated Pauli labels.
     mode : {"auto", "exact", "sampled"}
@@ -159,13 +160,12 @@ def run(
         }
     )
     obs = parse_observable(params.observable, circuit.num_qubits)
-    width = params.max_subcircuit_qubits or max(info.max_qubits for info in ctx.pools.values())
     forced = params.partitions
     plan = plan_cutting(
         circuit,
         obs,
         ctx.pools,
-        max_subcircuit_qubits=width,
+        max_subcircuit_qubits=params.max_subcircuit_qubits,
         mode=params.mode,
         shots=params.shots,
         partitions=[forced] if isinstance(forced, int) else list(forced) if forced else None,
