@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from miniapps import _common
 from parsl_quantum.circuits import circuit_from_spec, parse_observable
 from parsl_quantum.executors.subexperiments import evaluate_subexperiments
-from parsl_quantum.planner.plan import Mode
 from parsl_quantum.workflow.cut_and_run import (
+    CuttingParams,
     CuttingResult,
     cut_and_run,
     plan_cutting,
@@ -32,75 +31,6 @@ from parsl_quantum.workflow.cut_and_run import (
 TASK_FUNCTION = evaluate_subexperiments
 
 __all__ = ["TASK_FUNCTION", "CuttingParams", "prepare", "run", "run_template"]
-
-
-@dataclass(frozen=True)
-class CuttingParams:
-    """The circuit, the observable, the partitioning and the execution of a cutting run.
-
-    Where it runs (the pools, the run directory) is not a parameter: :func:`run` takes those
-    as arguments.
-
-    Attributes
-    ----------
-    family : str
-        The circuit generator: ``efficient_su2``, ``qaoa``, ``random_2local``, ``bus`` or
-        ``clustered``.
-    qubits : int
-        The circuit's width.
-    circuit_options : mapping
-        The generator's other options (``reps``, ``entanglement``, ``graph``, ``depth``,
-        ``clusters``, ``links``), or ``qasm``: a QASM file instead of a generated circuit;
-        ``seed`` here seeds the circuit apart from the execution.
-    partitions : int, sequence of int, or None
-        Force the number of partitions (or the numbers the planner may choose among); None:
-        the planner chooses.
-    max_subcircuit_qubits : int or None
-        The widest subcircuit; None: the planner chooses freely among running the whole
-        circuit uncut on one simulator pool and every cut into pieces the pools can hold.
-    observable : str
-        ``mean-z`` or comma-separated Pauli labels.
-    mode : {"auto", "exact", "sampled"}
-        Evaluate subexperiments exactly, by sampling, or as the planner finds cheaper.
-    shots : int
-        Shots of a sampled evaluation.
-    seed : int
-        Seed of the circuit (unless ``circuit_options`` has one) and of the sampling.
-    """
-
-    family: str = "efficient_su2"
-    qubits: int = 16
-    circuit_options: Mapping[str, Any] = field(default_factory=dict)
-    partitions: int | Sequence[int] | None = None
-    max_subcircuit_qubits: int | None = None
-    observable: str = "mean-z"
-    mode: Mode = "auto"
-    shots: int = 100_000
-    seed: int = 1234
-
-    @classmethod
-    def from_template(cls, body: Mapping[str, Any]) -> CuttingParams:
-        """The parameters of a validated ``kind: circuit-cutting`` template body; what the
-        body leaves out keeps its default. The planner's ``profile``, ``memory_limit_gb`` and
-        ``wire_cuts`` and the execution's ``reference`` and ``failover`` belong to the
-        template runner (:mod:`parsl_quantum.workflow.cut_and_run`) and are not read here."""
-        circuit = dict(body["circuit"])
-        planner = body.get("planner", {})
-        execution = body.get("execution", {})
-        given: dict[str, Any] = {}
-        if "generator" in circuit:
-            given["family"] = circuit.pop("generator")
-        if "qubits" in circuit:
-            given["qubits"] = circuit.pop("qubits")
-        given["circuit_options"] = circuit
-        if "partitions" in planner:
-            given["partitions"] = tuple(planner["partitions"])
-        if "max_subcircuit_qubits" in planner:
-            given["max_subcircuit_qubits"] = planner["max_subcircuit_qubits"]
-        if "observable" in body:
-            given["observable"] = body["observable"]
-        given |= {k: execution[k] for k in ("mode", "shots", "seed") if k in execution}
-        return cls(**given)
 
 
 def run(
@@ -130,8 +60,9 @@ def run(
     run_dir : str or Path
         Where the outputs go.
     **overrides : Any
-        Fields of :class:`CuttingParams` that replace those of ``params``; any other keyword
-        is a circuit option added to ``circuit_options`` (e.g. ``entanglement="circular"``).
+        Fields of :class:`CuttingParams` that replace those of ``params`` (``partitions`` may
+        be one count); any other keyword is a circuit option added to ``circuit_options``
+        (e.g. ``entanglement="circular"``).
 
     Returns
     -------
@@ -146,21 +77,15 @@ def run(
         given["family"] = family
     if qubits is not None:
         given["qubits"] = qubits
+    if isinstance(given.get("partitions"), int):  # one forced count
+        given["partitions"] = (given["partitions"],)
     if options:
         given["circuit_options"] = {**given.get("circuit_options", base.circuit_options), **options}
     params = dataclasses.replace(base, **given)
     chosen = _common.resolve_pools(pools, ("cpu",))
     ctx = _common.make_context(run_dir, chosen)
-    circuit = circuit_from_spec(
-        {
-            "generator": params.family,
-            "qubits": params.qubits,
-            "seed": params.seed,
-            **params.circuit_options,
-        }
-    )
+    circuit = circuit_from_spec(params.circuit_spec())
     obs = parse_observable(params.observable, circuit.num_qubits)
-    forced = params.partitions
     plan = plan_cutting(
         circuit,
         obs,
@@ -168,7 +93,10 @@ def run(
         max_subcircuit_qubits=params.max_subcircuit_qubits,
         mode=params.mode,
         shots=params.shots,
-        partitions=[forced] if isinstance(forced, int) else list(forced) if forced else None,
+        profile=params.profile,
+        partitions=list(params.partitions) if params.partitions else None,
+        memory_limit_gb=params.memory_limit_gb,
+        wire_cuts=params.wire_cuts,
     )
     result = cut_and_run(
         circuit,
@@ -177,6 +105,7 @@ def run(
         mode=params.mode,
         shots=params.shots,
         seed=params.seed,
+        reference=params.reference,
         run_dir=ctx.run_dir,
         recorder=ctx.recorder,
         plan=plan,

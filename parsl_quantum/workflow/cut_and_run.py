@@ -93,6 +93,120 @@ TEMPLATE_SCHEMA: dict[str, Any] = {
     "required": ["circuit"],
 }
 
+
+@dataclass(frozen=True)
+class CuttingParams:
+    """The parameters of a cutting job: one ``kind: circuit-cutting`` template body, and the
+    parameters of the circuit-cutting mini-app's ``run``.
+
+    Where the job runs (the pools, the run directory) is not a parameter.
+
+    Attributes
+    ----------
+    family : str
+        The circuit generator: ``efficient_su2``, ``qaoa``, ``random_2local``, ``bus`` or
+        ``clustered`` (ignored when ``circuit_options`` names a ``qasm`` file).
+    qubits : int
+        The generated circuit's width.
+    circuit_options : Mapping[str, Any]
+        The generator's other options (``reps``, ``entanglement``, ``graph``, ``depth``,
+        ``clusters``, ``links``, ``seed``: the circuit's own seed, 1234 when absent), or
+        ``qasm``: a QASM file read instead of generating a circuit.
+    observable : str
+        ``mean-z`` or comma-separated Pauli labels.
+    max_subcircuit_qubits : int or None
+        The widest piece; None lets the planner also run the circuit uncut on one simulator
+        pool when that is predicted faster.
+    partitions : tuple of int or None
+        The partition counts the planner may choose among; None: any.
+    profile : str or None
+        A cost-model profile written by ``parsl-quantum calibrate``; None: the default one.
+    memory_limit_gb : float
+        The most memory the tasks running at once may need.
+    wire_cuts : bool
+        Whether the planner also weighs cutting wires.
+    mode : Mode
+        Evaluate subexperiments ``exact``, ``sampled``, or as the planner finds cheaper
+        (``auto``).
+    shots : int
+        Shot budget of a sampled evaluation.
+    seed : int or None
+        Seed of the sampling and the bootstrap.
+    reference : str
+        ``auto`` (an exact reference by direct simulation when cheap), ``always`` or ``never``.
+    failover : bool
+        Whether work may move to a pool of another physical model when its own is lost.
+    """
+
+    family: str = "efficient_su2"
+    qubits: int = 16
+    circuit_options: Mapping[str, Any] = field(default_factory=dict)
+    observable: str = "mean-z"
+    max_subcircuit_qubits: int | None = None
+    partitions: tuple[int, ...] | None = None
+    profile: str | None = None
+    memory_limit_gb: float = 8.0
+    wire_cuts: bool = True
+    mode: Mode = "auto"
+    shots: int = 100_000
+    seed: int | None = None
+    reference: str = "auto"
+    failover: bool = False
+
+    @classmethod
+    def from_template(cls, body: Mapping[str, Any]) -> CuttingParams:
+        """The parameters of a validated ``kind: circuit-cutting`` template body.
+
+        Parameters
+        ----------
+        body : Mapping[str, Any]
+            The template's data (``circuit``, ``observable``, ``planner``, ``execution``);
+            what it leaves out keeps its default.
+
+        Returns
+        -------
+        CuttingParams
+            The parameters.
+        """
+        circuit = dict(body.get("circuit", {}))
+        planner = body.get("planner") or {}
+        execution = body.get("execution") or {}
+        given: dict[str, Any] = {}
+        if "generator" in circuit:
+            given["family"] = circuit.pop("generator")
+        if "qubits" in circuit:
+            given["qubits"] = circuit.pop("qubits")
+        given["circuit_options"] = circuit
+        if "observable" in body:
+            given["observable"] = body["observable"]
+        if planner.get("partitions") is not None:
+            given["partitions"] = tuple(planner["partitions"])
+        given |= {
+            k: planner[k]
+            for k in ("max_subcircuit_qubits", "profile", "memory_limit_gb", "wire_cuts")
+            if k in planner
+        }
+        given |= {
+            k: execution[k]
+            for k in ("mode", "shots", "seed", "reference", "failover")
+            if k in execution
+        }
+        return cls(**given)
+
+    def circuit_spec(self) -> dict[str, Any]:
+        """The circuit as a template's ``circuit`` section names it.
+
+        Returns
+        -------
+        dict[str, Any]
+            ``{"qasm": ...}`` plus options for a QASM file, else the generator, its width and
+            its options (:func:`parsl_quantum.circuits.circuit_from_spec` reads either).
+        """
+        if "qasm" in self.circuit_options:
+            return dict(self.circuit_options)
+        return {"generator": self.family, "qubits": self.qubits, **self.circuit_options}
+
+
 #: Exact references are computed with Aer's statevector up to this width, MPS beyond.
 STATEVECTOR_REFERENCE_QUBITS = 24
 #: ... and MPS only when the interaction graph is this narrow along its best linear order.
@@ -847,13 +961,10 @@ def prepare(
         Bad input: the circuit, the observable, or a planning problem too large or with no
         feasible cut.
     """
-    circuit = circuit_from_spec(template["circuit"], base_dir)
-    observable = parse_observable(template.get("observable", "mean-z"), circuit.num_qubits)
-    planner = template.get("planner", {})
-    execution = template.get("execution", {})
-    mode: Mode = execution.get("mode", "auto")
-    shots = int(execution.get("shots", 100_000))
-    width = int(planner.get("max_subcircuit_qubits") or max(i.max_qubits for i in pools.values()))
+    params = CuttingParams.from_template(template)
+    circuit = circuit_from_spec(params.circuit_spec(), base_dir)
+    observable = parse_observable(params.observable, circuit.num_qubits)
+    width = params.max_subcircuit_qubits or max(i.max_qubits for i in pools.values())
     size = circuit.num_qubits * -(-circuit.num_qubits // width)
     if size > MAX_PLAN_SIZE:
         raise ValueError(
@@ -865,22 +976,16 @@ def prepare(
         circuit,
         observable,
         pools,
-        max_subcircuit_qubits=planner.get("max_subcircuit_qubits"),
-        mode=mode,
-        shots=shots,
-        profile=planner.get("profile"),
-        partitions=planner.get("partitions"),
-        memory_limit_gb=planner.get("memory_limit_gb", 8.0),
-        wire_cuts=planner.get("wire_cuts", True),
+        max_subcircuit_qubits=params.max_subcircuit_qubits,
+        mode=params.mode,
+        shots=params.shots,
+        profile=params.profile,
+        partitions=list(params.partitions) if params.partitions else None,
+        memory_limit_gb=params.memory_limit_gb,
+        wire_cuts=params.wire_cuts,
     )
     return Prepared(
-        circuit,
-        observable,
-        plan,
-        mode,
-        shots,
-        execution.get("seed"),
-        execution.get("reference", "auto"),
+        circuit, observable, plan, params.mode, params.shots, params.seed, params.reference
     )
 
 
@@ -920,6 +1025,7 @@ def run_template(template: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]
 __all__ = [
     "CostModel",
     "CuttingBatchResult",
+    "CuttingParams",
     "CuttingResult",
     "cut_and_run",
     "cut_and_run_batch",
