@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# One BLAS thread in the test process: OpenBLAS 0.3.29's threaded zheevd once hung the suite
+# in exec_blas_async_wait (numpy.linalg.eigh of a 64x64 matrix, after other tests had run in
+# the same process). Workers get their thread settings from configs.local, as in any run.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
