@@ -93,7 +93,7 @@ def test_progress_totals_are_the_tasks_submitted(
     pictures."""
     run_dir = tmp_path / "run"
     sets = [arg for o in overrides for arg in ("--set", o)]
-    assert cli.main(["run", name, *sets, "--run-dir", str(run_dir)]) == 0
+    assert cli.main(["run", name, *sets, "--run-dir", str(run_dir), "--monitoring"]) == 0
     out, err = capsys.readouterr()
     result = json.loads((run_dir / "result.json").read_text())
     head = headline(name, result)

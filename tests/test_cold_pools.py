@@ -106,6 +106,7 @@ def test_the_cli_main_job_leaves_pools_its_plan_does_not_use_cold(tmp_path: Path
         "--run-dir",
         str(run),
         "--quiet",
+        "--monitoring",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -23,8 +23,10 @@ def test_local_default_has_named_pools_under_the_run_dir(tmp_path: Path) -> None
     assert labels == ["cpu", "qpu"]
     assert all(isinstance(ex, QPUHighThroughputExecutor) for ex in config.executors)
     assert config.run_dir == str(tmp_path / "run" / "parsl")
-    assert config.monitoring is not None
-    assert str(tmp_path / "run" / "monitoring.db") in config.monitoring.logging_endpoint
+    assert config.monitoring is None  # opt-in, as in Parsl
+    monitored = configs.local(tmp_path / "run", ("cpu",), monitoring=True).monitoring
+    assert monitored is not None
+    assert str(tmp_path / "run" / "monitoring.db") in monitored.logging_endpoint
     infos = pool_infos(config)
     assert infos["cpu"].backends == ("aer",) and infos["cpu"].exact
     assert infos["qpu"].backends == (DEFAULT_FAKE_QPU,)
@@ -187,7 +189,7 @@ def test_one_config_builder_for_every_site(tmp_path: Path) -> None:
     assert empty.run_dir == str(tmp_path / "a b" / "parsl")
     assert empty.monitoring is not None
     assert empty.monitoring.logging_endpoint == f"sqlite:///{tmp_path / 'a b' / 'monitoring.db'}"
-    local = configs.local(tmp_path / "local", ("cpu",))
+    local = configs.local(tmp_path / "local", ("cpu",), monitoring=True)
     slurm = configs.slurm(tmp_path / "slurm", check=False)
     for config in (local, slurm):
         # each try reports its start on the worker; no resource-sampling process per task

@@ -127,4 +127,4 @@ def test_the_readme_snippet_saved_as_a_file_prints_a_value(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr[-3000:]
     value, std_error = (float(x) for x in proc.stdout.split())
     assert -1.0 <= value <= 1.0 and std_error >= 0.0
-    assert (tmp_path / "runs" / "script" / "monitoring.db").exists()
+    assert (tmp_path / "runs" / "script" / "parsl").is_dir()

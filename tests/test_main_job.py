@@ -143,7 +143,7 @@ def test_cli_runs_the_main_job_and_writes_exactly_the_json_keys(tmp_path: Path) 
     assert data["tasks"] >= 2
     run = tmp_path / "run"
     assert (run / "result.json").exists() and (run / "tasks.csv").exists()
-    assert (run / "monitoring.db").exists()
+    assert not (run / "monitoring.db").exists()  # monitoring is opt-in (--monitoring)
     assert "value" in proc.stdout
 
 

@@ -90,7 +90,7 @@ def test_flaky_qpu_is_retried_counted_and_reported(tmp_path: Path) -> None:
     path = template(tmp_path, "flaky", {"failure_rate": 0.2, "failure_seed": 3})
     run_dir, out = tmp_path / "run", tmp_path / "result.json"
     code, screen = run_on_a_terminal(
-        [*CLI, "run", str(path), "--run-dir", str(run_dir), "--json", str(out)]
+        [*CLI, "run", str(path), "--run-dir", str(run_dir), "--json", str(out), "--monitoring"]
     )
     assert code == 0, screen
     result = json.loads(out.read_text())
@@ -128,7 +128,7 @@ def test_qpu_block_killed_mid_run_fails_over_when_the_template_allows_it(tmp_pat
     )
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [*CLI, "run", str(path), "--run-dir", str(run_dir), "--quiet"],
+        [*CLI, "run", str(path), "--run-dir", str(run_dir), "--quiet", "--monitoring"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -228,7 +228,7 @@ def test_driver_killed_mid_run_resumes_without_recomputing(tmp_path: Path) -> No
     slow = template(tmp_path, "resume", {"queue_delay": 0.7})
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [*CLI, "run", str(slow), "--run-dir", str(run_dir), "--quiet"],
+        [*CLI, "run", str(slow), "--run-dir", str(run_dir), "--quiet", "--monitoring"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -240,7 +240,7 @@ def test_driver_killed_mid_run_resumes_without_recomputing(tmp_path: Path) -> No
     finished = checkpointed(run_dir)
 
     resumed = subprocess.run(
-        [*CLI, "run", "--resume", str(run_dir), "--quiet"],
+        [*CLI, "run", "--resume", str(run_dir), "--quiet", "--monitoring"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -272,7 +272,7 @@ def test_a_corrupted_checkpoint_is_dropped_and_recomputed_on_resume(tmp_path: Pa
     path = template(tmp_path, "corrupt", {})
     run_dir = tmp_path / "run"
     first = subprocess.run(
-        [*CLI, "run", str(path), "--run-dir", str(run_dir), "--quiet"],
+        [*CLI, "run", str(path), "--run-dir", str(run_dir), "--quiet", "--monitoring"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -287,7 +287,7 @@ def test_a_corrupted_checkpoint_is_dropped_and_recomputed_on_resume(tmp_path: Pa
     tasks.write_bytes(bytes(data))
 
     resumed = subprocess.run(
-        [*CLI, "run", "--resume", str(run_dir), "--quiet"],
+        [*CLI, "run", "--resume", str(run_dir), "--quiet", "--monitoring"],
         capture_output=True,
         text=True,
         timeout=600,

@@ -99,7 +99,7 @@ def test_live_progress_on_a_terminal_shows_bars_counts_and_elapsed_time() -> Non
 def two_pool_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real run with monitoring: a few tasks on each of the cpu and qpu pools."""
     run_dir = tmp_path_factory.mktemp("report")
-    with parsl.load(local(run_dir, ("cpu", "qpu"))):
+    with parsl.load(local(run_dir, ("cpu", "qpu"), monitoring=True)):
         warm = parsl.python_app(warm_up, executors=["cpu"])(
             "aer", parsl_resource_specification={"backend": "aer"}
         )

@@ -57,7 +57,7 @@ def test_no_canary_in_logs_run_directory_or_monitoring_database(tmp_path: Path) 
     run_dir = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "parsl_quantum.workflow.cli", "run", str(template)]
-        + ["--run-dir", str(run_dir), "--quiet"],
+        + ["--run-dir", str(run_dir), "--quiet", "--monitoring"],
         env={**os.environ, **CANARIES},
         capture_output=True,
         timeout=600,

@@ -52,6 +52,7 @@ def test_main_job_runs_in_a_slurm_batch_job(slurm_cluster: SlurmCluster, tmp_pat
         "--run-dir",
         str(run_dir),
         "--quiet",
+        "--monitoring",
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads((run_dir / "result.json").read_text())

@@ -259,7 +259,7 @@ def local(
     workers: Mapping[str, int] | None = None,
     backends: Mapping[str, Sequence[str]] | None = None,
     backend_options: Mapping[str, Mapping[str, Any]] | None = None,
-    monitoring: bool = True,
+    monitoring: bool = False,
     reliability: Reliability | None = None,
     force_workers: bool = False,
     cold: Sequence[str] = (),
@@ -287,7 +287,9 @@ def local(
         Options per backend name (e.g. a fake device's ``failure_rate`` or ``queue_delay``),
         in every pool that serves it.
     monitoring : bool
-        Write Parsl's monitoring database (``run_dir/monitoring.db``).
+        Write Parsl's monitoring database (``run_dir/monitoring.db``). Off by default, as in
+        Parsl: it starts a database process and one message router per pool, which add
+        seconds to the start and the end of a short local run.
     reliability : Reliability, optional
         Retries, failover and checkpointing, installed by :meth:`Reliability.apply
         <parsl_quantum.reliability.Reliability.apply>` (the Config's ``retry_handler`` keeps

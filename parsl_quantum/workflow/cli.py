@@ -171,6 +171,7 @@ def _site_config(
         from parsl_quantum.configs.local import DEFAULT_POOL_BACKENDS
 
         check_site_options(site["name"], options)
+        monitoring = bool(options.pop("monitoring", monitoring))
 
         pools = {
             p: ClusterPool(backends=DEFAULT_POOL_BACKENDS.get(p, ("aer",))) for p in template.pools
@@ -327,7 +328,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.json:
             check_writable(Path(args.json))
         lock = claim_run_dir(run_dir, resume=bool(args.resume))
-        monitoring = template.data.get("run", {}).get("monitoring", not args.no_monitoring)
+        monitoring = (
+            args.monitoring
+            if args.monitoring is not None
+            else bool(template.data.get("run", {}).get("monitoring", False))
+        )
         config = _site_config(template, run_dir, monitoring)
         pools = pool_infos(config)
         missing = [p for p in template.pools if p not in pools]
@@ -717,7 +722,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", metavar="PATH", help="also write the result as JSON here")
     run.add_argument("--run-dir", metavar="DIR", help="run directory (default: runs/NAME-TIME)")
-    run.add_argument("--no-monitoring", action="store_true", help="do not start Parsl monitoring")
+    run.add_argument(
+        "--monitoring",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write Parsl's monitoring database (the timeline of `parsl-quantum report`); off "
+        "unless the template's run.monitoring is true: it starts three more processes",
+    )
     run.add_argument("--quiet", action="store_true", help="no live progress display")
     run.set_defaults(func=cmd_run, parser=run)
 

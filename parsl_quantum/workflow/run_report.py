@@ -292,7 +292,10 @@ def load_report(run_dir: str | Path) -> RunReport:
     run_path = Path(run_dir)
     db = run_path / MONITORING_DB
     if not db.is_file():
-        raise ReportError(f"{db} does not exist (was the run started with --no-monitoring?)")
+        raise ReportError(
+            f"{db} does not exist (start the run with --monitoring, or set "
+            "run.monitoring: true in its template)"
+        )
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         runs = con.execute("SELECT run_id, time_began FROM workflow ORDER BY time_began").fetchall()
