@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from parsl_quantum.workflow import cli
 from parsl_quantum.workflow.settings import set_keys
 from parsl_quantum.workflow.summary import headline, pictures
 from parsl_quantum.workflow.template import load_template
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PROGRESS = re.compile(r"pool (\S+): (\d+)/(\d+) tasks done")
 
@@ -154,3 +159,23 @@ def test_plan_by_name_prints_whole_columns_when_piped(
     out = capsys.readouterr().out
     assert "peak memory (MiB)" in out and "subexperiments" in out and "…" not in out
     assert max(len(line) for line in out.splitlines()) > 80
+
+
+def test_the_console_script_runs_main_then_freezes_the_heap_for_a_quick_exit() -> None:
+    code = (
+        "import gc, sys\n"
+        "from parsl_quantum.workflow.cli import console_main\n"
+        "sys.argv = ['parsl-quantum', 'templates', 'list']\n"
+        "rc = console_main()\n"
+        "print(rc, gc.get_freeze_count() > 0)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "0 True"
+    assert "circuit-cutting" in proc.stdout
+    entry = configparser.ConfigParser()
+    entry.read(ROOT / "setup.cfg")
+    scripts = entry["options.entry_points"]["console_scripts"]
+    assert "parsl-quantum = parsl_quantum.workflow.cli:console_main" in scripts

@@ -796,5 +796,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def console_main() -> int:
+    """The ``parsl-quantum`` console script: :func:`main`, then a quick interpreter exit.
+
+    Before the process exits, every object still alive is moved out of the garbage
+    collector's reach (:func:`gc.freeze`), so the exit does not walk the object graphs of
+    Qiskit, NumPy and Parsl one last time (about 0.45 s of a short run on two cores). The run's
+    files are written and its pools shut down by then; ``atexit`` handlers still run.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    import gc
+
+    try:
+        return main()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
