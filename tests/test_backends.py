@@ -6,6 +6,8 @@ Everything runs on real Aer simulators and qiskit-ibm-runtime fake devices; tiny
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -243,3 +245,21 @@ def test_pass_managers_transpile_like_a_preset_pass_manager_of_that_seed() -> No
         assert [c.layout.final_index_layout() for c in got] == [
             c.layout.final_index_layout() for c in expected
         ]
+
+
+def test_fake_device_names_are_the_providers_and_need_no_import_of_the_runtime() -> None:
+    from parsl_quantum.backends.fake import fake_device_classes
+    from parsl_quantum.backends.registry import fake_device_names
+
+    assert fake_device_names() == frozenset(fake_device_classes())
+    code = (
+        "import sys\n"
+        "from parsl_quantum.backends import canonical_name\n"
+        "assert canonical_name('FAKE:perth') == 'fake:fake_perth'\n"
+        "print(any(m.startswith('qiskit_ibm_runtime') for m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

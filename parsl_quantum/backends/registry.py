@@ -10,7 +10,10 @@ spell a backend differently still agree.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import threading
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from parsl_quantum.backends.aer import (
@@ -35,10 +38,39 @@ VENDOR_ALIASES = {
 DEFAULT_FAKE_QPU = "fake:fake_perth"
 
 
-def _fake_devices() -> dict[str, type]:
+@cache
+def fake_device_names() -> frozenset[str]:
+    """The names of qiskit-ibm-runtime's fake devices (``fake_torino``), found without
+    importing the package.
+
+    qiskit-ibm-runtime keeps each fake device in ``fake_provider/backends/<device>/``, its
+    backend named ``fake_<device>``. Listing those directories takes a millisecond, where
+    importing the package (its runtime service client with it) takes most of a second, and
+    checking a pool's backend names needs only the names. Should the package be laid out
+    otherwise, the names come from its ``FakeProviderForBackendV2``.
+
+    Returns
+    -------
+    frozenset[str]
+        Device names, e.g. ``fake_torino``.
+    """
+    spec = importlib.util.find_spec("qiskit_ibm_runtime")
+    if spec is not None and spec.origin is not None:
+        backends = Path(spec.origin).parent / "fake_provider" / "backends"
+        names = frozenset(
+            f"fake_{d.name}"
+            for d in (backends.iterdir() if backends.is_dir() else ())
+            if (d / f"fake_{d.name}.py").is_file()
+        )
+        if names:
+            return names
     from parsl_quantum.backends.fake import fake_device_classes
 
-    return fake_device_classes()
+    return frozenset(fake_device_classes())
+
+
+def _fake_devices() -> frozenset[str]:
+    return fake_device_names()
 
 
 def _valid_names_hint() -> str:
