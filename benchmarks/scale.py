@@ -54,6 +54,7 @@ def run_once(qubits: int, limit: int, run_dir: Path) -> dict[str, Any]:
         f"planner.max_subcircuit_qubits={limit}",
         "--set",
         "pools=cpu",
+        "--monitoring",
         "--run-dir",
         str(run_dir),
         "--json",

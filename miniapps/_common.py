@@ -29,10 +29,11 @@ from parsl_quantum.executors import (
     PoolInfo,
     QPUAwarePool,
     default_backend,
+    loaded_executors,
     pool_infos,
     resource_spec,
 )
-from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
+from parsl_quantum.reliability import memo_ids as _memo  # noqa: F401 - memo ids for cache=True
 from parsl_quantum.workflow.context import RunContext, TaskRecorder
 
 
@@ -48,9 +49,9 @@ def loaded_dfk() -> DataFlowKernel:
 
 
 def pool_labels() -> list[str]:
-    """Labels of the loaded Config's executors, which the mini-apps treat as pools (the
-    executors Parsl adds for itself are not in the Config)."""
-    return [executor.label for executor in loaded_dfk().config.executors]
+    """Labels of the loaded DataFlowKernel's pools, which the mini-apps treat as pools (the
+    executor Parsl adds for itself is not one)."""
+    return [executor.label for executor in loaded_executors(loaded_dfk())]
 
 
 def resolve_pools(pools: Sequence[str] | None, default: Sequence[str] = ("cpu",)) -> list[str]:
@@ -90,7 +91,7 @@ def make_context(run_dir: str | Path, pools: Sequence[str]) -> RunContext:
     path.mkdir(parents=True, exist_ok=True)
     return RunContext(
         run_dir=path,
-        pools=pool_infos(loaded_dfk().config, pools),
+        pools=pool_infos(loaded_executors(loaded_dfk()), pools),
         recorder=TaskRecorder(path / "tasks.csv"),
     )
 

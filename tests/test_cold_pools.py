@@ -1,6 +1,7 @@
 """Pools that start cold: no block at load, a block started by Parsl's scaling strategy once a
 task is sent there, and a dispatcher that waits for that block instead of giving the pool up.
-Also the CLI main job, whose plan sends nothing to ``qpu``, leaving that pool cold."""
+Also the CLI: the main job's exact plan can send nothing to ``qpu``, which never starts, and a
+run that needs the QPU pool starts it once prepared, after the simulator pools."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from parsl_quantum import configs
 from parsl_quantum.executors import pool_infos
 from parsl_quantum.planner.dispatch import Dispatcher
 from parsl_quantum.workflow.calibration import wait_for_workers
+from parsl_quantum.workflow.startup import worker_starts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,3 +119,44 @@ def test_the_cli_main_job_leaves_pools_its_plan_does_not_use_cold(tmp_path: Path
         blocks = {label for (label,) in conn.execute("SELECT executor_label FROM block")}
     assert blocks == {"cpu"}
     assert json.loads((run / "run.json").read_text())["pools"].keys() == {"cpu", "qpu"}
+    # exact work never fails over to a sampling pool, so the qpu pool never started at all
+    assert data["configuration"]["pools_not_started"] == ["qpu"]
+    assert not list((run / "parsl").glob("*/qpu"))
+    # the cpu worker recorded its start-up, shown among the timings
+    workers = worker_starts(run)
+    assert workers and {w["pool"] for w in workers} == {"cpu"}
+    for w in workers:
+        assert w["pool_started"] <= w["worker_started"] <= w["first_task"]
+    assert data["timings"]["worker_startup"] == pytest.approx(
+        workers[0]["first_task"] - min(w["pool_started"] for w in workers)
+    )
+
+
+def test_a_pool_the_run_needs_starts_after_the_simulator_pools(tmp_path: Path) -> None:
+    """The ensemble sends work to both pools: cpu starts with the run, the fake QPU (never
+    started on speculation) is added once the template is prepared, and both compute."""
+    out, run = tmp_path / "result.json", tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "parsl_quantum.workflow.cli",
+        "run",
+        "ensemble",
+        "--set",
+        "circuits.count=12",
+        "--set",
+        "batch_size=2",
+        "--json",
+        str(out),
+        "--run-dir",
+        str(run),
+        "--quiet",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert "pools_not_started" not in data["configuration"]
+    with (run / "tasks.csv").open() as fh:
+        pools = {line.split(",")[2] for line in fh.readlines()[1:]}
+    assert pools == {"cpu", "qpu"}
+    assert {w["pool"] for w in worker_starts(run)} == {"cpu", "qpu"}

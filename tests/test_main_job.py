@@ -139,7 +139,9 @@ def test_cli_runs_the_main_job_and_writes_exactly_the_json_keys(tmp_path: Path) 
         "run_dir",
     }
     assert data["value"] == pytest.approx(data["reference"], abs=1e-8)
-    assert {"plan", "evaluate", "reconstruct", "startup", "total"} <= set(data["timings"])
+    assert {"plan", "evaluate", "reconstruct", "startup", "worker_startup", "total"} <= set(
+        data["timings"]
+    )
     assert data["tasks"] >= 2
     run = tmp_path / "run"
     assert (run / "result.json").exists() and (run / "tasks.csv").exists()
@@ -168,8 +170,9 @@ def test_cli_bad_input_exits_2_before_starting_pools(tmp_path: Path) -> None:
 def test_each_partition_runs_under_one_physical_model(pools: Path) -> None:
     """The QPU is predicted quicker than the simulator, so the plan spreads partitions' tasks
     over both pools; the dispatcher still runs each partition under one model."""
+    from parsl_quantum.executors.pools import physical_model
     from parsl_quantum.planner.cost import CostModel, PoolCoefficients
-    from parsl_quantum.planner.plan import physical_model, plan_workload
+    from parsl_quantum.planner.plan import plan_workload
     from parsl_quantum.workflow.cut_and_run import loaded_pools
 
     infos = loaded_pools(["cpu", "qpu"])

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from parsl_quantum.reliability.checkpoint import id_for_memo
+from parsl_quantum.reliability.memo_ids import id_for_memo
 
 CLI = [sys.executable, "-m", "parsl_quantum.workflow.cli"]
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"

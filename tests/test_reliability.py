@@ -40,6 +40,7 @@ from parsl_quantum.reliability import (
     TaskNeeds,
     Verdict,
     classify,
+    memo_ids,  # noqa: F401 - registers the hashes tested here
 )
 
 UNSTARTED = QPUHighThroughputExecutor(label="qpu", backends=(DEFAULT_FAKE_QPU,))

@@ -24,6 +24,7 @@ from parsl_quantum.backends.ibm import ibm_credentials_available
 from parsl_quantum.configs.guard import require_main_guard
 from parsl_quantum.configs.site import site_config
 from parsl_quantum.executors import QPUHighThroughputExecutor
+from parsl_quantum.executors._worker import WORKER_RECORD, WORKER_RECORD_FIELDS
 
 if TYPE_CHECKING:
     from parsl_quantum.reliability import Reliability
@@ -125,6 +126,10 @@ def worker_launch_cmd(python: str = sys.executable) -> str:
 
 
 WORKER_CMD = worker_launch_cmd()
+
+#: The file in the run directory where each local worker process records when it started
+#: (:func:`parsl_quantum.executors._worker.record_start`).
+WORKER_STARTS = "workers.csv"
 
 #: Heartbeats between the interchange and the worker pools (seconds): a worker pool whose
 #: interchange is gone exits after ``HEARTBEAT_THRESHOLD`` seconds without contact, so pools of
@@ -343,6 +348,9 @@ def local(
             f"backend {ibm[0]!r} needs IBM Quantum credentials: set QISKIT_IBM_TOKEN or save an "
             "account with QiskitRuntimeService.save_account()"
         )
+    record = (run_path / WORKER_STARTS).resolve()
+    if not record.exists():
+        record.write_text(",".join(WORKER_RECORD_FIELDS) + "\n")
     executors: list[ParslExecutor] = []
     for name in pools:
         if name == "gpu" and not gpu_available() and "gpu" not in (backends or {}):
@@ -369,6 +377,8 @@ def local(
                         for line in (
                             threads,
                             shlex.join(["unset", *secrets_withheld(chosen[name])]),
+                            f"export PARSL_QUANTUM_POOL={shlex.quote(name)} "
+                            f"{WORKER_RECORD}={shlex.quote(str(record))}",
                         )
                         if line and line != "unset"
                     ),

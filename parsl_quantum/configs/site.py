@@ -67,3 +67,33 @@ def site_config(
         max_idletime=max_idletime,
         initialize_logging=True,
     )
+
+
+def with_executors(config: Config, executors: Sequence[ParslExecutor]) -> Config:
+    """A Config like one :func:`site_config` built, holding only ``executors``.
+
+    ``Config.executors`` cannot be reassigned, so a run that starts some pools before others
+    (:mod:`parsl_quantum.workflow.startup`) loads this Config first and adds the other
+    executors to the loaded DataFlowKernel.
+
+    Parameters
+    ----------
+    config : parsl.config.Config
+        A Config from :func:`site_config`, before reliability settings are applied.
+    executors : sequence of ParslExecutor
+        The pools to hold.
+
+    Returns
+    -------
+    parsl.config.Config
+        The same run directory, monitoring, scaling strategy and logging, with ``executors``.
+    """
+    return Config(
+        executors=list(executors),
+        run_dir=config.run_dir,
+        monitoring=config.monitoring,
+        strategy=config.strategy,
+        strategy_period=config.strategy_period,
+        max_idletime=config.max_idletime,
+        initialize_logging=config.initialize_logging,
+    )

@@ -11,6 +11,8 @@ leftover ``PARSL_*`` variables.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,8 +22,79 @@ from parsl_quantum.backends.registry import bind_worker_backend
 
 HOOK = f"{__name__}.execute_bound_task"
 
+#: The variable naming the file where each worker process records its start-up
+#: (:func:`record_start`); set by the local site's pools (``configs.local``).
+WORKER_RECORD = "PARSL_QUANTUM_WORKER_RECORD"
+
+#: Columns of that file: the pool, the worker's process id, when the worker pool's process
+#: (the worker's parent) and the worker's process were created, and when the worker began
+#: its first task (seconds since the epoch).
+WORKER_RECORD_FIELDS = ("pool", "pid", "pool_started", "worker_started", "first_task")
+
+_recorded = False
+
+
+def record_start(path: str) -> None:
+    """Append this worker process's start-up times to ``path``, once per process.
+
+    Parsl's monitoring records when tasks run, not how long a worker took to start; this one
+    line per worker is how ``parsl-quantum run`` shows worker start-up with monitoring off.
+
+    Parameters
+    ----------
+    path : str
+        The record file (one line per worker process, :data:`WORKER_RECORD_FIELDS`).
+    """
+    global _recorded
+    if _recorded:
+        return
+    _recorded = True
+    first_task = time.time()
+    row = (
+        os.environ.get("PARSL_QUANTUM_POOL", ""),
+        str(os.getpid()),
+        f"{started_at(os.getppid(), first_task):.6f}",
+        f"{started_at(os.getpid(), first_task):.6f}",
+        f"{first_task:.6f}",
+    )
+    with open(path, "a") as fh:  # one short line per process: appends do not interleave
+        fh.write(",".join(row) + "\n")
+
+
+def started_at(pid: int, now: float) -> float:
+    """When process ``pid`` started, in seconds since the epoch, to the kernel's clock tick.
+
+    Linux gives a process's start in clock ticks since boot; measured against the boot-time
+    clock it is as precise as the tick. psutil's ``create_time`` adds the boot time, which
+    Linux gives in whole seconds, so it is up to a second off: too coarse for a start-up that
+    takes about one. Elsewhere psutil's figure is used.
+
+    Parameters
+    ----------
+    pid : int
+        The process.
+    now : float
+        ``time.time()`` at the call.
+
+    Returns
+    -------
+    float
+        The start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        since_boot = ticks / os.sysconf("SC_CLK_TCK")
+        return now - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
+    except (OSError, ValueError, IndexError, AttributeError):
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+
 
 def execute_bound_task(buffer: bytes, backend: str, options: Mapping[str, Any]) -> Any:
     """Bind this worker process to ``backend`` (set up on first use), then run the task."""
+    if not _recorded and WORKER_RECORD in os.environ:
+        record_start(os.environ[WORKER_RECORD])
     bind_worker_backend(backend, **options)
     return execute_task(buffer)

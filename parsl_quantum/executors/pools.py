@@ -269,3 +269,44 @@ def pool_infos(
             f"(executor labels: {', '.join(by_label)})"
         )
     return {label: _describe(by_label[label]) for label in wanted}
+
+
+#: The label of the executor a DataFlowKernel adds for its own internal tasks.
+PARSL_INTERNAL_EXECUTOR = "_parsl_internal"
+
+
+def loaded_executors(dfk: Any) -> list[ParslExecutor]:
+    """The pools of a loaded DataFlowKernel: its Config's executors and any added later with
+    ``add_executors``, without the executor Parsl adds for its own tasks (which Parsl's own
+    ``submit`` leaves out the same way).
+
+    Parameters
+    ----------
+    dfk : parsl.dataflow.dflow.DataFlowKernel
+        The loaded DataFlowKernel.
+
+    Returns
+    -------
+    list of ParslExecutor
+        The pools, in the order they were added.
+    """
+    return [e for label, e in dfk.executors.items() if label != PARSL_INTERNAL_EXECUTOR]
+
+
+def physical_model(pool: PoolInfo) -> str:
+    """The physical model a pool's results follow.
+
+    All subexperiments of one partition must share it, or the reconstruction mixes models.
+
+    Parameters
+    ----------
+    pool : PoolInfo
+        The pool.
+
+    Returns
+    -------
+    str
+        ``"ideal"`` for simulators (exact or sampled, the same expectation values), else its
+        noisy device's backend name.
+    """
+    return "ideal" if pool.kind != "qpu" else pool.backends[0]

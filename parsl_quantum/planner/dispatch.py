@@ -26,7 +26,7 @@ Which pools may run a task is decided by the run's
 handler makes for a down pool's tasks, among the pools the plan priced for it (its
 ``pool_costs``: wide enough, and exact when the run must be exact, so exact-only work never
 fails over to a sampled-only pool) that are neither lost nor unhealthy. All tasks of one
-partition run under one physical model (:func:`~parsl_quantum.planner.plan.physical_model`:
+partition run under one physical model (:func:`~parsl_quantum.executors.pools.physical_model`:
 ideal simulation, or one noisy device): the first task of a partition binds it, and its other
 tasks go only to pools of the same model while one of them is up; a move across models needs
 the policy's ``cross_model`` (the run's ``execution.failover``), rebinds the partition and is
@@ -54,7 +54,8 @@ from typing import Any
 import networkx as nx
 
 from parsl_quantum.executors import PoolInfo, QPUAwarePool
-from parsl_quantum.planner.plan import physical_model, upward_ranks
+from parsl_quantum.executors.pools import physical_model
+from parsl_quantum.planner.plan import upward_ranks
 from parsl_quantum.reliability.failover import DISPATCHER, Failover, FailoverPolicy, TaskNeeds
 from parsl_quantum.reliability.retry import Verdict, classify
 

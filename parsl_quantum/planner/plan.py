@@ -269,25 +269,6 @@ def payload_program(program: PartitionProgram, exact: bool) -> PartitionProgram:
     return replace(program, circuit=QuantumCircuit(program.num_qubits))
 
 
-def physical_model(pool: PoolInfo) -> str:
-    """The physical model a pool's results follow.
-
-    All subexperiments of one partition must share it, or the reconstruction mixes models.
-
-    Parameters
-    ----------
-    pool : PoolInfo
-        The pool.
-
-    Returns
-    -------
-    str
-        ``"ideal"`` for simulators (exact or sampled, the same expectation values), else its
-        noisy device's backend name.
-    """
-    return "ideal" if pool.kind != "qpu" else pool.backends[0]
-
-
 def runs_exact(pool: PoolInfo, mode: Mode) -> bool:
     """Whether a task on ``pool`` is evaluated exactly under ``mode`` (else by shots).
 

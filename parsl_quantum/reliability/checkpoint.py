@@ -7,13 +7,10 @@ tagged with the digest of the run's template; a later run that loads those files
 already-finished task's result from the file instead of a worker, but only from records that
 verify. Apps opt in with ``cache=True``.
 
-Importing this module registers deterministic content hashes for the argument types of the
-cutting apps and the mini-apps that Parsl does not know: numpy arrays and scalars (dtype, shape
-and bytes), :class:`~parsl_quantum.cutting.PartitionProgram` (its gate matrices, sites and
-observables; the Qiskit circuit it was compiled from is derived data and left out), Qiskit
-circuits (instructions, their parameters by value or by name, qubit and clbit positions, global
-phase; not the circuit's name or metadata, which differ between otherwise equal circuits) and
-``SparsePauliOp`` (Pauli labels and coefficients).
+The content hashes of the argument types Parsl does not know are in
+:mod:`parsl_quantum.reliability.memo_ids`, registered when the memoizer first checks a task (and
+by the modules defining the cutting apps and the mini-apps), so that applying reliability
+settings before ``parsl.load`` imports no Qiskit.
 """
 
 from __future__ import annotations
@@ -32,166 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from parsl.dataflow.memoization import BasicMemoizer, CheckpointCommand, id_for_memo
+from parsl.dataflow.memoization import BasicMemoizer, CheckpointCommand
 from parsl.utils import get_all_checkpoints
-from qiskit.circuit import ParameterExpression, QuantumCircuit
-from qiskit.quantum_info import SparsePauliOp
-
-from parsl_quantum.cutting.program import LocalOp, PartitionProgram
 
 logger = logging.getLogger(__name__)
-
-
-def _update_array(h: Any, arr: np.ndarray) -> None:
-    a = np.ascontiguousarray(arr)
-    if a.dtype.hasobject:
-        raise ValueError("unknown type for memoization: numpy array of Python objects")
-    h.update(repr((a.dtype.str, a.shape)).encode())
-    h.update(a.tobytes())
-
-
-@id_for_memo.register(np.ndarray)
-def id_for_array(arr: np.ndarray, output_ref: bool = False) -> bytes:
-    """Content identity of a numeric array: equal dtype, shape and values give equal ids.
-
-    Parameters
-    ----------
-    arr : numpy.ndarray
-        A task argument.
-    output_ref : bool
-        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
-
-    Returns
-    -------
-    bytes
-        The id Parsl's memoizer hashes.
-    """
-    h = hashlib.sha256()
-    _update_array(h, arr)
-    return pickle.dumps(("numpy.ndarray", h.hexdigest()))
-
-
-@id_for_memo.register(np.generic)
-def id_for_scalar(value: np.generic, output_ref: bool = False) -> bytes:
-    """Content identity of a numpy scalar (``np.int64(3)`` and ``np.float64(3)`` differ).
-
-    Parameters
-    ----------
-    value : numpy.generic
-        A task argument.
-    output_ref : bool
-        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
-
-    Returns
-    -------
-    bytes
-        The id Parsl's memoizer hashes.
-    """
-    return pickle.dumps(("numpy.generic", np.dtype(type(value)).str, value.tobytes()))
-
-
-def _update_param(h: Any, param: Any) -> None:
-    if isinstance(param, QuantumCircuit):
-        _update_circuit(h, param)
-    elif isinstance(param, ParameterExpression):
-        h.update(b"expr:" + str(param).encode())
-    elif isinstance(param, np.ndarray):
-        _update_array(h, param)
-    else:
-        h.update(repr(param).encode())
-
-
-def _update_circuit(h: Any, circuit: QuantumCircuit) -> None:
-    h.update(repr((circuit.num_qubits, circuit.num_clbits)).encode())
-    _update_param(h, circuit.global_phase)
-    for instruction in circuit.data:
-        op = instruction.operation
-        qubits = [circuit.find_bit(q).index for q in instruction.qubits]
-        clbits = [circuit.find_bit(c).index for c in instruction.clbits]
-        h.update(repr((op.name, op.num_qubits, qubits, clbits)).encode())
-        for param in op.params:
-            _update_param(h, param)
-
-
-@id_for_memo.register(QuantumCircuit)
-def id_for_circuit(circuit: QuantumCircuit, output_ref: bool = False) -> bytes:
-    """Content identity of a Qiskit circuit: equal instructions on equal bit positions.
-
-    Parameters
-    ----------
-    circuit : QuantumCircuit
-        A task argument.
-    output_ref : bool
-        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
-
-    Returns
-    -------
-    bytes
-        The id Parsl's memoizer hashes.
-    """
-    h = hashlib.sha256()
-    _update_circuit(h, circuit)
-    return pickle.dumps(("QuantumCircuit", h.hexdigest()))
-
-
-@id_for_memo.register(SparsePauliOp)
-def id_for_pauli_sum(op: SparsePauliOp, output_ref: bool = False) -> bytes:
-    """Content identity of a Pauli sum: its labels and coefficients, in order.
-
-    Parameters
-    ----------
-    op : SparsePauliOp
-        A task argument.
-    output_ref : bool
-        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
-
-    Returns
-    -------
-    bytes
-        The id Parsl's memoizer hashes.
-    """
-    h = hashlib.sha256()
-    h.update(repr(op.paulis.to_labels()).encode())
-    _update_array(h, op.coeffs)
-    return pickle.dumps(("SparsePauliOp", h.hexdigest()))
-
-
-def _update_op(h: Any, op: LocalOp) -> None:
-    h.update(op.kind.encode())
-    if op.matrix is not None:
-        _update_array(h, op.matrix)
-
-
-@id_for_memo.register(PartitionProgram)
-def id_for_program(program: PartitionProgram, output_ref: bool = False) -> bytes:
-    """Content identity of a compiled partition: segments, sites and observables.
-
-    Parameters
-    ----------
-    program : PartitionProgram
-        A task argument.
-    output_ref : bool
-        Part of Parsl's ``id_for_memo`` signature; the id does not depend on it.
-
-    Returns
-    -------
-    bytes
-        The id Parsl's memoizer hashes.
-    """
-    h = hashlib.sha256()
-    h.update(repr((program.num_qubits, list(program.observables))).encode())
-    for segment in program.segments:
-        h.update(b"segment")
-        for gate in segment:
-            h.update(repr((gate.name, gate.qubits)).encode())
-            _update_array(h, gate.matrix)
-    for site in program.sites:
-        h.update(repr(("site", site.cut, site.qubit, site.labels, site.gate)).encode())
-        for option in site.options:
-            h.update(b"option")
-            for op in option:
-                _update_op(h, op)
-    return pickle.dumps(("PartitionProgram", h.hexdigest()))
 
 
 #: Each checkpoint record is framed: this marker, the payload's length (8 bytes, big-endian)
@@ -421,6 +262,10 @@ class CheckpointMemoizer(BasicMemoizer):
     def check_memo(self, task: Any) -> Future[Any] | None:
         """Parsl's memo lookup, counting each reuse in ``reused``.
 
+        This package's content hashes are registered first
+        (:mod:`parsl_quantum.reliability.memo_ids`, imported here rather than with this
+        module, so that applying reliability settings before ``parsl.load`` imports no Qiskit).
+
         Parameters
         ----------
         task : Any
@@ -431,6 +276,8 @@ class CheckpointMemoizer(BasicMemoizer):
         Future or None
             The memoized result, or None when the task must run.
         """
+        from parsl_quantum.reliability import memo_ids  # noqa: F401 - registers on import
+
         found = super().check_memo(task)
         if found is not None:
             with self._count_lock:

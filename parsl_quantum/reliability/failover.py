@@ -14,7 +14,7 @@ The rules, for a task and a pool that is up:
 
 * the pool is wide enough for the task's qubits;
 * work that must be exact goes only to exact pools;
-* pools of the task's physical model (:func:`~parsl_quantum.planner.plan.physical_model`: ideal
+* pools of the task's physical model (:func:`~parsl_quantum.executors.pools.physical_model`: ideal
   simulation, or one noisy device) come first; another model only when none is up, and only
   with ``cross_model`` (the run's ``execution.failover``): QPU work may then finish on another
   device or a simulator, and simulator work may move to a QPU that its plan lists for it -
@@ -46,7 +46,7 @@ from parsl.jobs.error_handlers import simple_error_handler
 from parsl.jobs.states import JobState, JobStatus
 
 from parsl_quantum.executors import PoolInfo
-from parsl_quantum.planner.plan import physical_model
+from parsl_quantum.executors.pools import physical_model
 
 #: Block states that mean the block ended without Parsl scaling it in or it running its course.
 LOST_STATES = frozenset({JobState.CANCELLED, JobState.FAILED, JobState.MISSING})
@@ -174,7 +174,7 @@ class TaskNeeds:
     exact : bool
         Whether the task must compute exact values (only exact pools may take it).
     model : str or None
-        The physical model its results follow (:func:`~parsl_quantum.planner.plan.physical_model`
+        The physical model its results follow (:func:`~parsl_quantum.executors.pools.physical_model`
         of the pool it is bound to, or of its partition); None before it is bound.
     kind : str or None
         The kind of pool it ran on, for the order of preference (:data:`KIND_ORDER`).

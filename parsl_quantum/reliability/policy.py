@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from parsl.config import Config
+from parsl.executors.base import ParslExecutor
 from parsl.executors.status_handling import BlockProviderExecutor
 
-from parsl_quantum.executors.pools import pool_infos
+from parsl_quantum.executors.pools import PoolInfo, pool_infos
 from parsl_quantum.reliability.checkpoint import CheckpointMemoizer, resumable_checkpoints
 from parsl_quantum.reliability.failover import FailoverPolicy, PoolDownHandler
 from parsl_quantum.reliability.retry import RetryHandler
@@ -68,16 +70,29 @@ class Reliability:
         )
         config.retries = self.retries
         config.retry_handler = handler
-        if self.failover:
-            for executor in config.executors:
-                if isinstance(executor, BlockProviderExecutor) and executor.provider is not None:
-                    executor.block_error_handler = PoolDownHandler(executor.block_error_handler)
+        self.guard(config.executors)
         memoizer = None
         if self.checkpoint:
             previous = resumable_checkpoints(config.run_dir) if self.resume else []
             memoizer = CheckpointMemoizer(previous, run_key=self.run_key)
             config.memoizer = memoizer
         return Safeguards(handler, memoizer, self.resume)
+
+    def guard(self, executors: Sequence[ParslExecutor]) -> None:
+        """Install the per-pool part of the settings on executors before they start: with
+        failover, a handler that marks a pool down once its blocks are lost.
+
+        Parameters
+        ----------
+        executors : sequence of ParslExecutor
+            Pools of the run: those of the Config :meth:`apply` gets, and any added to the
+            loaded DataFlowKernel later (:meth:`Safeguards.add_pools`).
+        """
+        if not self.failover:
+            return
+        for executor in executors:
+            if isinstance(executor, BlockProviderExecutor) and executor.provider is not None:
+                executor.block_error_handler = PoolDownHandler(executor.block_error_handler)
 
 
 @dataclass
@@ -97,6 +112,17 @@ class Safeguards:
     handler: RetryHandler
     memoizer: CheckpointMemoizer | None
     resumed: bool
+
+    def add_pools(self, pools: Mapping[str, PoolInfo]) -> None:
+        """Make pools added to the loaded DataFlowKernel (``add_executors``) failover targets.
+
+        Parameters
+        ----------
+        pools : mapping of str to PoolInfo
+            The added pools, described (:func:`~parsl_quantum.executors.pool_infos`).
+        """
+        if self.handler.failover is not None:
+            self.handler.failover.pools.update(pools)
 
     def record(self, configuration: dict[str, Any]) -> None:
         """Add what happened to a result's ``configuration``.

@@ -14,10 +14,10 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import yaml
 
@@ -27,6 +27,9 @@ from parsl_quantum.workflow.template import (
     full_schema,
     load_template,
 )
+
+if TYPE_CHECKING:
+    from parsl_quantum.executors import PoolInfo
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -125,6 +128,26 @@ class UsesPools(Protocol):
     @property
     def pools_used(self) -> list[str]:
         """Labels of the pools the plan assigns tasks to."""
+        ...
+
+
+@runtime_checkable
+class ReachesPools(Protocol):
+    """A prepared job that knows which pools any of its tasks may go to, failovers included."""
+
+    def pools_reachable(self, pools: Mapping[str, PoolInfo]) -> list[str]:
+        """Labels of the pools the plan or a failover may send a task to.
+
+        Parameters
+        ----------
+        pools : mapping of str to PoolInfo
+            Every pool of the run, described.
+
+        Returns
+        -------
+        list of str
+            The labels.
+        """
         ...
 
 
@@ -287,10 +310,13 @@ def _pin_profile(data: dict[str, Any], run_dir: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """``parsl-quantum run``: validate and plan a template, then load its pools and run it.
+    """``parsl-quantum run``: validate and plan a template, then run it on its pools.
 
-    Everything that can fail on bad input (template, circuit, pools, planning) happens before
-    ``parsl.load``; pools the plan sends no task to start cold (see :func:`_site_config`).
+    Everything that can fail on bad input (template, circuit, pools, planning) is checked
+    before the first task. On the local site the simulator pools start while the driver
+    prepares and plans (:mod:`parsl_quantum.workflow.startup`); bad input found then stops them
+    and leaves no Parsl run behind. The other pools start once the plan is made: cold when it
+    sends them nothing, and not at all when no task of the run can reach them.
 
     Parameters
     ----------
@@ -304,16 +330,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     import parsl
 
+    from parsl_quantum.configs.site import with_executors
     from parsl_quantum.executors import pool_infos
     from parsl_quantum.reliability import Reliability, template_digest
     from parsl_quantum.workflow.context import RunContext
     from parsl_quantum.workflow.progress import ProgressRecorder, RunProgress
     from parsl_quantum.workflow.rundir import check_writable, claim_run_dir, shut_down
+    from parsl_quantum.workflow.startup import PoolStart, split_early, worker_startup
 
     if args.help:
         return _run_help(args)
     started = time.perf_counter()
+    launched = time.time()
     lock = None
+    early: PoolStart | None = None
     try:
         if args.resume:
             source, base_dir, run_dir = _resume_source(args)
@@ -334,27 +364,53 @@ def cmd_run(args: argparse.Namespace) -> int:
             else bool(template.data.get("run", {}).get("monitoring", False))
         )
         config = _site_config(template, run_dir, monitoring)
-        pools = pool_infos(config)
+        executors = list(config.executors)
+        failover = bool(template.data.get("execution", {}).get("failover", False))
+        reliability = Reliability(
+            failover=failover, resume=bool(args.resume), run_key=template_digest(template.data)
+        )
+        now, later = split_early(executors)
+        if now and template.data.get("site", {"name": "local"})["name"] == "local":
+            config = with_executors(config, now)
+            guards = reliability.apply(config)
+            early = PoolStart(config).start()
+            early.wait_launched()
+        module = template.kind.load()
+        plans = hasattr(module, "prepare")
+        pools = pool_infos(executors)
         missing = [p for p in template.pools if p not in pools]
         if missing:
             raise BadInput(
                 f"pool {missing[0]!r} is not available here (have: {', '.join(pools) or 'none'})"
             )
-        module = template.kind.load()
-        prepared = None
-        if hasattr(module, "prepare"):
-            prepared = module.prepare(template.data, pools, base_dir)
-        if isinstance(prepared, UsesPools):
-            # pools the plan sends nothing start without workers, which would otherwise
-            # start up on the cores the plan computes on
-            used = set(prepared.pools_used)
+        prepared = module.prepare(template.data, pools, base_dir) if plans else None
+        used = set(prepared.pools_used) if isinstance(prepared, UsesPools) else set(pools)
+        reachable = (
+            set(prepared.pools_reachable(pools))
+            if isinstance(prepared, ReachesPools)
+            else set(pools)
+        )
+        if early is None:
+            # every pool in one Config; those the plan sends nothing start cold
             cold = [p for p in template.pools if p not in used]
             if cold:
                 config = _site_config(template, run_dir, monitoring, cold)
-    except (BadInput, ValueError, OSError) as exc:
+            config = with_executors(config, [e for e in config.executors if e.label in reachable])
+            guards = reliability.apply(config)
+        else:
+            later = [e for e in later if e.label in reachable]
+            for executor in later:
+                if executor.label not in used:
+                    executor.provider.init_blocks = 0
+            reliability.guard(later)
+    except BaseException as exc:
+        if early is not None:
+            early.abandon()
         if lock is not None:
             lock.release()
-        return _bad_input(_one_line(exc))
+        if isinstance(exc, (BadInput, ValueError, OSError)):
+            return _bad_input(_one_line(exc))
+        raise
     if not args.resume:
         _pin_profile(template.data, run_dir)
         (run_dir / "template.yaml").write_text(yaml.safe_dump(template.data, sort_keys=False))
@@ -364,20 +420,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             "pools": {n: {"kind": p.kind, "workers": p.workers} for n, p in pools.items()},
         }
         (run_dir / RUN_INFO).write_text(json.dumps(info, indent=2))
-    failover = bool(template.data.get("execution", {}).get("failover", False))
-    guards = Reliability(
-        failover=failover, resume=bool(args.resume), run_key=template_digest(template.data)
-    ).apply(config)
     dfk = None
     try:
-        t0 = time.perf_counter()
-        dfk = parsl.load(config)
-        startup = time.perf_counter() - t0
+        if early is not None:
+            dfk = early.result()
+            t0 = time.perf_counter()
+            if later:
+                guards.add_pools({e.label: pools[e.label] for e in later})
+                dfk.add_executors(later)
+            startup = early.seconds + time.perf_counter() - t0
+        else:
+            t0 = time.perf_counter()
+            dfk = parsl.load(config)
+            startup = time.perf_counter() - t0
+        running = {label: pools[label] for label in dfk.executors if label in pools}
         with RunProgress(live=None if not args.quiet else False) as progress:
             # progress counts every task the run records, so its totals are the tasks submitted
             ctx = RunContext(
                 run_dir,
-                pools,
+                running,
                 ProgressRecorder(run_dir / "tasks.csv", progress=progress),
                 resume=bool(args.resume),
                 prepared=prepared,
@@ -400,8 +461,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if lock is not None:
             lock.release()
     guards.record(result.setdefault("configuration", {}))
+    not_started = [p for p in pools if p not in running]
+    if not_started:
+        result["configuration"]["pools_not_started"] = not_started
     timings = result.setdefault("timings", {})
     timings["startup"] = startup
+    workers = worker_startup(run_dir, since=launched)
+    if workers is not None:
+        timings["worker_startup"] = workers
     timings["total"] = time.perf_counter() - started
     result["run_dir"] = str(run_dir)
     try:

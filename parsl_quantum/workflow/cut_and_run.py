@@ -47,7 +47,7 @@ from parsl_quantum.planner.plan import (
     shot_allocation,
 )
 from parsl_quantum.planner.report import describe_configuration, save_plan
-from parsl_quantum.reliability import checkpoint as _memo  # noqa: F401 - memo ids for cache=True
+from parsl_quantum.reliability import memo_ids as _memo  # noqa: F401 - memo ids for cache=True
 from parsl_quantum.reliability.failover import run_policy
 from parsl_quantum.workflow.context import RunContext, TaskRecorder
 
@@ -317,9 +317,9 @@ def loaded_pools(pools: Sequence[str] | None = None) -> dict[str, PoolInfo]:
     ValueError
         When a pool named is not configured.
     """
-    from parsl_quantum.executors import pool_infos
+    from parsl_quantum.executors import loaded_executors, pool_infos
 
-    infos = pool_infos(parsl.dfk().config)
+    infos = pool_infos(loaded_executors(parsl.dfk()))
     if pools is None:
         return infos
     missing = [p for p in pools if p not in infos]
@@ -932,6 +932,26 @@ class Prepared:
     def pools_used(self) -> list[str]:
         """Pools the chosen plan assigns tasks to: the others may start cold."""
         return self.plan.chosen.pools_used
+
+    def pools_reachable(self, pools: Mapping[str, PoolInfo]) -> list[str]:
+        """Pools any task of the run may go to: the plan's, and those its tasks may fail over
+        to. When every task of the plan is exact, that is the exact pools only (exact work
+        never moves to a sampling pool), so a run need not start its QPU pools at all.
+
+        Parameters
+        ----------
+        pools : mapping of str to PoolInfo
+            Every pool of the run, described.
+
+        Returns
+        -------
+        list of str
+            Labels, in the order of ``pools``.
+        """
+        used = set(self.pools_used)
+        if all(runs_exact(pools[p], self.mode) for p in used if p in pools):
+            return [p for p, info in pools.items() if p in used or info.exact]
+        return list(pools)
 
 
 def prepare(
