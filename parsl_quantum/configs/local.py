@@ -24,7 +24,7 @@ from parsl_quantum.backends.ibm import ibm_credentials_available
 from parsl_quantum.configs.guard import require_main_guard
 from parsl_quantum.configs.site import site_config
 from parsl_quantum.executors import QPUHighThroughputExecutor
-from parsl_quantum.executors._worker import WORKER_RECORD, WORKER_RECORD_FIELDS
+from parsl_quantum.executors._worker import WORKER_RECORD
 
 if TYPE_CHECKING:
     from parsl_quantum.reliability import Reliability
@@ -349,8 +349,6 @@ def local(
             "account with QiskitRuntimeService.save_account()"
         )
     record = (run_path / WORKER_STARTS).resolve()
-    if not record.exists():
-        record.write_text(",".join(WORKER_RECORD_FIELDS) + "\n")
     executors: list[ParslExecutor] = []
     for name in pools:
         if name == "gpu" and not gpu_available() and "gpu" not in (backends or {}):

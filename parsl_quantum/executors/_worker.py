@@ -26,9 +26,9 @@ HOOK = f"{__name__}.execute_bound_task"
 #: (:func:`record_start`); set by the local site's pools (``configs.local``).
 WORKER_RECORD = "PARSL_QUANTUM_WORKER_RECORD"
 
-#: Columns of that file: the pool, the worker's process id, when the worker pool's process
-#: (the worker's parent) and the worker's process were created, and when the worker began
-#: its first task (seconds since the epoch).
+#: Columns of that file (it has no header line): the pool, the worker's process id, when the
+#: worker pool's process (the worker's parent) and the worker's process were created, and when
+#: the worker began its first task (seconds since the epoch).
 WORKER_RECORD_FIELDS = ("pool", "pid", "pool_started", "worker_started", "first_task")
 
 _recorded = False

@@ -185,13 +185,14 @@ def worker_starts(run_dir: Path, since: float = 0.0) -> list[dict[str, Any]]:
     import csv
 
     from parsl_quantum.configs.local import WORKER_STARTS
+    from parsl_quantum.executors._worker import WORKER_RECORD_FIELDS
 
     path = run_dir / WORKER_STARTS
     if not path.is_file():
         return []
     rows = []
     with path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
+        for row in csv.DictReader(fh, fieldnames=WORKER_RECORD_FIELDS):
             try:
                 times = {k: float(row[k]) for k in ("pool_started", "worker_started", "first_task")}
             except (KeyError, TypeError, ValueError):  # a line cut short by a killed worker
