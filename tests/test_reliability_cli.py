@@ -200,6 +200,9 @@ def kill_run(proc: subprocess.Popen[bytes], run_dir: Path) -> None:
     for p in psutil.process_iter(["cmdline"]):
         if any(marker in arg for arg in p.info["cmdline"] or []):
             tree.append(p)
+            # the worker pool's own children: its process manager and workers
+            with contextlib.suppress(psutil.NoSuchProcess):
+                tree.extend(p.children(recursive=True))
     for p in tree:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
