@@ -26,6 +26,8 @@ from parsl_quantum.workflow.template import (
     TemplateError,
     full_schema,
     load_template,
+    read_template,
+    validate,
 )
 
 if TYPE_CHECKING:
@@ -347,11 +349,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             source, base_dir, run_dir = _resume_source(args)
-            template = load_template(source)
+            data, lines = read_template(source)
+            template = validate(data, str(source), lines, body=False)
         elif args.template:
             source = template_path(args.template)
             base_dir = source.resolve().parent
-            template = load_template(source, args.set or [])
+            data, lines = read_template(source, args.set or [])
+            # the envelope (pools, site, run) is all the pools need; the kind's own fields
+            # are checked while they start
+            template = validate(data, str(source), lines, body=False)
             run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(template)
         else:
             raise BadInput("run needs a TEMPLATE, or --resume RUN_DIR")
@@ -375,6 +381,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             guards = reliability.apply(config)
             early = PoolStart(config).start()
             early.wait_launched()
+        template = validate(data, str(source), lines)
         module = template.kind.load()
         plans = hasattr(module, "prepare")
         pools = pool_infos(executors)

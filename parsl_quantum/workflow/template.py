@@ -377,6 +377,8 @@ def validate(
     data: Mapping[str, Any],
     source: str = "<template>",
     lines: Mapping[tuple[str, ...], int] | None = None,
+    *,
+    body: bool = True,
 ) -> Template:
     """Validate template data against the envelope and its kind's schema.
 
@@ -388,6 +390,11 @@ def validate(
         Where it came from, for error messages.
     lines : Mapping of tuple of str to int or None
         The line of each field path, for error messages.
+    body : bool
+        Also validate the kind's own fields against its schema, which imports the kind's
+        module. Without it only the envelope (``apiVersion``, ``kind`` among the installed
+        kinds, ``name``, ``pools``, ``site``, ``run``) is checked, which is all a run needs to
+        start its pools; ``parsl-quantum run`` validates the body while they start.
 
     Returns
     -------
@@ -418,12 +425,19 @@ def validate(
             field="kind",
             line=lines.get(("kind",)),
         )
-    try:
-        schema = full_schema(kind)
-    except TemplateError as exc:
-        raise TemplateError(
-            str(exc), source=source, field="kind", line=lines.get(("kind",))
-        ) from None
+    if body:
+        try:
+            schema = full_schema(kind)
+        except TemplateError as exc:
+            raise TemplateError(
+                str(exc), source=source, field="kind", line=lines.get(("kind",))
+            ) from None
+    else:
+        schema = {
+            "type": "object",
+            "properties": {**ENVELOPE_PROPERTIES, "kind": {"const": kind}},
+            "required": ["apiVersion", "kind"],
+        }
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(
         validator.iter_errors(dict(data)),
@@ -469,14 +483,39 @@ def load_template(path: str | Path, overrides: Sequence[str] = ()) -> Template:
         When the file cannot be read, an override is malformed, or the result does not
         validate.
     """
+    data, lines = read_template(path, overrides)
+    return validate(data, str(path), lines)
+
+
+def read_template(
+    path: str | Path, overrides: Sequence[str] = ()
+) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """Read a template file and apply ``KEY=VALUE`` overrides, without validating it.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The template file.
+    overrides : Sequence of str
+        ``KEY=VALUE`` overrides.
+
+    Returns
+    -------
+    tuple of (dict of str to Any, dict of tuple of str to int)
+        The data, and the line of each field path (for :func:`validate`'s messages).
+
+    Raises
+    ------
+    TemplateError
+        When the file cannot be read or parsed, or an override is malformed.
+    """
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
         raise TemplateError(f"cannot read template: {exc.strerror}", source=str(path)) from None
     data, lines = parse_yaml(text, str(path))
-    data = apply_overrides(data, overrides, source=str(path))
-    return validate(data, str(path), lines)
+    return apply_overrides(data, overrides, source=str(path)), lines
 
 
 def apply_overrides(
