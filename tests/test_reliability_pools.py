@@ -109,6 +109,7 @@ def test_qpu_blocks_cancelled_mid_run_fail_over_to_the_simulator_pool(tmp_path: 
         tmp_path,
         ("cpu", "qpu"),
         backend_options={DEFAULT_FAKE_QPU: {"queue_delay": QUEUE_DELAY}},
+        monitoring=True,
     )
     guards = Reliability(retries=2, backoff=0.1, failover=True).apply(config)
     done: list[int] = []
