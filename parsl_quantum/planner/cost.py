@@ -40,9 +40,9 @@ per_mps_flop * mps_work)`` with its matrix-product-state method, ``mps_work`` be
 ``gates * (2 chi)**3 + labels * n * chi**3`` for the bond dimension ``chi`` that
 :func:`mps_bond_bound` predicts (each two-qubit gate costs an SVD of a ``2 chi x 2 chi``
 matrix; each label a sweep of ``n`` contractions). Their defaults are derived, not fitted:
-``per_sv_amp`` is 4.6e-9 s (Aer's statevector on the 24-qubit main-job circuit took 12.9 s
-for 190 gates on the loaded 2-core development machine, 4.0e-9 s per amplitude and gate, so
-the figure is on the safe side); ``per_mps_flop`` assumes 1 GFLOP/s on one
+``per_sv_amp`` is the engine's ``per_amp`` (Aer's statevector on the 24-qubit main-job circuit
+took 12.9 s for 190 gates on the loaded 2-core development machine, 4.0e-9 s per amplitude and
+gate, so the engine's figure is on the safe side); ``per_mps_flop`` assumes 1 GFLOP/s on one
 core, below what LAPACK reaches there; ``whole_overhead`` counts importing Aer on a worker that
 has not yet (0.25-0.5 s measured there) and building the simulator.
 
@@ -118,10 +118,8 @@ class PoolCoefficients:
 
     The defaults are those ``calibrate`` fitted for the local ``cpu`` pool (2 workers) on the
     2-core x86-64 development machine, except ``in_run`` (1.25 there, see
-    :data:`DEFAULT_COEFFICIENTS`), which is 1 until fitted. ``per_amp`` was refitted
-    (2.1e-9, from 4.6e-9) when amplitude passes became weighted by gate shape and lowest
-    qubit, which made the average pass about twice as heavy in weight units. The module
-    docstring gives the formulas they enter.
+    :data:`DEFAULT_COEFFICIENTS`), which is 1 until fitted. The module docstring gives the
+    formulas they enter.
 
     Attributes
     ----------
@@ -166,7 +164,7 @@ class PoolCoefficients:
     submit_per_gate: float = 2.8e-5
     overhead: float = 4.1e-3
     per_call: float = 1.55e-6
-    per_amp: float = 2.1e-9
+    per_amp: float = 4.6e-9
     per_uncached_amp: float = 2.1e-9
     per_split: float = 3.1e-8
     per_obs: float = 6.1e-10
