@@ -10,9 +10,8 @@ branching statevector engine::
         + per_obs * obs + per_index_entry * index_entries
 
 (the work features of :func:`exact_work`: numpy calls weighted by kind; amplitude passes of
-gates, weighted by gate shape and lowest qubit (:func:`amp_weight`: a gate on a low qubit
-walks short contiguous blocks), and of the stack's copies; the part of those passes over
-stacks larger than the cache, which cost more each; amplitudes created by mid-circuit measurements
+gates, weighted by gate kind, and of the stack's copies; the part of those passes over stacks
+larger than the cache, which cost more each; amplitudes created by mid-circuit measurements
 and resets; amplitude-observables of the final Pauli expectations; index bookkeeping per row
 and per branch), and for sampled evaluation (one SamplerV2 job holding all the task's
 circuits)::
@@ -69,9 +68,7 @@ from parsl_quantum.cutting.problem import CutProblem
 from parsl_quantum.cutting.program import GateOp, PartitionProgram
 from parsl_quantum.cutting.sampled import commuting_groups
 
-#: Version 4: amplitude passes are weighted by gate shape and lowest qubit (:func:`amp_weight`),
-#: so a version-3 profile's ``per_amp`` no longer matches its features.
-PROFILE_VERSION = 4
+PROFILE_VERSION = 3
 
 #: The pseudo-pool that submits tasks and reconstructs: the process running the workflow.
 DRIVER = "driver"
@@ -81,25 +78,9 @@ EXACT_FEATURES = ("calls", "amps", "uncached_amps", "splits", "obs", "index_entr
 #: Names of the sampled work features, in the order of :meth:`RowCosting.sampled`.
 SAMPLED_FEATURES = ("circuits", "shots", "mid_shots")
 
-#: Relative cost of one amplitude pass of each gate shape in the engine, a dense one-qubit gate
-#: on a high qubit being 1, as ``(base, stride, on_qubit_0)``: a gate whose lowest qubit is
-#: ``q > 0`` weighs ``base + stride / 2**q``, one on qubit 0 ``on_qubit_0``. The engine views a
-#: stack as blocks of ``2**q`` contiguous amplitudes and loops over the rest, so a gate on a low
-#: qubit makes numpy walk many short blocks. Shapes: ``2q-near`` is a dense two-qubit gate on
-#: neighbouring qubits in Qiskit order (a plain 4x4 contraction); ``2q-near-rev`` the same with
-#: its qubits reversed (a transposed output); ``2q-far`` a dense two-qubit gate on qubits apart
-#: (a five-index contraction). Measured on the engine's own kernels (8 to 12 qubits, stacks of
-#: 60 to 1,000 states, one thread, best of 5): a dense one-qubit gate costs 9x per amplitude on
-#: qubit 1 what it costs on qubit 7, a dense two-qubit gate on qubits (1, 3) 13x a one-qubit
-#: gate, on (6, 7) 6x.
-GATE_WEIGHTS: dict[str, tuple[float, float, float]] = {
-    "1q": (1.0, 16.0, 9.0),
-    "1q-diag": (1.0, 7.0, 0.6),
-    "2q-near": (4.5, 44.0, 4.0),
-    "2q-near-rev": (10.0, 87.0, 27.0),
-    "2q-far": (14.5, 91.0, 30.0),
-    "2q-diag": (0.7, 0.8, 1.0),
-}
+#: Relative cost of one amplitude pass of each gate kind in the engine (a dense one-qubit gate
+#: is 1): diagonal gates are an elementwise multiply, dense two-qubit gates a 4x4 contraction.
+GATE_WEIGHTS = {"1q": 1.0, "1q-diag": 0.5, "2q": 2.0, "2q-diag": 0.5}
 #: Relative fixed cost of applying one gate of each kind (a dense one-qubit gate is 1): the
 #: two-qubit path reshapes, checks for a diagonal and calls einsum.
 CALL_WEIGHTS = {"1q": 1.0, "1q-diag": 2.0, "2q": 9.0, "2q-diag": 8.0}
@@ -617,31 +598,6 @@ def _bit_lengths(labels: list[str]) -> int:
     return total
 
 
-def amp_weight(gate: GateOp) -> float:
-    """Relative cost of one amplitude pass of ``gate`` in the engine (see :data:`GATE_WEIGHTS`).
-
-    The cost per amplitude depends on the gate's shape and on its lowest qubit, which sets the
-    length of the contiguous blocks the engine's numpy kernels walk.
-
-    Parameters
-    ----------
-    gate : GateOp
-        The gate.
-
-    Returns
-    -------
-    float
-        ``base + stride / 2**q`` of the gate's shape, or its weight on qubit 0.
-    """
-    kind = gate_kind(gate)
-    if kind == "2q":
-        a, b = gate.qubits
-        kind = "2q-far" if abs(a - b) > 1 else "2q-near-rev" if a > b else "2q-near"
-    base, stride, on_zero = GATE_WEIGHTS[kind]
-    q = min(gate.qubits)
-    return on_zero if q == 0 else base + stride / 2**q
-
-
 class RowCosting:
     """Work of contiguous ranges of a partition's subexperiments, in O(sites) per range.
 
@@ -665,7 +621,7 @@ class RowCosting:
         self.dim = float(1 << program.num_qubits)
         self.strides = [int(np.prod(self.dims[level:])) for level in range(len(sites) + 1)]
         kinds = [[gate_kind(g) for g in seg] for seg in program.segments]
-        self.seg_weight = [sum(amp_weight(g) for g in seg) for seg in program.segments]
+        self.seg_weight = [sum(GATE_WEIGHTS[k] for k in seg) for seg in kinds]
         self.seg_calls = [sum(CALL_WEIGHTS[k] for k in seg) for seg in kinds]
         labels = list(program.observables)
         self.labels = len(labels)
