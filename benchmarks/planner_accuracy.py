@@ -25,7 +25,11 @@ Each pool mix is calibrated as it is then used (``--calibrate``: ``parsl-quantum
 with the mix's pools and workers, right before its problems, one profile per mix). Candidates
 are run round-robin (repeat r of every candidate, then repeat r+1) so that load drifts on a
 shared machine hit them alike; a candidate predicted at more than 4x the best prediction whose
-first run took over 2 s is not repeated (its one run still counts). Workers run
+first run took over 2 s is not repeated (its one run still counts). Beyond ``--repeats``,
+candidates whose runs add up to under a second are repeated (round-robin, up to 15 runs), so
+that the measured best of candidates taking tens of milliseconds is not decided by the noise of
+three runs; each problem reports the relative spread (median absolute deviation over the
+median) of its chosen and best candidates' runs as ``noise``. Workers run
 single-threaded BLAS (``OPENBLAS_NUM_THREADS=1``, as each local worker has one core), for
 calibration and runs alike. Memoization and checkpoints are off, and after each mix Parsl's
 monitoring database must show every evaluate task of its runs executed.
@@ -257,6 +261,18 @@ TOP1_TOLERANCE = 1.05
 #: Candidates predicted this many times slower than the best prediction, whose first run took
 #: over 2 s, run once.
 SKIP_FACTOR = 4.0
+#: Candidates are repeated, round-robin, beyond ``--repeats`` until their runs add up to this
+#: many seconds, up to MAX_REPEATS runs: the median of three 30 ms runs on a shared machine
+#: moves by more than the 5% that separates a top-1 choice from a miss, the median of fifteen
+#: much less (each run's spread is reported beside it).
+MIN_SECONDS = 1.0
+MAX_REPEATS = 15
+
+
+def spread(runs: list[float]) -> float:
+    """Relative spread of a candidate's runs: the median absolute deviation over the median."""
+    mid = statistics.median(runs)
+    return statistics.median(abs(t - mid) for t in runs) / mid
 
 
 def run_candidate(
@@ -289,13 +305,19 @@ def measure_problem(
     times: list[list[float]] = [[] for _ in plan.candidates]
     load_before = os.getloadavg()[0]
     best_predicted = min(c.makespan for c in plan.candidates)
-    for r in range(repeats):
+    for r in range(max(repeats, MAX_REPEATS)):
+        ran = False
         for i, cand in enumerate(plan.candidates):
             slow = cand.makespan > SKIP_FACTOR * best_predicted
             if r > 0 and slow and times[i][0] > 2.0:
                 continue
+            if r >= repeats and sum(times[i]) >= MIN_SECONDS:
+                continue
             seconds, _ = run_candidate(cand, pools, mode, model)
             times[i].append(seconds)
+            ran = True
+        if not ran:
+            break
     rows = []
     for cand, ts in zip(plan.candidates, times, strict=True):
         measured = statistics.median(ts)
@@ -308,6 +330,7 @@ def measure_problem(
                 "measured": measured,
                 "runs": ts,
                 "error": abs(cand.makespan - measured) / measured,
+                "spread": spread(ts),
                 "chosen": cand is plan.chosen,
             }
         )
@@ -325,6 +348,7 @@ def measure_problem(
         "regret": regret,
         "gain_over_naive": naive["measured"] / chosen["measured"],
         "top1": regret <= TOP1_TOLERANCE,
+        "noise": max(chosen["spread"], best["spread"]),
         "planning_seconds": plan.planning_time,
         "load_average": (load_before + os.getloadavg()[0]) / 2,
     }
@@ -374,7 +398,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 def print_table(results: list[dict[str, Any]]) -> None:
     print(
         f"{'problem':30s} {'mix':9s} {'cands':>5s} {'chosen':>22s} {'pred':>6s} {'meas':>6s} "
-        f"{'best':>22s} {'meas':>6s} {'regret':>6s} {'top1':>4s} {'med err':>7s}"
+        f"{'best':>22s} {'meas':>6s} {'regret':>6s} {'top1':>4s} {'med err':>7s} {'noise':>6s}"
     )
     for r in results:
         chosen = next(c for c in r["candidates"] if c["chosen"])
@@ -384,7 +408,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"{r['problem']:30s} {r['mix']:9s} {len(r['candidates']):5d} "
             f"{str(chosen['widths']):>22s} {chosen['predicted']:6.2f} {chosen['measured']:6.2f} "
             f"{str(best['widths']):>22s} {best['measured']:6.2f} {r['regret']:6.3f} "
-            f"{'yes' if r['top1'] else 'no':>4s} {err:7.1%}"
+            f"{'yes' if r['top1'] else 'no':>4s} {err:7.1%} {r['noise']:6.1%}"
         )
 
 
