@@ -14,7 +14,7 @@ and after it ends Parsl's monitoring database must show every evaluate task exec
   evaluation of only the distinct subexperiments, the reconstruction (no planning, no Parsl);
 
 - ours: ``cut_and_run`` on warm local pools (``cpu``, 2 workers; pool start-up reported apart),
-  exact;
+  exact, planned among the block cuts of the forced partition count (no ``find_cuts`` search);
 - addon-exact: ``partition_problem`` -> ``generate_cutting_experiments`` -> the addon's
   ``ExactSampler`` -> ``reconstruct_expectation_values``;
 - addon-aer: the same with Aer's ``SamplerV2`` at 4096 shots per subexperiment.
