@@ -253,6 +253,7 @@ def cli_wall(n: int, parts: int, run_dir: Path) -> float:
         f"planner.partitions=[{parts}]",
         "--set",
         "pools=cpu",
+        "--monitoring",
         "--run-dir",
         str(run_dir),
         "--json",
