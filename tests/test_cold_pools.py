@@ -127,7 +127,7 @@ def test_the_cli_main_job_leaves_pools_its_plan_does_not_use_cold(tmp_path: Path
     assert workers and {w["pool"] for w in workers} == {"cpu"}
     for w in workers:
         assert w["pool_started"] <= w["worker_started"] <= w["first_task"]
-    assert data["timings"]["worker_startup"] == pytest.approx(
+    assert data["timings"]["first_task_after_pool_start"] == pytest.approx(
         workers[0]["first_task"] - min(w["pool_started"] for w in workers)
     )
 

@@ -338,7 +338,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from parsl_quantum.workflow.context import RunContext
     from parsl_quantum.workflow.progress import ProgressRecorder, RunProgress
     from parsl_quantum.workflow.rundir import check_writable, claim_run_dir, shut_down
-    from parsl_quantum.workflow.startup import PoolStart, split_early, worker_startup
+    from parsl_quantum.workflow.startup import PoolStart, first_task_after_pool_start, split_early
 
     if args.help:
         return _run_help(args)
@@ -473,9 +473,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         result["configuration"]["pools_not_started"] = not_started
     timings = result.setdefault("timings", {})
     timings["startup"] = startup
-    workers = worker_startup(run_dir, since=launched)
-    if workers is not None:
-        timings["worker_startup"] = workers
+    first_task = first_task_after_pool_start(run_dir, since=launched)
+    if first_task is not None:
+        timings["first_task_after_pool_start"] = first_task
     timings["total"] = time.perf_counter() - started
     result["run_dir"] = str(run_dir)
     try:

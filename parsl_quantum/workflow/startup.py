@@ -202,8 +202,9 @@ def worker_starts(run_dir: Path, since: float = 0.0) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["first_task"])
 
 
-def worker_startup(run_dir: Path, since: float = 0.0) -> float | None:
-    """Seconds from the first worker pool's process start to the first task on a worker.
+def first_task_after_pool_start(run_dir: Path, since: float = 0.0) -> float | None:
+    """Seconds from the first worker pool's process start to the first task on a worker: the
+    workers' start-up, unless planning, which runs meanwhile, takes longer.
 
     Parameters
     ----------
