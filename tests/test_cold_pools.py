@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import parsl
@@ -89,30 +90,23 @@ def test_a_dispatch_waits_for_the_first_block_of_a_cold_pool(dfk: DataFlowKernel
     assert qpu.capacity().connected_workers == 1
 
 
-def test_the_cli_main_job_leaves_pools_its_plan_does_not_use_cold(tmp_path: Path) -> None:
+def run_cli(tmp_path: Path, template: str, *args: str) -> tuple[dict[str, Any], Path]:
+    """``parsl-quantum run TEMPLATE ARGS`` in a new process: its result and run directory."""
     out, run = tmp_path / "result.json", tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "parsl_quantum.workflow.cli",
-        "run",
-        str(ROOT / "workflows" / "circuit-cutting.yaml"),
-        "--set",
-        "circuit.qubits=8",
-        "--set",
-        "planner.max_subcircuit_qubits=4",
-        "--set",
-        "execution.mode=exact",
-        "--json",
-        str(out),
-        "--run-dir",
-        str(run),
-        "--quiet",
-        "--monitoring",
-    ]
+    cmd = [sys.executable, "-m", "parsl_quantum.workflow.cli", "run", template, *args]
+    cmd += ["--json", str(out), "--run-dir", str(run), "--quiet"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(out.read_text())
+    return json.loads(out.read_text()), run
+
+
+def test_the_cli_main_job_leaves_pools_its_plan_does_not_use_cold(tmp_path: Path) -> None:
+    data, run = run_cli(
+        tmp_path,
+        str(ROOT / "workflows" / "circuit-cutting.yaml"),
+        *("--set", "circuit.qubits=8", "--set", "planner.max_subcircuit_qubits=4"),
+        *("--set", "execution.mode=exact", "--monitoring"),
+    )
     assert data["value"] == pytest.approx(data["reference"], abs=1e-8)
     assert {p for part in data["configuration"]["partitions"] for p in part["pools"]} == {"cpu"}
     with sqlite3.connect(run / "monitoring.db") as conn:
@@ -135,26 +129,7 @@ def test_the_cli_main_job_leaves_pools_its_plan_does_not_use_cold(tmp_path: Path
 def test_a_pool_the_run_needs_starts_after_the_simulator_pools(tmp_path: Path) -> None:
     """The ensemble sends work to both pools: cpu starts with the run, the fake QPU (never
     started on speculation) is added once the template is prepared, and both compute."""
-    out, run = tmp_path / "result.json", tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "parsl_quantum.workflow.cli",
-        "run",
-        "ensemble",
-        "--set",
-        "circuits.count=12",
-        "--set",
-        "batch_size=2",
-        "--json",
-        str(out),
-        "--run-dir",
-        str(run),
-        "--quiet",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(out.read_text())
+    data, run = run_cli(tmp_path, "ensemble", "--set", "circuits.count=12", "--set", "batch_size=2")
     assert "pools_not_started" not in data["configuration"]
     with (run / "tasks.csv").open() as fh:
         pools = {line.split(",")[2] for line in fh.readlines()[1:]}

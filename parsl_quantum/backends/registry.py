@@ -69,14 +69,11 @@ def fake_device_names() -> frozenset[str]:
     return frozenset(fake_device_classes())
 
 
-def _fake_devices() -> frozenset[str]:
-    return fake_device_names()
-
-
 def _valid_names_hint() -> str:
     return (
         f"valid: aer, aer:<{'|'.join(CPU_METHODS[1:])}>, aer-gpu, aer-gpu:<{'|'.join(GPU_METHODS)}>"
-        f", fake:<device> ({len(_fake_devices())} devices, e.g. {DEFAULT_FAKE_QPU}), ibm:<device>"
+        f", fake:<device> ({len(fake_device_names())} devices, e.g. {DEFAULT_FAKE_QPU})"
+        ", ibm:<device>"
         f", {', '.join(VENDOR_PACKAGES)}"
     )
 
@@ -119,7 +116,7 @@ def canonical_name(name: str) -> str:
         return family if method == default else f"{family}:{method}"
     if family == "fake" and rest:
         device = rest if rest.startswith("fake_") else f"fake_{rest}"
-        devices = _fake_devices()
+        devices = fake_device_names()
         if device not in devices:
             raise _unknown(name, [f"fake:{d}" for d in devices])
         return f"fake:{device}"
@@ -205,7 +202,7 @@ def available_backends(*, include_remote: bool = False) -> list[str]:
     names = ["aer", *(f"aer:{m}" for m in CPU_METHODS[1:])]
     if gpu_missing_reason() is None:
         names += ["aer-gpu", *(f"aer-gpu:{m}" for m in GPU_METHODS[1:])]
-    names += [f"fake:{d}" for d in sorted(_fake_devices())]
+    names += [f"fake:{d}" for d in sorted(fake_device_names())]
     names += [v for v in VENDOR_PACKAGES if vendor_missing_reason(v) is None]
     if include_remote:
         from parsl_quantum.backends.ibm import ibm_credentials_available, runtime_service

@@ -24,7 +24,7 @@ from parsl_quantum.backends.ibm import ibm_credentials_available
 from parsl_quantum.configs.guard import require_main_guard
 from parsl_quantum.configs.site import site_config
 from parsl_quantum.executors import QPUHighThroughputExecutor
-from parsl_quantum.executors._worker import WORKER_RECORD
+from parsl_quantum.executors._worker import WORKER_POOL, WORKER_RECORD
 
 if TYPE_CHECKING:
     from parsl_quantum.reliability import Reliability
@@ -375,7 +375,7 @@ def local(
                         for line in (
                             threads,
                             shlex.join(["unset", *secrets_withheld(chosen[name])]),
-                            f"export PARSL_QUANTUM_POOL={shlex.quote(name)} "
+                            f"export {WORKER_POOL}={shlex.quote(name)} "
                             f"{WORKER_RECORD}={shlex.quote(str(record))}",
                         )
                         if line and line != "unset"

@@ -26,6 +26,9 @@ HOOK = f"{__name__}.execute_bound_task"
 #: (:func:`record_start`); set by the local site's pools (``configs.local``).
 WORKER_RECORD = "PARSL_QUANTUM_WORKER_RECORD"
 
+#: The variable naming the pool a worker belongs to, written into its record.
+WORKER_POOL = "PARSL_QUANTUM_POOL"
+
 #: Columns of that file (it has no header line): the pool, the worker's process id, when the
 #: worker pool's process (the worker's parent) and the worker's process were created, and when
 #: the worker began its first task (seconds since the epoch).
@@ -34,24 +37,22 @@ WORKER_RECORD_FIELDS = ("pool", "pid", "pool_started", "worker_started", "first_
 _recorded = False
 
 
-def record_start(path: str) -> None:
-    """Append this worker process's start-up times to ``path``, once per process.
+def record_start() -> None:
+    """Append this worker process's start-up times to the file :data:`WORKER_RECORD` names,
+    if it names one; called once per process, at its first task.
 
     Parsl's monitoring records when tasks run, not how long a worker took to start; this one
-    line per worker is how ``parsl-quantum run`` shows worker start-up with monitoring off.
-
-    Parameters
-    ----------
-    path : str
-        The record file (one line per worker process, :data:`WORKER_RECORD_FIELDS`).
+    line per worker (:data:`WORKER_RECORD_FIELDS`) is how ``parsl-quantum run`` shows worker
+    start-up with monitoring off.
     """
     global _recorded
-    if _recorded:
-        return
     _recorded = True
+    path = os.environ.get(WORKER_RECORD)
+    if path is None:
+        return
     first_task = time.time()
     row = (
-        os.environ.get("PARSL_QUANTUM_POOL", ""),
+        os.environ.get(WORKER_POOL, ""),
         str(os.getpid()),
         f"{started_at(os.getppid(), first_task):.6f}",
         f"{started_at(os.getpid(), first_task):.6f}",
@@ -94,7 +95,7 @@ def started_at(pid: int, now: float) -> float:
 
 def execute_bound_task(buffer: bytes, backend: str, options: Mapping[str, Any]) -> Any:
     """Bind this worker process to ``backend`` (set up on first use), then run the task."""
-    if not _recorded and WORKER_RECORD in os.environ:
-        record_start(os.environ[WORKER_RECORD])
+    if not _recorded:
+        record_start()
     bind_worker_backend(backend, **options)
     return execute_task(buffer)

@@ -161,7 +161,20 @@ _UNRESOLVED = {
 }
 
 
-def _kind_by_name(name: str) -> str:
+def kind_by_name(name: str) -> str:
+    """The kind of a backend from its canonical name alone, without describing it.
+
+    Parameters
+    ----------
+    name : str
+        A canonical backend name.
+
+    Returns
+    -------
+    str
+        ``qpu`` for ``ibm:`` and ``fake:`` devices, ``gpu-sim`` for GPU simulators, else
+        ``cpu-sim``.
+    """
     if name.startswith(("ibm:", "fake:")):
         return "qpu"
     return "gpu-sim" if "gpu" in name else "cpu-sim"
@@ -230,7 +243,7 @@ def _describe(executor: ParslExecutor) -> PoolInfo:
         width = max(s.max_qubits for s in specs)
         exact = all(s.exact for s in specs)
     else:
-        kind, width, exact = _UNRESOLVED[_kind_by_name(names[0])]
+        kind, width, exact = _UNRESOLVED[kind_by_name(names[0])]
     return PoolInfo(executor.label, names, worker_slots(executor), kind, width, exact, aware)
 
 

@@ -28,6 +28,7 @@ import psutil
 from parsl.config import Config
 from parsl.executors.base import ParslExecutor
 
+from parsl_quantum.executors.pools import kind_by_name
 from parsl_quantum.workflow.rundir import shut_down
 
 
@@ -46,7 +47,7 @@ def starts_early(executor: ParslExecutor) -> bool:
         the plan sends it work or may fail work over to it.
     """
     backends = getattr(executor, "backends", None) or ()
-    return not any(str(b).lower().startswith(("fake:", "ibm:")) for b in backends)
+    return all(kind_by_name(str(b)) != "qpu" for b in backends)
 
 
 class PoolStart:
@@ -71,6 +72,7 @@ class PoolStart:
         self.seconds = 0.0
         self._dfk: Any = None
         self._error: BaseException | None = None
+        self._children: set[int] = set()
         self._thread = threading.Thread(target=self._load, name="pq-pool-start", daemon=True)
 
     def _load(self) -> None:
@@ -90,6 +92,7 @@ class PoolStart:
         PoolStart
             This object.
         """
+        self._children = {p.pid for p in psutil.Process().children()}
         self.began = time.perf_counter()
         self._thread.start()
         return self
@@ -109,10 +112,9 @@ class PoolStart:
             Seconds to wait at most.
         """
         me = psutil.Process()
-        before = {p.pid for p in me.children()}
         deadline = time.perf_counter() + timeout
         while self._thread.is_alive() and time.perf_counter() < deadline:
-            if any(p.pid not in before for p in me.children()):
+            if any(p.pid not in self._children for p in me.children()):
                 return
             time.sleep(0.005)
 
