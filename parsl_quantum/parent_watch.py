@@ -1,8 +1,10 @@
 """Run a Python module that stops when the process that started it is gone.
 
-``python -m parsl_quantum.parent_watch [--unset NAME]... MODULE [ARG...]`` runs ``MODULE`` as
-``__main__`` (like ``python -m MODULE ARG...``, without the environment variables named by
-``--unset``) and sends itself SIGTERM as soon as its parent process exits.
+``python -m parsl_quantum.parent_watch [--unset NAME]... [--lean] MODULE [ARG...]`` runs
+``MODULE`` as ``__main__`` (like ``python -m MODULE ARG...``, without the environment variables
+named by ``--unset``; with ``--lean``, its packages imported without those only a Parsl driver
+uses, see :mod:`parsl_quantum.lean_start`) and sends itself SIGTERM as soon as its parent
+process exits.
 The local pools' interchanges are started this way
 (:data:`parsl_quantum.configs.local.INTERCHANGE_CMD`): a driver killed with SIGKILL cannot
 shut its pools down, and Parsl's interchange does not notice that its driver is gone; once the
@@ -20,6 +22,8 @@ import signal
 import sys
 import threading
 import time
+
+from parsl_quantum.lean_start import import_lean
 
 #: Seconds between two looks at the parent process.
 PERIOD = 1.0
@@ -49,8 +53,9 @@ def main(argv: list[str]) -> None:
     Parameters
     ----------
     argv : list[str]
-        ``[--unset NAME]... MODULE [ARG...]``: the environment variables to remove, then the
-        module to run and its arguments.
+        ``[--unset NAME]... [--lean] MODULE [ARG...]``: the environment variables to remove,
+        whether to import the module's packages lean, then the module to run and its
+        arguments.
 
     Raises
     ------
@@ -61,12 +66,18 @@ def main(argv: list[str]) -> None:
     while len(argv) >= 2 and argv[0] == "--unset":
         os.environ.pop(argv[1], None)
         argv = argv[2:]
+    lean = bool(argv) and argv[0] == "--lean"
+    argv = argv[lean:]
     if not argv:
-        raise SystemExit("usage: python -m parsl_quantum.parent_watch [--unset NAME]... MODULE")
+        raise SystemExit(
+            "usage: python -m parsl_quantum.parent_watch [--unset NAME]... [--lean] MODULE"
+        )
     threading.Thread(
         target=watch_parent, args=(os.getppid(),), name="parent-watch", daemon=True
     ).start()
     sys.argv = list(argv)
+    if lean:
+        import_lean(argv[0])
     runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
 
 

@@ -39,6 +39,7 @@ CONVERTED = (
     "parsl_quantum/primitives.py",
     "parsl_quantum/remote.py",
     "parsl_quantum/parent_watch.py",
+    "parsl_quantum/lean_start.py",
     "parsl_quantum/reliability",
 )
 

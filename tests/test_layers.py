@@ -23,9 +23,9 @@ PACKAGES = ("parsl_quantum", "miniapps")
 
 #: Layers from the bottom; a module may import from its own layer and those below.
 LAYERS: tuple[frozenset[str], ...] = (
-    # pure math and pure Qiskit circuit builders, no Parsl; parent_watch is a stdlib-only
-    # process wrapper that imports nothing of ours
-    frozenset({"cutting", "circuits", "parent_watch"}),
+    # pure math and pure Qiskit circuit builders, no Parsl; parent_watch and lean_start are
+    # stdlib-only process wrappers (parent_watch imports lean_start, and nothing else of ours)
+    frozenset({"cutting", "circuits", "parent_watch", "lean_start"}),
     frozenset({"backends"}),
     frozenset({"executors", "providers"}),
     frozenset({"planner", "reliability"}),

@@ -72,7 +72,7 @@ def test_worker_pools_of_a_driver_killed_with_sigkill_exit_on_their_own(tmp_path
     proc, run_dir = start_run(tmp_path)
     driver = psutil.Process(proc.pid)
     processes = family(driver, run_dir)
-    workers = [p for p in processes if "process_worker_pool" in " ".join(p.cmdline())]
+    workers = [p for p in processes if "parsl_quantum.lean_start" in p.cmdline()]
     assert workers, "the run's worker pool"
     assert any("interchange" in " ".join(p.cmdline()) for p in processes)
     proc.send_signal(signal.SIGKILL)

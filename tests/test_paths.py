@@ -61,7 +61,7 @@ def fill(command: str) -> str:
 )
 def test_the_worker_launch_command_quotes_the_interpreter(python: str) -> None:
     words = shlex.split(fill(worker_launch_cmd(python)))
-    assert words[:3] == [python, "-m", "parsl.executors.high_throughput.process_worker_pool"]
+    assert words[:3] == [python, "-m", "parsl_quantum.lean_start"]
     assert "--block_id=7" in words and "--logdir=<logdir>" in words
 
 

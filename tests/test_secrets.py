@@ -122,7 +122,7 @@ def test_credentials_reach_only_the_workers_that_need_them(
             p
             for p in psutil.process_iter(["cmdline"])
             if any(str(tmp_path) in arg for arg in p.info["cmdline"] or [])
-            and "process_worker_pool" in " ".join(p.info["cmdline"] or [])
+            and "parsl_quantum.lean_start" in (p.info["cmdline"] or [])
         ]
         workers = pools + [c for p in pools for c in p.children(recursive=True)]
         environments = [(p, p.environ()) for p in interchanges + workers]

@@ -29,9 +29,6 @@ from parsl_quantum.executors._worker import WORKER_POOL, WORKER_RECORD
 if TYPE_CHECKING:
     from parsl_quantum.reliability import Reliability
 
-#: Start the interchange with this interpreter, so pools work without the environment's
-#: ``bin/`` on ``PATH``, under :mod:`parsl_quantum.parent_watch`, so that it stops when its
-#: driver is gone (even killed with SIGKILL) and its worker pools then stop on their own.
 #: Credentials a driver may hold in its environment, and the backend name prefixes whose
 #: workers need each: other workers, and every interchange, start without them.
 SECRET_VARIABLES: Mapping[str, tuple[str, ...]] = {
@@ -39,11 +36,16 @@ SECRET_VARIABLES: Mapping[str, tuple[str, ...]] = {
     "GLOBUS_COMPUTE_CLIENT_SECRET": (),
 }
 
+#: Start the interchange with this interpreter, so pools work without the environment's
+#: ``bin/`` on ``PATH``, under :mod:`parsl_quantum.parent_watch`, so that it stops when its
+#: driver is gone (even killed with SIGKILL) and its worker pools then stop on their own, and
+#: with Parsl imported lean (:mod:`parsl_quantum.lean_start`).
 INTERCHANGE_CMD = [
     sys.executable,
     "-m",
     "parsl_quantum.parent_watch",
     *(arg for name in SECRET_VARIABLES for arg in ("--unset", name)),
+    "--lean",
     "parsl.executors.high_throughput.interchange",
 ]
 
@@ -103,7 +105,8 @@ WORKER_OPTIONS = (
 
 def worker_launch_cmd(python: str = sys.executable) -> str:
     """The shell command that starts a local worker pool: ``python`` (quoted for the shell)
-    running Parsl's ``process_worker_pool`` module with :data:`WORKER_OPTIONS`.
+    running Parsl's ``process_worker_pool`` through :mod:`parsl_quantum.lean_start` (which
+    imports Parsl without the packages only a driver uses) with :data:`WORKER_OPTIONS`.
 
     HTEX formats the command twice (options, then the block id), so braces in the quoted
     interpreter path are escaped for both. The paths HTEX fills in (its log directory, and the
@@ -120,7 +123,7 @@ def worker_launch_cmd(python: str = sys.executable) -> str:
     str
         The ``launch_cmd`` for ``HighThroughputExecutor``.
     """
-    program = shlex.join([python, "-m", "parsl.executors.high_throughput.process_worker_pool"])
+    program = shlex.join([python, "-m", "parsl_quantum.lean_start"])
     program = program.replace("{", "{{{{").replace("}", "}}}}")
     return " ".join((program, *WORKER_OPTIONS))
 
