@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,16 +39,21 @@ WORKER_POOL = "parsl.executors.high_throughput.process_worker_pool"
 
 
 @contextmanager
-def driver_packages_hidden() -> Iterator[None]:
-    """Within the block, importing a package of :data:`DRIVER_ONLY` not yet imported raises
+def driver_packages_hidden(names: Sequence[str] = DRIVER_ONLY) -> Iterator[None]:
+    """Within the block, importing a package of ``names`` not yet imported raises
     ``ImportError``; after it, such a package imports as usual.
+
+    Parameters
+    ----------
+    names : Sequence[str]
+        The packages to hide (by default all of :data:`DRIVER_ONLY`).
 
     Returns
     -------
     Iterator[None]
         The context manager's single step.
     """
-    hidden = [name for name in DRIVER_ONLY if name not in sys.modules]
+    hidden = [name for name in names if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]
     try:

@@ -77,3 +77,31 @@ def test_a_local_pool_imports_parsl_lean_and_its_tasks_can_still_import_everythi
     assert state["importable"] == sorted(DRIVER_ONLY)
     # a spawned worker re-runs the pool's main module, lean_start, as __mp_main__
     assert state["main"] == "parsl_quantum.lean_start"
+
+
+#: A fresh driver: a local run of the main job from the CLI, then which driver-only packages the
+#: driver's process imported, and whether they still import.
+DRIVER = """
+import importlib, json, sys
+from parsl_quantum.workflow.cli import main
+from parsl_quantum.lean_start import DRIVER_ONLY
+code = main(["run", sys.argv[1], "--quiet", "--run-dir", sys.argv[2]])
+loaded = sorted(n for n in DRIVER_ONLY if n in sys.modules)
+importable = sorted(importlib.import_module(n).__name__ for n in DRIVER_ONLY)
+print(json.dumps({"code": code, "loaded": loaded, "importable": importable}))
+"""
+
+
+def test_a_local_run_imports_parsl_lean_in_the_driver_too(tmp_path: Path) -> None:
+    template = Path(__file__).resolve().parents[1] / "workflows" / "circuit-cutting.yaml"
+    out = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(template), str(tmp_path / "run")],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    seen = json.loads(out.splitlines()[-1])
+    assert seen["code"] == 0
+    assert seen["loaded"] == []
+    assert seen["importable"] == sorted(DRIVER_ONLY)

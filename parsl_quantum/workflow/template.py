@@ -370,7 +370,13 @@ def _numbers(obj: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...],
 
 
 def _field(path: Sequence[Any]) -> str:
-    return ".".join(str(p) for p in path) or "(top level)"
+    # a key that is not a plain one-line word is quoted, so the error stays on one line
+    return (
+        ".".join(
+            str(p) if str(p).isprintable() and "." not in str(p) else repr(str(p)) for p in path
+        )
+        or "(top level)"
+    )
 
 
 def validate(
