@@ -245,7 +245,11 @@ class PoolCoefficients:
 
 @dataclass(frozen=True)
 class DriverCoefficients:
-    """Fitted coefficients of the driver's reconstruction and per-run costs (seconds).
+    """Fitted coefficients of the driver's reconstruction, per-result and per-run costs (seconds).
+
+    The defaults were fitted by ``calibrate`` on the 2-core development machine; ``per_run``
+    and ``per_result`` together (see :mod:`parsl_quantum.workflow.calibration`), with the local
+    ``cpu`` pool of 2 workers, the machine's load average about 2.4.
 
     Attributes
     ----------
