@@ -77,6 +77,10 @@ def test_quick_calibration_of_local_pools_writes_a_usable_profile(tmp_path: Path
     # whole plans run end to end fit the in-run factor (the QPU pool samples: none fitted)
     assert 0.8 <= cpu["in_run"] <= 2.0 and data["fits"]["cpu"]["in_run"]["samples"] == 2
     assert qpu["in_run"] == 1.0 and "in_run" not in data["fits"]["qpu"]
+    # the driver's seconds per task result and per run, fitted on a plan run as 2 to 50 tasks
+    driver = data["driver"]
+    assert driver["per_result"] > 0 and driver["per_run"] >= 0
+    assert data["fits"]["driver"]["collect"]["samples"] == 4
     # a non-negative fit: a coefficient the quick probes cannot separate from noise may be 0,
     # but a sampled task always costs something, per circuit and per shot
     sampled = ("queue", "per_circuit", "per_shot", "per_mid_shot")

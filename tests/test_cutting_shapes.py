@@ -334,7 +334,11 @@ def test_plan_names_every_cut_and_draws_the_circuit_with_them(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     assert "cuts of the chosen configuration" in proc.stdout
     # the bus qubit's wire is cut once, just before its CX onto qubit 5 (instruction 21)
-    row = next(line for line in proc.stdout.splitlines() if "wire" in line and "21" in line)
+    row = next(
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith("│") and "wire" in line and "21" in line
+    )
     assert [cell.strip() for cell in row.strip("│ ").split("│")] == [
         "0",
         "wire",

@@ -268,6 +268,59 @@ def test_heft_on_a_hand_checkable_dag() -> None:
     assert peak == 2
 
 
+def test_heft_collects_results_one_after_another_on_the_driver() -> None:
+    """Two tasks finishing together on two slots: the driver collects one, then the other."""
+    graph = nx.DiGraph()
+    graph.add_node("cut", kind="cut", pool_costs={DRIVER: 0.0}, memory=0)
+    for name in ("a", "b"):
+        graph.add_node(
+            name, kind="evaluate", pool_costs={"cpu": 3.0}, submit=0.5, collect=2.0, memory=1
+        )
+        graph.add_edges_from([("cut", name), (name, "reconstruct")])
+    graph.add_node("reconstruct", kind="reconstruct", pool_costs={DRIVER: 0.5}, memory=0)
+    two = {"cpu": PoolInfo("cpu", ("aer",), 2, "cpu-sim", 10, True)}
+    # a 0.5..3.5, b 1..4; collected 3.5..5.5 and 5.5..7.5; reconstruct 7.5..8
+    makespan, _, _ = heft(graph, two)
+    assert makespan == pytest.approx(8.0)
+    assert graph.nodes["reconstruct"]["start"] == pytest.approx(7.5)
+    # without collection the reconstruction starts as the last task finishes
+    for name in ("a", "b"):
+        graph.nodes[name]["collect"] = 0.0
+    assert heft(graph, two)[0] == pytest.approx(4.5)
+
+
+def test_each_task_costs_the_driver_its_result() -> None:
+    """Many small tasks are bound by the driver's submissions and collections, one after another:
+    the planner's evaluate nodes carry the driver's per-result seconds, and splitting the same
+    work into more tasks costs at least that much more per task."""
+    circuit, obs = su2(8, reps=1)
+    model = CostModel(
+        {"cpu": PoolCoefficients(overhead=1e-4)},
+        {"cpu": "cpu-sim"},
+        driver=DriverCoefficients(per_run=0.0, per_result=0.01),
+    )
+
+    def plan(rows: int):
+        return plan_workload(
+            circuit,
+            obs,
+            {"cpu": CPU},
+            max_subcircuit_qubits=4,
+            model=model,
+            mode="exact",
+            widths=[[4, 4]],
+            task_rows=rows,
+            wire_cuts=False,
+        ).chosen
+
+    few, many = plan(1000), plan(1)
+    assert few.tasks == 2 and many.tasks == many.problem.num_subexperiments > 2
+    for _, data in many.graph.nodes(data=True):
+        assert data["kind"] != "evaluate" or data["collect"] == 0.01
+    assert many.makespan - few.makespan >= (many.tasks - few.tasks) * 0.01
+    assert many.makespan >= many.tasks * 0.01
+
+
 def test_profiles_round_trip_and_fall_back(tmp_path: Path) -> None:
     model = CostModel({"cpu": PoolCoefficients(per_amp=1e-8)}, {"cpu": "cpu-sim"})
     path = model.save(tmp_path / "profile.json", {"fits": {}})

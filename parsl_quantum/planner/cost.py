@@ -29,8 +29,11 @@ where ``flops`` are the multiply-adds of the pairwise tensor contraction
 (:func:`contraction_work`); each pair is one batched matrix product, so the transposes that
 feed it (``entries``) usually cost more than the multiply-adds.
 
-and every run pays the driver ``per_run`` seconds once (starting the dispatch, polling pools,
-collecting results).
+Every task's result costs the driver ``per_result`` seconds once the task has finished
+(receiving and deserialising it, completing its future, the dispatcher's bookkeeping and
+folding it into the reconstruction): serial on the driver, so the reconstruction starts when the
+driver has collected every result, one after another, after its last submission. Every run pays
+the driver ``per_run`` seconds once (starting the dispatch, polling pools).
 
 An uncut candidate (the whole circuit as one Aer task, :func:`whole_work`) occupies a slot for
 ``in_run * (whole_overhead + per_sv_amp * sv_work)`` with Aer's statevector method, ``sv_work``
@@ -68,7 +71,7 @@ from parsl_quantum.cutting.problem import CutProblem
 from parsl_quantum.cutting.program import GateOp, PartitionProgram
 from parsl_quantum.cutting.sampled import commuting_groups
 
-PROFILE_VERSION = 3
+PROFILE_VERSION = 4
 
 #: The pseudo-pool that submits tasks and reconstructs: the process running the workflow.
 DRIVER = "driver"
@@ -242,7 +245,11 @@ class PoolCoefficients:
 
 @dataclass(frozen=True)
 class DriverCoefficients:
-    """Fitted coefficients of the driver's reconstruction and per-run costs (seconds).
+    """Fitted coefficients of the driver's reconstruction, per-result and per-run costs (seconds).
+
+    The defaults were fitted by ``calibrate`` on the 2-core development machine; ``per_run``
+    and ``per_result`` together (see :mod:`parsl_quantum.workflow.calibration`), with the local
+    ``cpu`` pool of 2 workers, the machine's load average about 2.4.
 
     Attributes
     ----------
@@ -255,15 +262,19 @@ class DriverCoefficients:
     per_boot_row : float
         Seconds per sampled row and bootstrap replicate.
     per_run : float
-        Seconds every run pays the driver once (starting the dispatch, polling pools,
-        collecting results).
+        Seconds every run pays the driver once (starting the dispatch, polling pools).
+    per_result : float
+        Seconds the driver spends on each task's result (receiving and deserialising it,
+        completing its future, the dispatcher's bookkeeping, folding it into the
+        reconstruction), one result after another.
     """
 
     per_partition: float = 2.8e-5
     per_entry: float = 1.0e-8
     per_flop: float = 0.0
     per_boot_row: float = 6.3e-6
-    per_run: float = 3.2e-3
+    per_run: float = 1.9e-3
+    per_result: float = 4.2e-3
 
 
 #: Documented defaults per pool kind, fitted by ``parsl-quantum calibrate`` on the 2-core x86-64

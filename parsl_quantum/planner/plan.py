@@ -375,9 +375,10 @@ def build_graph(
     Each partition's subexperiments are split into contiguous batches, one evaluate task each:
     ``task_rows`` rows per task when given, else about ``tasks_per_slot`` tasks per worker slot
     shared out in proportion to each partition's work, no task much shorter than the per-task
-    overhead. Evaluate nodes carry ``partition``, ``rows`` (start, stop), ``qubits``, ``shots``,
-    ``pool_costs`` (pool -> seconds on a worker slot), ``modes`` (pool -> exact/sampled),
-    ``submit`` (driver seconds) and ``memory`` (bytes).
+    overhead (the slot's and the driver's). Evaluate nodes carry ``partition``, ``rows`` (start,
+    stop), ``qubits``, ``shots``, ``pool_costs`` (pool -> seconds on a worker slot), ``modes``
+    (pool -> exact/sampled), ``submit`` and ``collect`` (driver seconds before and after the
+    task) and ``memory`` (bytes).
 
     Parameters
     ----------
@@ -431,7 +432,9 @@ def build_graph(
         if task_rows is not None:
             batches = math.ceil(costing.rows / max(1, task_rows))
         else:
-            overhead = min(model.coefficients(a).overhead + submit[a] for a in allowed)
+            overhead = model.driver.per_result + min(
+                model.coefficients(a).overhead + submit[a] for a in allowed
+            )
             batches = round(tasks_per_slot * total_slots * full / total_work)
             batches = int(min(max(1, batches), max(1, full // (2 * overhead))))
         bounds = aligned_bounds(costing.dims, batches)
@@ -454,6 +457,7 @@ def build_graph(
                 pool_costs={a: float(costs[a][b]) for a in allowed},
                 modes=modes,
                 submit=min(submit.values()),
+                collect=model.driver.per_result,
                 memory=int(memory[b]),
             )
             graph.add_edge("cut", node)
@@ -531,6 +535,7 @@ def build_whole_graph(
         pool_costs=costs,
         modes={name: "exact" for name in allowed},
         submit=min(model.submit_time(name, program) for name in allowed),
+        collect=model.driver.per_result,
         memory=int(memory),
         whole={
             "method": method,
@@ -611,7 +616,9 @@ def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[
     """Schedule the DAG: upward ranks, then earliest finish time over all worker slots.
 
     Evaluate tasks are submitted one after another by the driver (their ``submit`` seconds) in
-    rank order; the reconstruction costs more when any of its inputs was sampled (bootstrap).
+    rank order; after its last submission the driver collects their results one after another,
+    in the order they finish (their ``collect`` seconds), and the reconstruction starts when it
+    has them all. The reconstruction costs more when any of its inputs was sampled (bootstrap).
     Sets ``pool``, ``rank``, ``start`` and ``finish`` on every node.
 
     Parameters
@@ -643,6 +650,13 @@ def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[
             ready = driver_clock
         costs = dict(data["pool_costs"])
         if data["kind"] == "reconstruct":
+            collected = driver_clock
+            inputs = [
+                (finish[p], graph.nodes[p].get("collect", 0.0)) for p in graph.predecessors(node)
+            ]
+            for done, collect in sorted(inputs):
+                collected = max(collected, done) + collect
+            ready = max(ready, collected)
             sampled_rows = sum(
                 graph.nodes[p]["rows"][1] - graph.nodes[p]["rows"][0]
                 for p in graph.predecessors(node)

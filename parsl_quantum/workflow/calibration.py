@@ -7,8 +7,9 @@ on every pool of a loaded Parsl config, and the fitted profile written.
   the program's gate count) and the rest of the round trip beyond compute (``overhead``);
 * the exact and sampled probes with all the pool's worker slots busy, timed on the worker
   (``BatchResult``);
-* the driver's reconstruction, its fixed seconds per run (a small plan run end to end) and
-  each exact pool's ``in_run`` factor (whole plans run end to end).
+* the driver's reconstruction; its seconds per run and per task result (a plan of almost no
+  compute run end to end as 2 to 50 tasks: :func:`calibrate_collection`); and each exact
+  pool's ``in_run`` factor (whole plans run end to end).
 
 It lives in the workflow layer because it loads a Parsl config and runs whole plans.
 """
@@ -42,8 +43,13 @@ from parsl_quantum.planner.calibrate import (
     probe_circuit,
     sampled_probes,
 )
-from parsl_quantum.planner.cost import CostModel, PoolCoefficients, default_profile_path
-from parsl_quantum.planner.plan import Mode, payload_program, plan_workload
+from parsl_quantum.planner.cost import (
+    CostModel,
+    DriverCoefficients,
+    PoolCoefficients,
+    default_profile_path,
+)
+from parsl_quantum.planner.plan import Mode, build_graph, heft, payload_program, plan_workload
 from parsl_quantum.workflow.cut_and_run import execute_plan
 
 
@@ -222,44 +228,97 @@ def calibrate_pool(
     return coef, fits, sampled_results
 
 
-def calibrate_run_overhead(model: CostModel, pool: PoolInfo, repeats: int = 5) -> float:
-    """The driver's fixed seconds per run (dispatcher start, pool polls, result handling).
+#: Rows per task of the collection plans: an 8-qubit EfficientSU2 cut in two (50 rows) run as
+#: 2, 8, 14 and 50 tasks of almost no compute each.
+COLLECTION_TASK_ROWS = (25, 8, 4, 1)
+#: Driver seconds per result tried by the collection fit.
+COLLECTION_GRID = tuple(0.00025 * k for k in range(81))
 
-    A small two-task plan is run end to end on ``pool``; its predicted makespan is subtracted.
+
+def calibrate_collection(
+    model: CostModel, name: str, pool: PoolInfo, repeats: int = 5
+) -> tuple[DriverCoefficients, Fit]:
+    """The driver's seconds per task result and per run.
+
+    A plan of almost no compute is run end to end on ``pool`` as 2 to 50 tasks
+    (:data:`COLLECTION_TASK_ROWS`): past a few tasks its makespan grows by the driver's
+    submission and collection of each task, serial on the driver. For each ``per_result`` of
+    :data:`COLLECTION_GRID` the per-run seconds are the median of measured minus predicted
+    makespans; the pair that best matches the measured makespans (least squares of relative
+    errors) is kept. The pools' ``overhead`` stays as the round trips measured it: it is what a
+    task costs the cores its slot shares, where the collection is what it costs the driver's
+    one thread.
 
     Parameters
     ----------
     model : parsl_quantum.planner.cost.CostModel
-        The model predicting the plan's makespan.
+        The model with every pool's fitted coefficients.
+    name : str
+        The pool's name.
     pool : PoolInfo
-        The pool the plan runs on.
+        The pool the plans run on.
     repeats : int
-        Runs of the plan.
+        Runs of each plan (after one untimed run of each).
 
     Returns
     -------
-    float
-        Seconds per run.
+    tuple of (parsl_quantum.planner.cost.DriverCoefficients, Fit)
+        The driver's coefficients with ``per_result`` and ``per_run`` set, and the fit
+        (coefficients ``[per_run, per_result]``, its median relative error over the plans).
     """
     mode: Mode = "exact" if pool.exact else "sampled"
     circuit = efficient_su2_circuit(8, 1, "linear", seed=5)
-    plan = plan_workload(
-        circuit,
-        parse_observable("mean-z", 8),
-        {pool.label: pool},
-        max_subcircuit_qubits=4,
-        model=replace(model, driver=replace(model.driver, per_run=0.0)),
-        mode=mode,
-        shots=1000,
-        widths=[[4, 4]],
-    )
-    extra = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        results = execute_plan(plan, {pool.label: pool}, mode, 1000, 1)
-        reconstruct(plan.chosen.problem, plan.chosen.graph, results, 1)
-        extra.append(time.perf_counter() - t0 - plan.chosen.makespan)
-    return max(0.0, float(np.median(extra)))
+    observable = parse_observable("mean-z", 8)
+    pools = {name: pool}
+    plans = [
+        plan_workload(
+            circuit,
+            observable,
+            pools,
+            max_subcircuit_qubits=4,
+            model=model,
+            mode=mode,
+            shots=1000,
+            widths=[[4, 4]],
+            task_rows=rows,
+            wire_cuts=False,
+        )
+        for rows in COLLECTION_TASK_ROWS
+    ]
+    times: list[list[float]] = [[] for _ in plans]
+    for k in range(repeats + 1):  # the first round warms the workers up, untimed
+        for plan, runs in zip(plans, times, strict=True):
+            t0 = time.perf_counter()
+            results = execute_plan(plan, pools, mode, 1000, 1)
+            reconstruct(plan.chosen.problem, plan.chosen.graph, results, 1)
+            if k:
+                runs.append(time.perf_counter() - t0)
+    measured = np.array([np.median(runs) for runs in times])
+
+    def predict(trial: CostModel) -> np.ndarray:
+        return np.array(
+            [
+                heft(
+                    build_graph(plan.chosen.problem, pools, trial, mode, 1000, task_rows=rows),
+                    pools,
+                )[0]
+                for plan, rows in zip(plans, COLLECTION_TASK_ROWS, strict=True)
+            ]
+        )
+
+    best: tuple[float, DriverCoefficients, np.ndarray] | None = None
+    for per_result in COLLECTION_GRID:
+        driver = replace(model.driver, per_result=per_result, per_run=0.0)
+        predicted = predict(replace(model, driver=driver))
+        per_run = max(0.0, float(np.median(measured - predicted)))
+        error = float(np.sum(((per_run + predicted - measured) / measured) ** 2))
+        if best is None or error < best[0]:
+            best = (error, replace(driver, per_run=per_run), per_run + predicted)
+    assert best is not None
+    _, driver, predicted = best
+    rel = np.abs(predicted - measured) / measured
+    coefficients = np.array([driver.per_run, driver.per_result])
+    return driver, Fit(coefficients, float(np.median(rel)), len(measured))
 
 
 #: Whole-plan probes for the in-run factor: (family, qubits, forced widths).
@@ -381,9 +440,16 @@ def calibrate(
         samples.extend(zip([p.program for p in probes * repeats], results, strict=False))
     log("calibrating the driver's reconstruction")
     model.driver, calibration.fits["driver"] = calibrate_driver(samples, quick)
-    first = next(iter(pools.values()))
-    model.driver = replace(model.driver, per_run=calibrate_run_overhead(model, first))
-    log(f"  driver: {model.driver.per_run * 1e3:.1f} ms per run")
+    name, info = next(((n, i) for n, i in pools.items() if i.exact), next(iter(pools.items())))
+    if max_qubits is not None:
+        info = replace(info, max_qubits=min(info.max_qubits, max_qubits))
+    model.driver, calibration.fits["driver"]["collect"] = calibrate_collection(
+        model, name, info, repeats=3 if quick else 5
+    )
+    log(
+        f"  driver: {model.driver.per_run * 1e3:.1f} ms per run, "
+        f"{model.driver.per_result * 1e3:.2f} ms per result"
+    )
     for name, info in pools.items():
         if not info.exact:
             continue
