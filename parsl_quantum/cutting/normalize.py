@@ -36,7 +36,8 @@ from parsl_quantum.cutting.problem import CutProblem, observable_from_terms
 #: Gates the engine takes as they are: standard one-qubit gates and the two-qubit gates that
 #: qiskit-addon-cutting can cut. Anything else (gates on three or more qubits first) is lowered.
 BASIS = [
-    *("id", "rx", "ry", "rz", "p", "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg", "u"),
+    *("id", "rx", "ry", "rz", "r", "p", "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg"),
+    *("u", "u1", "u2", "u3"),
     *("cx", "cy", "cz", "ch", "ecr", "crx", "cry", "crz", "cp", "rxx", "ryy", "rzz"),
     *("swap", "iswap", "dcx", "cs", "csdg", "csx"),
 ]
