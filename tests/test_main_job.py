@@ -20,7 +20,11 @@ from parsl_quantum.circuits import (
     qaoa_circuit,
     random_2local_circuit,
 )
-from parsl_quantum.workflow.cut_and_run import cut_and_run
+from parsl_quantum.cutting import cut_by_labels, evaluate_exact
+from parsl_quantum.executors.subexperiments import evaluate_subexperiments
+from parsl_quantum.executors.whole import evaluate_whole
+from parsl_quantum.planner.partitioning import balanced_widths, block_labels
+from parsl_quantum.workflow.cut_and_run import cut_and_run, pool_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +58,20 @@ def test_exact_value_matches_direct_simulation(pools: Path, name: str) -> None:
     assert result.std_error == 0.0
     assert result.value == pytest.approx(result.reference, abs=1e-8)
     assert (pools / name / "plan.json").exists()
+
+
+def test_a_pool_app_is_made_once_and_runs_on_its_pool(pools: Path) -> None:
+    app = pool_app(evaluate_subexperiments, "qpu")
+    assert pool_app(evaluate_subexperiments, "qpu") is app
+    assert pool_app(evaluate_subexperiments, "cpu") is not app
+    assert pool_app(evaluate_whole, "qpu") is not app
+    circuit = efficient_su2_circuit(6, 1, "linear", seed=5)
+    labels, _ = block_labels(circuit, balanced_widths(6, 2))
+    program = cut_by_labels(circuit, parse_observable("mean-z", 6), labels).partitions[0]
+    rows = np.array([[a] for a in range(len(program.sites[0].options))])
+    future = app(program, rows, mode="exact")
+    np.testing.assert_allclose(future.result().values, evaluate_exact(program, rows), atol=1e-12)
+    assert future.task_record["executor"] == "qpu"
 
 
 def test_a_bus_circuit_runs_with_a_wire_cut(pools: Path) -> None:

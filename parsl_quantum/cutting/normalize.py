@@ -321,9 +321,12 @@ def normalize(circuit: QuantumCircuit, observables: Sequence[SparsePauliOp]) -> 
     if not wires:
         raise CuttingError("the circuit has no qubits")
     index = {q: w for w, q in enumerate(wires)}
-    reduced = QuantumCircuit(len(wires))
-    for inst in body.data:
-        reduced.append(inst.operation, [index[body.find_bit(q).index] for q in inst.qubits])
+    if len(wires) == n:
+        reduced = body  # every wire is active: the lowered circuit is already on them
+    else:
+        reduced = QuantumCircuit(len(wires))
+        for inst in body.data:
+            reduced.append(inst.operation, [index[body.find_bit(q).index] for q in inst.qubits])
     idle = [q for q in range(n) if q not in index]
     terms: list[dict[str, float]] = []
     for obs in full:
