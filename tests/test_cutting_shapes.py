@@ -16,6 +16,7 @@ import numpy as np
 import parsl
 import pytest
 from qiskit import QuantumCircuit, qasm2, qasm3
+from qiskit.circuit.library import U1Gate, U2Gate, U3Gate
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from parsl_quantum import configs
@@ -272,6 +273,24 @@ def test_observable_values_on_idle_qubits_fold_into_coefficients() -> None:
     assert norm.wires == (1,)
     assert norm.term_labels == ["X"]
     assert np.allclose(norm.coefficients, [[5.0]])
+
+
+def test_every_standard_one_qubit_gate_is_kept_as_it_is(pools: Path) -> None:
+    qc = QuantumCircuit(4)
+    qc.r(0.3, 0.7, 0)
+    qc.u(0.2, 0.4, 0.6, 1)
+    qc.append(U1Gate(0.5), [2])
+    qc.append(U2Gate(0.1, 0.9), [3])
+    qc.append(U3Gate(0.8, 0.2, 0.3), [0])
+    for q in range(3):
+        qc.cx(q, q + 1)
+    qc.r(1.1, -0.4, 3)
+    norm = normalize(qc, [mean_z(4)])
+    assert [i.operation.name for i in norm.circuit.data] == [i.operation.name for i in qc.data]
+    obs = mean_z(4) + SparsePauliOp("XYZX", 0.5)
+    result = cut_and_run(qc, obs, pools=["cpu"], max_subcircuit_qubits=2, reference="never")
+    assert result.configuration["cuts"]
+    assert result.value == pytest.approx(exact(qc, obs), abs=1e-10)
 
 
 def isa_circuit() -> tuple[QuantumCircuit, QuantumCircuit]:

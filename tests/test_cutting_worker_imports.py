@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from parsl.serialize import pack_apply_message
+from parsl.serialize import pack_apply_message, unpack_apply_message
 
 from parsl_quantum.circuits import efficient_su2_circuit, parse_observable, prepare
 from parsl_quantum.cutting import cut_by_labels
@@ -84,6 +84,24 @@ def test_an_unpickled_program_still_gives_its_circuit_for_sampling(program) -> N
     assert again.circuit == program.circuit
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
         _ = copy.missing  # noqa: B018 - the attribute access is what is tested
+
+
+def test_a_program_crosses_parsls_serializer_whole_and_reprs_short(program) -> None:
+    [_, (copy, _rows), _] = unpack_apply_message(
+        pack_apply_message(evaluate_subexperiments, (program, all_rows(program)), {})
+    )
+    assert copy.shape == program.shape and copy.observables == program.observables
+    assert [s.labels for s in copy.sites] == [s.labels for s in program.sites]
+    for mine, theirs in zip(copy.segments, program.segments, strict=True):
+        assert [g.qubits for g in mine] == [g.qubits for g in theirs]
+        for a, b in zip(mine, theirs, strict=True):
+            np.testing.assert_array_equal(a.matrix, b.matrix)
+    assert copy.circuit == program.circuit
+    text = repr(program)
+    assert text == (
+        f"PartitionProgram(num_qubits={program.num_qubits}, gates={program.num_gates}, "
+        f"sites={len(program.sites)}, observables={len(program.observables)})"
+    )
 
 
 BIND = """

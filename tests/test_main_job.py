@@ -20,7 +20,11 @@ from parsl_quantum.circuits import (
     qaoa_circuit,
     random_2local_circuit,
 )
-from parsl_quantum.workflow.cut_and_run import cut_and_run
+from parsl_quantum.cutting import cut_by_labels, evaluate_exact
+from parsl_quantum.executors.subexperiments import evaluate_subexperiments
+from parsl_quantum.executors.whole import evaluate_whole
+from parsl_quantum.planner.partitioning import balanced_widths, block_labels
+from parsl_quantum.workflow.cut_and_run import cut_and_run, pool_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,14 +60,31 @@ def test_exact_value_matches_direct_simulation(pools: Path, name: str) -> None:
     assert (pools / name / "plan.json").exists()
 
 
+def test_a_pool_app_is_made_once_and_runs_on_its_pool(pools: Path) -> None:
+    app = pool_app(evaluate_subexperiments, "qpu")
+    assert pool_app(evaluate_subexperiments, "qpu") is app
+    assert pool_app(evaluate_subexperiments, "cpu") is not app
+    assert pool_app(evaluate_whole, "qpu") is not app
+    circuit = efficient_su2_circuit(6, 1, "linear", seed=5)
+    labels, _ = block_labels(circuit, balanced_widths(6, 2))
+    program = cut_by_labels(circuit, parse_observable("mean-z", 6), labels).partitions[0]
+    rows = np.array([[a] for a in range(len(program.sites[0].options))])
+    future = app(program, rows, mode="exact")
+    np.testing.assert_allclose(future.result().values, evaluate_exact(program, rows), atol=1e-12)
+    assert future.task_record["executor"] == "qpu"
+
+
 def test_a_bus_circuit_runs_with_a_wire_cut(pools: Path) -> None:
-    circuit = bus_circuit(9, clusters=2, depth=2, seed=3)
-    obs = parse_observable("mean-z", 9) + parse_observable("0.5*XIIIIIIIX", 9)
+    # 13 qubits in pieces of 7: separating the bus's registers by gate cuts is slow enough
+    # that the planner runs the wire-cut search (on the 9-qubit bus it predicts a gate cut
+    # finishing sooner than the search takes, and skips it)
+    circuit = bus_circuit(13, clusters=2, depth=2, seed=3)
+    obs = parse_observable("mean-z", 13) + parse_observable("0.5*XIIIIIIIIIIIX", 13)
     result = cut_and_run(
-        circuit, obs, pools=["cpu"], max_subcircuit_qubits=5, run_dir=pools / "bus"
+        circuit, obs, pools=["cpu"], max_subcircuit_qubits=7, run_dir=pools / "bus"
     )
     assert [c["kind"] for c in result.configuration["cuts"]] == ["wire"]
-    assert [p["qubits"] for p in result.configuration["partitions"]] == [5, 5]
+    assert [p["qubits"] for p in result.configuration["partitions"]] == [7, 7]
     assert result.value == pytest.approx(result.reference, abs=1e-8)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import networkx as nx
@@ -35,12 +36,15 @@ from parsl_quantum.planner.cost import (
     exact_work,
     load_model,
 )
+from parsl_quantum.planner.partitioning import interaction_graph
 from parsl_quantum.planner.plan import (
+    FIND_CUTS_SECONDS_PER_GATE,
     aligned_bounds,
     allowed_pools,
     candidate_widths,
     heft,
     plan_workload,
+    wire_search_pays,
 )
 from parsl_quantum.planner.report import print_plan, write_graph
 
@@ -152,6 +156,47 @@ def test_a_bus_qubit_is_cut_on_its_wire() -> None:
         chain, chain_obs, {"cpu": CPU}, max_subcircuit_qubits=8, model=DEFAULTS, mode="exact"
     )
     assert not any(c.note.startswith("find_cuts") for c in plan.candidates)
+
+
+def test_the_wire_cut_search_runs_only_when_it_may_pay() -> None:
+    """The chain's best block cut is predicted to finish sooner than the search would take
+    (about 1 ms per two-qubit gate), so no cut the search finds could pay for it; the bus's
+    best gate cut is slow enough that the search runs (and finds its wire cut)."""
+    chain, chain_obs = su2(16)
+    plan = plan_workload(
+        chain, chain_obs, {"cpu": CPU}, max_subcircuit_qubits=8, model=DEFAULTS, mode="exact"
+    )
+    gates = sum(1 for inst in chain.data if inst.operation.num_qubits == 2)
+    assert plan.chosen.makespan < FIND_CUTS_SECONDS_PER_GATE * gates
+    assert "find_cuts search skipped" in plan.reason and f"({gates} two-qubit gates)" in plan.reason
+    graph = interaction_graph(chain)
+    assert wire_search_pays(graph, plan.candidates)[0] is False
+    assert wire_search_pays(graph, []) == (True, "")  # nothing else found: always search
+    slow = [replace(c, makespan=1.0) for c in plan.candidates]
+    assert wire_search_pays(graph, slow) == (True, "")
+    unfit = [replace(c, fits=False) for c in plan.candidates]  # only candidates that fit count
+    assert wire_search_pays(graph, unfit) == (True, "")
+    bus = bus_circuit(13, clusters=2, depth=2, seed=3)
+    bus_plan = plan_workload(
+        bus,
+        parse_observable("mean-z", 13),
+        {"cpu": CPU},
+        max_subcircuit_qubits=7,
+        model=DEFAULTS,
+        mode="exact",
+    )
+    assert "skipped" not in bus_plan.reason and "find_cuts: 1 wire" in bus_plan.reason
+    # no search was asked for: nothing is said about it
+    off = plan_workload(
+        chain,
+        chain_obs,
+        {"cpu": CPU},
+        max_subcircuit_qubits=8,
+        model=DEFAULTS,
+        mode="exact",
+        wire_cuts=False,
+    )
+    assert "find_cuts" not in off.reason
 
 
 def test_exact_runs_never_plan_sampled_only_pools() -> None:

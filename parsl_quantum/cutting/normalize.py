@@ -36,7 +36,8 @@ from parsl_quantum.cutting.problem import CutProblem, observable_from_terms
 #: Gates the engine takes as they are: standard one-qubit gates and the two-qubit gates that
 #: qiskit-addon-cutting can cut. Anything else (gates on three or more qubits first) is lowered.
 BASIS = [
-    *("id", "rx", "ry", "rz", "p", "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg", "u"),
+    *("id", "rx", "ry", "rz", "r", "p", "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg"),
+    *("u", "u1", "u2", "u3"),
     *("cx", "cy", "cz", "ch", "ecr", "crx", "cry", "crz", "cp", "rxx", "ryy", "rzz"),
     *("swap", "iswap", "dcx", "cs", "csdg", "csx"),
 ]
@@ -320,9 +321,12 @@ def normalize(circuit: QuantumCircuit, observables: Sequence[SparsePauliOp]) -> 
     if not wires:
         raise CuttingError("the circuit has no qubits")
     index = {q: w for w, q in enumerate(wires)}
-    reduced = QuantumCircuit(len(wires))
-    for inst in body.data:
-        reduced.append(inst.operation, [index[body.find_bit(q).index] for q in inst.qubits])
+    if len(wires) == n:
+        reduced = body  # every wire is active: the lowered circuit is already on them
+    else:
+        reduced = QuantumCircuit(len(wires))
+        for inst in body.data:
+            reduced.append(inst.operation, [index[body.find_bit(q).index] for q in inst.qubits])
     idle = [q for q in range(n) if q not in index]
     terms: list[dict[str, float]] = []
     for obs in full:

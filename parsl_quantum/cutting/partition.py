@@ -136,6 +136,20 @@ class PartitionProgram:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        # The state goes through the standard (C) pickler as one bytes object, whatever
+        # pickler serialises the program: Parsl's dill pickles its many small matrices in
+        # Python, several times slower, and that is paid on the driver for every task sent.
+        return _unpickle_program, (pickle.dumps(self.__getstate__(), pickle.HIGHEST_PROTOCOL),)
+
+    def __repr__(self) -> str:
+        # Short: Parsl logs every task's arguments' reprs at DEBUG level, on the driver,
+        # before sending it; the gate matrices' reprs would cost milliseconds per task.
+        return (
+            f"{type(self).__name__}(num_qubits={self.num_qubits}, gates={self.num_gates}, "
+            f"sites={len(self.sites)}, observables={len(self.observables)})"
+        )
+
     def __getattr__(self, name: str) -> Any:
         # Reached only for attributes not set: the circuit of an unpickled program.
         blob = self.__dict__.get(_CIRCUIT_BYTES) if name == "circuit" else None
@@ -165,3 +179,10 @@ class PartitionProgram:
     def num_gates(self) -> int:
         """Gates in all segments, a size measure for the cost model."""
         return sum(len(seg) for seg in self.segments)
+
+
+def _unpickle_program(blob: bytes) -> PartitionProgram:
+    """A program from the bytes :meth:`PartitionProgram.__reduce__` made."""
+    program = PartitionProgram.__new__(PartitionProgram)
+    program.__setstate__(pickle.loads(blob))
+    return program

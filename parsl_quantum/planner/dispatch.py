@@ -303,8 +303,12 @@ class Dispatcher:
         for node in self.nodes:
             if self._is_ready(node):
                 self._queue(node)
+        first = True
         while len(self.results) < len(self.nodes):
-            self._poll()
+            # the first tasks go out at once, on the plan's worker counts, while the pools'
+            # first capacity answers are on their way
+            self._poll(wait=not first)
+            first = False
             self._check_stranded()
             self._bind()
             self._drain(self.poll_period)
@@ -331,12 +335,13 @@ class Dispatcher:
     def _live_attempts(self, node: str) -> list[Attempt]:
         return [a for a in self.report.tasks[node].attempts if a.outcome == "running"]
 
-    def _poll(self) -> None:
+    def _poll(self, *, wait: bool = True) -> None:
         """Refresh live capacity (at most once per poll period) and detect lost pools.
 
         A pool that never had connected workers is assumed to be starting with the plan's
         workers; one that had some and has none gets no new tasks, and is lost once it has had
-        none for ``lost_after`` seconds while holding our tasks.
+        none for ``lost_after`` seconds while holding our tasks. Without ``wait`` a capacity
+        call not answered yet is left for the next poll.
         """
         now = self._now()
         if now - self._last_poll < self.poll_period:
@@ -360,7 +365,7 @@ class Dispatcher:
                 continue  # no live view: the plan's worker count stands
             capacity = pool.executor.capacity
             try:
-                cap = self._ask(pool, capacity)
+                cap = self._ask(pool, capacity, wait=wait)
                 if cap is None:
                     continue  # still within its timeout, or no live view: keep the last one
             except Exception as exc:  # no answer: the interchange is gone or stuck
@@ -392,11 +397,12 @@ class Dispatcher:
             if not pool.lost and pool.in_flight and now - pool.zero_since >= self.lost_after:
                 self._lose(name, f"no connected workers for {self.lost_after:g}s")
 
-    def _ask(self, pool: _Pool, capacity: Callable[[], Any]) -> Any:
+    def _ask(self, pool: _Pool, capacity: Callable[[], Any], *, wait: bool = True) -> Any:
         """The pool's live capacity from a ``capacity()`` call made in a daemon thread, so that
         a call that never returns cannot stop the dispatch: None while a call is still within
-        ``capacity_timeout``; raises what the call raised, or :class:`TimeoutError` once it is
-        overdue (no new call is made until it ends)."""
+        ``capacity_timeout`` (waited for up to a poll period, with ``wait``); raises what the
+        call raised, or :class:`TimeoutError` once it is overdue (no new call is made until it
+        ends)."""
         if pool.probe is None:
             answer: Future = Future()
 
@@ -411,7 +417,7 @@ class Dispatcher:
         started, answer = pool.probe
         left = self.capacity_timeout - (time.monotonic() - started)
         try:
-            result = answer.result(timeout=max(0.0, min(self.poll_period, left)))
+            result = answer.result(timeout=max(0.0, min(self.poll_period, left)) if wait else 0)
         except TimeoutError:
             if time.monotonic() - started < self.capacity_timeout:
                 return None

@@ -4,6 +4,7 @@ or a picture, the input circuit drawn with its cuts marked, and a run's plan as 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Mapping
@@ -260,6 +261,7 @@ def describe_configuration(plan: PlanResult, results: Mapping[str, BatchResult])
     }
 
 
+@functools.cache  # a backend's description is built anew on each lookup
 def _noisy(backend: str) -> bool:
     """Whether a backend's results carry device noise (a fake device's noise model, a QPU);
     a backend whose description cannot be read here (a remote QPU) counts as noisy."""

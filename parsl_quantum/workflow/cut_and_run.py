@@ -7,6 +7,7 @@ pools labelled ``cpu``/``gpu``/``qpu`` (or any labels whose executors name their
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -773,13 +774,8 @@ def execute_plan(
         for p, part in enumerate(problem.partitions)
         for exact in (True, False)
     }
-    apps = {
-        name: parsl.python_app(evaluate_subexperiments, executors=[name], cache=True)
-        for name in pools
-    }
-    whole_apps = {
-        name: parsl.python_app(evaluate_whole, executors=[name], cache=True) for name in pools
-    }
+    apps = {name: pool_app(evaluate_subexperiments, name) for name in pools}
+    whole_apps = {name: pool_app(evaluate_whole, name) for name in pools}
 
     def submit(node: str, pool_name: str) -> Future:
         data = graph.nodes[node]
@@ -857,6 +853,29 @@ def execute_plan(
         graph.nodes[node].setdefault("planned_pool", graph.nodes[node].get("pool"))
         graph.nodes[node]["pool"] = record.pool
     return results
+
+
+@functools.cache
+def pool_app(function: Callable[..., Any], pool: str) -> Any:
+    """The Parsl app of a task function on one pool, made once per process.
+
+    Each ``python_app`` wraps its function anew, and Parsl serialises that wrapper by value
+    (about a millisecond) for the first task of each app, so a fresh app per run paid it every
+    run. An app names its pool by label and uses the DataFlowKernel loaded when it is called.
+
+    Parameters
+    ----------
+    function : callable
+        The task function.
+    pool : str
+        The pool's executor label.
+
+    Returns
+    -------
+    parsl.app.python.PythonApp
+        The app, submitting with ``cache=True`` (the loaded Config's memoizer decides).
+    """
+    return parsl.python_app(function, executors=[pool], cache=True)
 
 
 def reference_method(circuit: QuantumCircuit, *, force: bool = False) -> ReferenceMethod | None:
