@@ -231,8 +231,6 @@ def calibrate_pool(
 #: Rows per task of the collection plans: an 8-qubit EfficientSU2 cut in two (50 rows) run as
 #: 2, 8, 14 and 50 tasks of almost no compute each.
 COLLECTION_TASK_ROWS = (25, 8, 4, 1)
-#: Driver seconds per result tried by the collection fit.
-COLLECTION_GRID = tuple(0.00025 * k for k in range(81))
 
 
 def calibrate_collection(
@@ -242,12 +240,15 @@ def calibrate_collection(
 
     A plan of almost no compute is run end to end on ``pool`` as 2 to 50 tasks
     (:data:`COLLECTION_TASK_ROWS`): past a few tasks its makespan grows by the driver's
-    submission and collection of each task, serial on the driver. For each ``per_result`` of
-    :data:`COLLECTION_GRID` the per-run seconds are the median of measured minus predicted
-    makespans; the pair that best matches the measured makespans (least squares of relative
-    errors) is kept. The pools' ``overhead`` stays as the round trips measured it: it is what a
-    task costs the cores its slot shares, where the collection is what it costs the driver's
-    one thread.
+    submission and collection of each task, serial on the driver. The driver's work per task
+    is measured as its process's CPU seconds (all its threads: they take turns under the
+    interpreter lock), the slope of a least-squares line through the plans' median CPU seconds
+    against their task counts; ``per_result`` is that slope less the submission the model
+    already charges per task. Fitting it to the makespans instead does not separate it from
+    the slots' ``overhead``, which a handful of tasks on two workers hides in the same time.
+    The per-run seconds are then the median of measured minus predicted makespans. The pools'
+    ``overhead`` stays as the round trips measured it: it is what a task costs the cores its
+    slot shares, where the collection is what it costs the driver's one thread.
 
     Parameters
     ----------
@@ -286,14 +287,27 @@ def calibrate_collection(
         for rows in COLLECTION_TASK_ROWS
     ]
     times: list[list[float]] = [[] for _ in plans]
+    cpu: list[list[float]] = [[] for _ in plans]
     for k in range(repeats + 1):  # the first round warms the workers up, untimed
-        for plan, runs in zip(plans, times, strict=True):
-            t0 = time.perf_counter()
+        for plan, runs, cpu_runs in zip(plans, times, cpu, strict=True):
+            t0, c0 = time.perf_counter(), time.process_time()
             results = execute_plan(plan, pools, mode, 1000, 1)
             reconstruct(plan.chosen.problem, plan.chosen.graph, results, 1)
             if k:
                 runs.append(time.perf_counter() - t0)
+                cpu_runs.append(time.process_time() - c0)
     measured = np.array([np.median(runs) for runs in times])
+    tasks = np.array([plan.chosen.tasks for plan in plans], dtype=float)
+    per_task = float(np.polyfit(tasks, [np.median(runs) for runs in cpu], 1)[0])
+    submitted = np.mean(
+        [
+            data["submit"]
+            for plan in plans
+            for _, data in plan.chosen.graph.nodes(data=True)
+            if data.get("kind") == "evaluate"
+        ]
+    )
+    per_result = max(0.0, per_task - float(submitted))
 
     def predict(trial: CostModel) -> np.ndarray:
         return np.array(
@@ -306,16 +320,10 @@ def calibrate_collection(
             ]
         )
 
-    best: tuple[float, DriverCoefficients, np.ndarray] | None = None
-    for per_result in COLLECTION_GRID:
-        driver = replace(model.driver, per_result=per_result, per_run=0.0)
-        predicted = predict(replace(model, driver=driver))
-        per_run = max(0.0, float(np.median(measured - predicted)))
-        error = float(np.sum(((per_run + predicted - measured) / measured) ** 2))
-        if best is None or error < best[0]:
-            best = (error, replace(driver, per_run=per_run), per_run + predicted)
-    assert best is not None
-    _, driver, predicted = best
+    driver = replace(model.driver, per_result=per_result, per_run=0.0)
+    predicted = predict(replace(model, driver=driver))
+    driver = replace(driver, per_run=max(0.0, float(np.median(measured - predicted))))
+    predicted = predicted + driver.per_run
     rel = np.abs(predicted - measured) / measured
     coefficients = np.array([driver.per_run, driver.per_result])
     return driver, Fit(coefficients, float(np.median(rel)), len(measured))
