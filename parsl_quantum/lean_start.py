@@ -19,6 +19,12 @@ so (:data:`parsl_quantum.configs.local.WORKER_CMD`), and their interchanges thro
 :mod:`parsl_quantum.parent_watch`, which calls :func:`import_lean` first.
 
 Standard library only, so that it adds nothing to the start-up it shortens.
+
+The upstream change that would make this module unnecessary: Parsl importing these optional
+dependencies where they are used, not when ``parsl`` is imported (the Globus Compute SDK in
+``parsl.executors.globus_compute``, boto3 in ``parsl.providers.aws``, SQLAlchemy in
+``parsl.monitoring.db_manager``), or its ``parsl.executors`` and ``parsl.providers`` packages
+importing their members lazily.
 """
 
 from __future__ import annotations
