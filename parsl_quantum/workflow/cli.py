@@ -178,7 +178,7 @@ def _site_config(
     """
     from parsl_quantum import configs
 
-    site = template.data.get("site", {"name": "local"})
+    site = template.site
     options = dict(site.get("options", {}))
     workers = template.data.get("run", {}).get("workers")
     if site["name"] == "local":
@@ -218,7 +218,7 @@ def _import_parsl(template: Template, monitoring: bool) -> None:
     from parsl_quantum.lean_start import DRIVER_ONLY, driver_packages_hidden
 
     hidden: tuple[str, ...] = ()
-    if template.data.get("site", {"name": "local"})["name"] == "local":
+    if template.site["name"] == "local":
         hidden = tuple(n for n in DRIVER_ONLY if not (monitoring and n == "sqlalchemy"))
     with driver_packages_hidden(hidden):
         import parsl  # noqa: F401
@@ -396,7 +396,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             failover=failover, resume=bool(args.resume), run_key=template_digest(template.data)
         )
         now, later = split_early(executors)
-        if now and template.data.get("site", {"name": "local"})["name"] == "local":
+        if now and template.site["name"] == "local":
             config = with_executors(config, now)
             guards = reliability.apply(config)
             early = PoolStart(config).start()

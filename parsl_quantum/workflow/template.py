@@ -356,6 +356,11 @@ class Template:
         """The template's ``pools``, else ``["cpu"]``."""
         return list(self.data.get("pools", ["cpu"]))
 
+    @property
+    def site(self) -> dict[str, Any]:
+        """The template's ``site``, else the local site."""
+        return dict(self.data.get("site", {"name": "local"}))
+
 
 def _numbers(obj: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], float]]:
     """Every float in a template's data, with its field path."""
