@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
+import parsl
 import pytest
 from parsl.executors import MPIExecutor
 from parsl.launchers import SimpleLauncher, SrunLauncher
@@ -12,7 +15,12 @@ from parsl.providers.errors import SubmitException
 from parsl_quantum import configs
 from parsl_quantum.backends import DEFAULT_FAKE_QPU
 from parsl_quantum.configs import ClusterPool
-from parsl_quantum.configs.local import HEARTBEAT_PERIOD, STRATEGY_PERIOD, THREAD_VARIABLES
+from parsl_quantum.configs.local import (
+    HEARTBEAT_PERIOD,
+    PREFETCH,
+    STRATEGY_PERIOD,
+    THREAD_VARIABLES,
+)
 from parsl_quantum.configs.site import site_config
 from parsl_quantum.executors import QPUHighThroughputExecutor, pool_infos
 
@@ -60,6 +68,28 @@ def test_local_workers_get_their_share_of_the_cores_as_threads(
     assert config.executors[0].provider.worker_init.splitlines()[0] == (
         "export OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"
     )
+
+
+def test_a_local_pool_holds_the_next_task_while_its_workers_are_busy(tmp_path: Path) -> None:
+    # the task after a busy worker's is already in the worker pool when that worker frees up
+    config = configs.local(tmp_path / "run", ("cpu",), workers={"cpu": 1})
+    assert config.executors[0].prefetch_capacity == PREFETCH
+    with parsl.load(config) as dfk:
+        app = parsl.python_app(subprocess.call, executors=["cpu"])
+        first = app(["sleep", "3"])
+        second = app(["true"])
+        cpu = dfk.executors["cpu"]
+        deadline = time.monotonic() + 60
+        held = 0
+        while time.monotonic() < deadline and not first.done():
+            managers = cpu.connected_managers()
+            held = max((m["tasks"] for m in managers), default=0)
+            if held == 2:
+                break
+            time.sleep(0.05)
+        assert held == 2, "the one worker's pool did not take the second task while busy"
+        assert first.result() == 0 and second.result() == 0
+    parsl.clear()
 
 
 def test_gpu_pool_only_when_a_gpu_is_present(tmp_path: Path) -> None:

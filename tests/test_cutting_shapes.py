@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import parsl
 import pytest
-from qiskit import QuantumCircuit, qasm2, qasm3
+from qiskit import QuantumCircuit, QuantumRegister, qasm2, qasm3
 from qiskit.circuit.library import U1Gate, U2Gate, U3Gate
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from parsl_quantum import configs
 from parsl_quantum.cutting.errors import CuttingError
-from parsl_quantum.cutting.normalize import normalize
+from parsl_quantum.cutting.normalize import lower, normalize
 from parsl_quantum.workflow.cut_and_run import cut_and_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -291,6 +291,21 @@ def test_every_standard_one_qubit_gate_is_kept_as_it_is(pools: Path) -> None:
     result = cut_and_run(qc, obs, pools=["cpu"], max_subcircuit_qubits=2, reference="never")
     assert result.configuration["cuts"]
     assert result.value == pytest.approx(exact(qc, obs), abs=1e-10)
+
+
+def test_a_circuit_already_in_the_basis_lowers_as_one_that_needs_dropping() -> None:
+    # the shortcut for circuits with nothing to lower or drop gives what the general path gives
+    qc = QuantumCircuit(QuantumRegister(2, "a"), QuantumRegister(2, "b"), global_phase=0.7)
+    qc.rx(0.3, 0)
+    for q in range(3):
+        qc.cx(q, q + 1)
+    qc.rz(0.2, 3)
+    measured = qc.copy()
+    measured.measure_all()
+    fast, fast_positions = lower(qc)
+    general, general_positions = lower(measured)
+    assert fast == general and fast_positions == general_positions == list(range(5))
+    assert fast.global_phase == 0 and [r.name for r in fast.qregs] == ["q"]
 
 
 def isa_circuit() -> tuple[QuantumCircuit, QuantumCircuit]:

@@ -219,6 +219,11 @@ def lower(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[int]]:
             continue
         kept.append((pos, op, [circuit.find_bit(q).index for q in inst.qubits]))
     todo = [k for k in kept if _needs_lowering(k[1])]
+    if not todo and len(kept) == len(circuit.data) and not circuit.clbits:
+        # already in the basis, nothing to drop: the same gates on a plain circuit, as below
+        plain = QuantumCircuit(circuit.num_qubits).compose(circuit, range(circuit.num_qubits))
+        plain.global_phase = 0
+        return plain, list(range(len(kept)))
     lowered: dict[int, list[tuple[object, list[int]]]] = {}
     if todo:
         batch = QuantumCircuit(circuit.num_qubits)

@@ -1010,12 +1010,14 @@ def plan_workload(
         # (unset limit: every cut of the whole circuit competes with the uncut candidates)
         fixed = [] if parts or free else small
         cut_qubits = list(range(n)) if parts or free else large
-        index = {q: i for i, q in enumerate(cut_qubits)}
-        sub = QuantumCircuit(len(cut_qubits))
-        for inst in active.data:
-            qs = [active.find_bit(q).index for q in inst.qubits]
-            if qs[0] in index:
-                sub.append(inst.operation, [index[q] for q in qs])
+        sub = active
+        if len(cut_qubits) < n:
+            index = {q: i for i, q in enumerate(cut_qubits)}
+            sub = QuantumCircuit(len(cut_qubits))
+            for inst in active.data:
+                qs = [active.find_bit(q).index for q in inst.qubits]
+                if qs[0] in index:
+                    sub.append(inst.operation, [index[q] for q in qs])
         blocks = [
             (w, cut_qubits, sub, fixed)
             for w in candidate_widths(len(cut_qubits), pools, mode, limit, max_parts, parts)
