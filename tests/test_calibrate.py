@@ -74,6 +74,10 @@ def test_quick_calibration_of_local_pools_writes_a_usable_profile(tmp_path: Path
     assert set(data["fits"]) == {"cpu", "qpu", "driver"}
     cpu, qpu = data["pools"]["cpu"], data["pools"]["qpu"]
     assert cpu["per_amp"] > 0 and cpu["overhead"] > 0 and cpu["submit"] > 0
+    # a task's way to a free worker and back is measured apart from what a slot spends
+    # between queued tasks
+    assert cpu["latency_in"] > 0 and cpu["latency_out"] > 0
+    assert qpu["latency_in"] > 0 and qpu["latency_out"] > 0
     # whole plans run end to end fit the in-run factor (the QPU pool samples: none fitted)
     assert 0.8 <= cpu["in_run"] <= 2.0 and data["fits"]["cpu"]["in_run"]["samples"] == 2
     assert qpu["in_run"] == 1.0 and "in_run" not in data["fits"]["qpu"]

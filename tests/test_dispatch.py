@@ -180,7 +180,13 @@ def quick_failing_qpu_plan(dfk: DataFlowKernel):
         pools,
         [6, 6],
         task_rows=1,
-        qpu={"overhead": 0.001, "per_circuit": 1e-4, "per_shot": 1e-7, "per_mid_shot": 1e-7},
+        qpu={
+            "overhead": 0.001,
+            "queue": 1e-4,
+            "per_circuit": 1e-4,
+            "per_shot": 1e-7,
+            "per_mid_shot": 1e-7,
+        },
     )
     assert "qpu" in plan.chosen.pools_used
     return pools, circuit, obs, plan

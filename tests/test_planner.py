@@ -334,6 +334,37 @@ def test_heft_collects_results_one_after_another_on_the_driver() -> None:
     assert heft(graph, two)[0] == pytest.approx(4.5)
 
 
+def test_heft_pays_a_pools_latency_once_per_chain_of_queued_tasks() -> None:
+    """Three 2 s tasks on one slot, 1 s to reach it and 0.5 s back: the first waits for the
+    way there, the others only for the slot; only the last result's way back is on the path."""
+    graph = nx.DiGraph()
+    graph.add_node("cut", kind="cut", pool_costs={DRIVER: 0.0}, memory=0)
+    for name in ("a", "b", "c"):
+        graph.add_node(
+            name,
+            kind="evaluate",
+            pool_costs={"cpu": 2.0},
+            latency={"cpu": (1.0, 0.5)},
+            submit=0.1,
+            memory=1,
+        )
+        graph.add_edges_from([("cut", name), (name, "reconstruct")])
+    graph.add_node("reconstruct", kind="reconstruct", pool_costs={DRIVER: 0.5}, memory=0)
+    one = {"cpu": PoolInfo("cpu", ("aer",), 1, "cpu-sim", 10, True)}
+    # submitted at 0.1, 0.2, 0.3; a runs 1.1..3.1, b 3.1..5.1, c 5.1..7.1, back at 7.6
+    makespan, _, _ = heft(graph, one)
+    assert makespan == pytest.approx(8.1)
+    assert [graph.nodes[n]["start"] for n in "abc"] == pytest.approx([1.1, 3.1, 5.1])
+    assert graph.nodes["c"]["finish"] == pytest.approx(7.6)
+    # a pool a long way off loses to a slower one near by
+    for name in ("a", "b", "c"):
+        graph.nodes[name]["pool_costs"] = {"cpu": 2.0, "far": 1.0}
+        graph.nodes[name]["latency"] = {"cpu": (0.0, 0.0), "far": (5.0, 5.0)}
+    both = {**one, "far": PoolInfo("far", ("aer",), 1, "cpu-sim", 10, True)}
+    _, assignment, _ = heft(graph, both)
+    assert {assignment[n] for n in "abc"} == {"cpu"}
+
+
 def test_each_task_costs_the_driver_its_result() -> None:
     """Many small tasks are bound by the driver's submissions and collections, one after another:
     the planner's evaluate nodes carry the driver's per-result seconds, and splitting the same

@@ -1,10 +1,14 @@
 """The performance model: a small explicit formula per pool and task kind.
 
 An evaluate task on pool ``a`` costs the driver ``submit`` seconds (serialising and sending
-it, serial on the driver) and occupies one of the pool's worker slots for
-``in_run * (overhead + compute)`` seconds (``in_run``: how much slower slots are in a whole
-run than in the calibration probes), where compute is, for exact evaluation with the batched
-branching statevector engine::
+it, serial on the driver), reaches a free worker of the pool ``latency_in`` seconds after
+that, occupies the worker's slot for ``in_run * (overhead + compute)`` seconds (``in_run``:
+how much slower slots are in a whole run than in the calibration probes; ``overhead``: what a
+slot spends per task between two queued tasks) and its result reaches the driver
+``latency_out`` seconds after it ends. A task queued behind another on a busy slot waits for
+the slot, not for the latency: a pool that holds its next task (HTEX's prefetch) starts it as
+the slot frees up, so a chain of tasks on one slot pays the latencies once. Compute is, for
+exact evaluation with the batched branching statevector engine::
 
     per_call * calls + per_amp * amps + per_uncached_amp * uncached_amps + per_split * splits
         + per_obs * obs + per_index_entry * index_entries
@@ -71,7 +75,7 @@ from parsl_quantum.cutting.problem import CutProblem
 from parsl_quantum.cutting.program import GateOp, PartitionProgram
 from parsl_quantum.cutting.sampled import commuting_groups
 
-PROFILE_VERSION = 4
+PROFILE_VERSION = 5
 
 #: The pseudo-pool that submits tasks and reconstructs: the process running the workflow.
 DRIVER = "driver"
@@ -111,8 +115,13 @@ class PoolCoefficients:
         Driver seconds to serialise and send one task.
     submit_per_gate : float
         Driver seconds per gate of the task's program, added to ``submit``.
+    latency_in : float
+        Seconds from a task's submission to its start on a free worker.
+    latency_out : float
+        Seconds from a task's end on its worker to its result on the driver.
     overhead : float
-        Slot seconds of every task beyond its compute.
+        Slot seconds of every task beyond its compute: from the end of one task to the start
+        of the next one queued for the same worker, plus the task's fixed cost on it.
     per_call : float
         Seconds per (weighted) numpy call of the exact engine.
     per_amp : float
@@ -146,7 +155,9 @@ class PoolCoefficients:
 
     submit: float = 1.07e-3
     submit_per_gate: float = 2.8e-5
-    overhead: float = 4.1e-3
+    latency_in: float = 1.8e-3
+    latency_out: float = 1.1e-3
+    overhead: float = 2.1e-3
     per_call: float = 1.55e-6
     per_amp: float = 4.6e-9
     per_uncached_amp: float = 2.1e-9
@@ -182,6 +193,12 @@ class PoolCoefficients:
             ``in_run * (overhead + compute)``, elementwise.
         """
         return self.in_run * (self.overhead + np.asarray(compute, dtype=float))
+
+    @property
+    def latency(self) -> tuple[float, float]:
+        """``(latency_in, latency_out)``: seconds a task spends travelling to a free worker and
+        its result back to the driver, outside any slot."""
+        return (self.latency_in, self.latency_out)
 
     def exact_seconds(self, work: np.ndarray) -> np.ndarray:
         """Compute seconds of exact work vectors.
@@ -288,7 +305,9 @@ DEFAULT_COEFFICIENTS: Mapping[str, PoolCoefficients] = {
     "qpu": PoolCoefficients(
         submit=8.6e-4,
         submit_per_gate=3.4e-5,
-        overhead=9.9e-3,
+        latency_in=1.8e-3,
+        latency_out=1.2e-3,
+        overhead=2.9e-3,
         queue=0.032,
         per_circuit=4.1e-3,
         per_shot=1.1e-6,

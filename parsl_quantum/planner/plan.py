@@ -382,7 +382,8 @@ def build_graph(
     ``task_rows`` rows per task when given, else about ``tasks_per_slot`` tasks per worker slot
     shared out in proportion to each partition's work, no task much shorter than the per-task
     overhead (the slot's and the driver's). Evaluate nodes carry ``partition``, ``rows`` (start,
-    stop), ``qubits``, ``shots``, ``pool_costs`` (pool -> seconds on a worker slot), ``modes``
+    stop), ``qubits``, ``shots``, ``pool_costs`` (pool -> seconds on a worker slot), ``latency``
+    (pool -> seconds to reach a free worker and for the result to come back), ``modes``
     (pool -> exact/sampled), ``submit`` and ``collect`` (driver seconds before and after the
     task) and ``memory`` (bytes).
 
@@ -461,6 +462,7 @@ def build_graph(
                 qubits=part.num_qubits,
                 shots=int(node_shots[b]) if node_shots is not None else 0,
                 pool_costs={a: float(costs[a][b]) for a in allowed},
+                latency={a: model.coefficients(a).latency for a in allowed},
                 modes=modes,
                 submit=min(submit.values()),
                 collect=model.driver.per_result,
@@ -539,6 +541,7 @@ def build_whole_graph(
         qubits=n,
         shots=0,
         pool_costs=costs,
+        latency={name: model.coefficients(name).latency for name in allowed},
         modes={name: "exact" for name in allowed},
         submit=min(model.submit_time(name, program) for name in allowed),
         collect=model.driver.per_result,
@@ -622,7 +625,10 @@ def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[
     """Schedule the DAG: upward ranks, then earliest finish time over all worker slots.
 
     Evaluate tasks are submitted one after another by the driver (their ``submit`` seconds) in
-    rank order; after its last submission the driver collects their results one after another,
+    rank order; each reaches a worker slot its pool's ``latency`` (in, out) after its
+    submission, or when the slot frees up if later, and its result reaches the driver the
+    outward latency after it ends. After its last submission the driver collects their results
+    one after another,
     in the order they finish (their ``collect`` seconds), and the reconstruction starts when it
     has them all. The reconstruction costs more when any of its inputs was sampled (bootstrap).
     Sets ``pool``, ``rank``, ``start`` and ``finish`` on every node.
@@ -670,17 +676,19 @@ def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[
             )
             if sampled_rows:
                 costs[DRIVER] = data["sampled_cost"] + data["boot_row_cost"] * sampled_rows
-        best: tuple[float, str, float] | None = None
+        latency = data.get("latency", {})
+        best: tuple[float, str, float, float] | None = None
         for pool, cost in costs.items():
-            start = max(slots[pool][0], ready)
-            if best is None or start + cost < best[0]:
-                best = (start + cost, pool, start)
+            lat_in, lat_out = latency.get(pool, (0.0, 0.0))
+            start = max(slots[pool][0], ready + lat_in)
+            if best is None or start + cost + lat_out < best[0]:
+                best = (start + cost + lat_out, pool, start, start + cost)
         assert best is not None
-        end, pool, start = best
+        done, pool, start, end = best
         heapq.heapreplace(slots[pool], end)
-        finish[node] = end
+        finish[node] = done
         assignment[node] = pool
-        data.update(pool=pool, rank=rank[node], start=start, finish=end)
+        data.update(pool=pool, rank=rank[node], start=start, finish=done)
     peak = _peak_memory(graph)
     return max(finish.values(), default=0.0), assignment, peak
 

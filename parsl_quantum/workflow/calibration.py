@@ -4,7 +4,10 @@ on every pool of a loaded Parsl config, and the fitted profile written.
 ``parsl-quantum calibrate`` (:func:`run_calibration`) starts the local pools and measures:
 
 * round trips of small evaluate tasks, one at a time: the driver's ``submit`` seconds (against
-  the program's gate count) and the rest of the round trip beyond compute (``overhead``);
+  the program's gate count) and the rest of the round trip beyond compute, the latency to a
+  free worker and back (``latency_in``, ``latency_out``); then the same tasks queued beyond
+  the workers: the gap a slot spends between one task and the next (with the probes' fixed
+  cost, ``overhead``);
 * the exact and sampled probes with all the pool's worker slots busy, timed on the worker
   (``BatchResult``);
 * the driver's reconstruction; its seconds per run and per task result (a plan of almost no
@@ -59,6 +62,10 @@ class _Timing:
     submit: float
     round_trip: float
     result: BatchResult
+    #: wall-clock seconds (``time.time``, the clock of ``result.started``) when the submission
+    #: returned and when the result was in hand
+    sent: float = 0.0
+    received: float = 0.0
 
     @property
     def compute(self) -> float:
@@ -76,7 +83,7 @@ def _run(
     ``during`` is called once, when the first ``concurrency`` probes are in flight."""
     out: list[_Timing] = []
     queue: Iterator[Probe] = iter(probes)
-    flight: list[tuple[Probe, float, float, Future]] = []
+    flight: list[tuple[Probe, float, float, float, Future]] = []
     while True:
         while len(flight) < concurrency:
             probe = next(queue, None)
@@ -92,15 +99,16 @@ def _run(
                 seed=1,
                 parsl_resource_specification=pool.resource_spec(),
             )
-            flight.append((probe, t0, time.perf_counter() - t0, fut))
+            flight.append((probe, t0, time.perf_counter() - t0, time.time(), fut))
         if during is not None:
             during()
             during = None
         if not flight:
             return out
-        probe, t0, submit, fut = flight.pop(0)
+        probe, t0, submit, sent, fut = flight.pop(0)
         result = fut.result()
-        out.append(_Timing(probe, submit, time.perf_counter() - t0, result))
+        trip = time.perf_counter() - t0
+        out.append(_Timing(probe, submit, trip, result, sent, time.time()))
 
 
 def serialization_seconds(probe: Probe, pool: PoolInfo, repeats: int = 3) -> float:
@@ -130,6 +138,61 @@ def serialization_seconds(probe: Probe, pool: PoolInfo, repeats: int = 3) -> flo
         pack_apply_message(evaluate_subexperiments, args, kwargs, buffer_threshold=1 << 20)
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def split_latency(trips: Sequence[_Timing], idle: Mapping[str, float]) -> tuple[float, float]:
+    """Seconds a task takes to reach a free worker, and its result to come back.
+
+    Their sum is the median round trip of tasks sent one at a time, less their compute and
+    (idle) serialisation; it is split in the proportion of the medians of submission-to-start
+    and end-to-result, read on the wall clock of the driver and of the worker (on another host
+    a clock offset moves only the split).
+
+    Parameters
+    ----------
+    trips : Sequence of _Timing
+        Tasks run one at a time.
+    idle : Mapping of str to float
+        Serialisation seconds per probe name.
+
+    Returns
+    -------
+    tuple of (float, float)
+        ``(latency_in, latency_out)``.
+    """
+    total = max(
+        0.0, float(np.median([t.round_trip - t.compute - idle[t.probe.name] for t in trips]))
+    )
+    there = max(0.0, float(np.median([t.result.started - t.sent for t in trips])))
+    back = max(0.0, float(np.median([t.received - t.result.finished for t in trips])))
+    share = there / (there + back) if there + back > 0 else 0.5
+    return total * share, total * (1 - share)
+
+
+def queued_gap(timings: Sequence[_Timing]) -> float:
+    """Median seconds between the end of a task on a worker and the start of the next one on
+    it, over pairs whose second task was sent before the first ended (it was queued).
+
+    Parameters
+    ----------
+    timings : Sequence of _Timing
+        Tasks run more at a time than the pool has workers.
+
+    Returns
+    -------
+    float
+        Seconds (0 when no pair was queued).
+    """
+    by_worker: dict[tuple[str, int], list[_Timing]] = {}
+    for t in timings:
+        by_worker.setdefault((t.result.host, t.result.pid), []).append(t)
+    gaps = []
+    for runs in by_worker.values():
+        runs.sort(key=lambda t: t.result.started)
+        for prev, nxt in zip(runs, runs[1:], strict=False):
+            if nxt.sent < prev.result.finished:
+                gaps.append(nxt.result.started - prev.result.finished)
+    return max(0.0, float(np.median(gaps))) if gaps else 0.0
 
 
 def _median_by_probe(timings: Sequence[_Timing]) -> tuple[list[Probe], np.ndarray]:
@@ -208,22 +271,27 @@ def calibrate_pool(
     coef = replace(coef, queue=c[0], per_circuit=c[1], per_shot=c[2], per_mid_shot=c[3])
     log(f"  {pool.label}: sampled fit of {len(uniq)} probes, median error {fit.median_error:.1%}")
     # serialisation under load against the task's size; the rest of a round trip, one task at
-    # a time, beyond compute and (idle) serialisation is the per-task overhead
+    # a time, beyond compute and (idle) serialisation is the latency there and back
     gates = np.array([[p.program.num_gates] for p in sizes], dtype=float)
     fits["submit"] = fit_nonnegative(gates, np.array(loaded))
     trip_probes = [p for p in sizes if p.hi - p.lo == 1] if pool.exact else warm
     idle = {p.name: serialization_seconds(p, pool) for p in trip_probes}
     trips = _run(app, pool, list(trip_probes) * (2 if quick else 4), 1)
-    rest = np.median([t.round_trip - t.compute - idle[t.probe.name] for t in trips])
+    latency_in, latency_out = split_latency(trips, idle)
+    # tasks queued beyond the workers: what a slot spends between one task and the next
+    queued = _run(app, pool, list(trip_probes) * (4 if quick else 8), 2 * pool.workers + 1)
     coef = replace(
         coef,
         submit=fits["submit"].coefficients[0],
         submit_per_gate=fits["submit"].coefficients[1],
-        overhead=coef.overhead + max(0.0, float(rest)),
+        latency_in=latency_in,
+        latency_out=latency_out,
+        overhead=coef.overhead + queued_gap(queued),
     )
     log(
         f"  {pool.label}: submit {coef.submit * 1e3:.1f} ms + {coef.submit_per_gate * 1e6:.0f} us"
-        f"/gate, overhead {coef.overhead * 1e3:.1f} ms"
+        f"/gate, latency {latency_in * 1e3:.1f} + {latency_out * 1e3:.1f} ms, "
+        f"overhead {coef.overhead * 1e3:.1f} ms"
     )
     return coef, fits, sampled_results
 
