@@ -365,6 +365,32 @@ def test_heft_pays_a_pools_latency_once_per_chain_of_queued_tasks() -> None:
     assert {assignment[n] for n in "abc"} == {"cpu"}
 
 
+def test_heft_holds_a_pools_tasks_beyond_its_slots_and_prefetch_as_the_dispatcher_does() -> None:
+    """Three 0.5 s tasks on one slot (1 s there, 0.5 s back): with one task of prefetch the
+    third is sent only when the first's result is in, and then pays the way there itself."""
+    graph = nx.DiGraph()
+    graph.add_node("cut", kind="cut", pool_costs={DRIVER: 0.0}, memory=0)
+    for name in ("a", "b", "c"):
+        graph.add_node(
+            name,
+            kind="evaluate",
+            pool_costs={"cpu": 0.5},
+            latency={"cpu": (1.0, 0.5)},
+            submit=0.1,
+            memory=1,
+        )
+        graph.add_edges_from([("cut", name), (name, "reconstruct")])
+    graph.add_node("reconstruct", kind="reconstruct", pool_costs={DRIVER: 0.5}, memory=0)
+    one = {"cpu": PoolInfo("cpu", ("aer",), 1, "cpu-sim", 10, True)}
+    # a: sent 0.1, runs 1.1..1.6, back 2.1; b: sent 0.2, runs 1.6..2.1, back 2.6;
+    # c: sent at 2.1 + 0.1, runs 3.2..3.7, back 4.2; reconstruct 4.2..4.7
+    makespan, _, _ = heft(graph, one, prefetch=1)
+    assert [graph.nodes[n]["start"] for n in "abc"] == pytest.approx([1.1, 1.6, 3.2])
+    assert makespan == pytest.approx(4.7)
+    # a pool that may hold all three queues the third behind the second
+    assert heft(graph, one, prefetch=2)[0] == pytest.approx(3.6)
+
+
 def test_each_task_costs_the_driver_its_result() -> None:
     """Many small tasks are bound by the driver's submissions and collections, one after another:
     the planner's evaluate nodes carry the driver's per-result seconds, and splitting the same

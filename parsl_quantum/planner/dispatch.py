@@ -55,7 +55,7 @@ import networkx as nx
 
 from parsl_quantum.executors import PoolInfo, QPUAwarePool
 from parsl_quantum.executors.pools import physical_model
-from parsl_quantum.planner.plan import upward_ranks
+from parsl_quantum.planner.plan import DISPATCH_PREFETCH, upward_ranks
 from parsl_quantum.reliability.failover import DISPATCHER, Failover, FailoverPolicy, TaskNeeds
 from parsl_quantum.reliability.retry import Verdict, classify
 
@@ -241,7 +241,7 @@ class Dispatcher:
         *,
         executors: Mapping[str, Any] | None = None,
         measured: Callable[[Any], float | None] = lambda result: None,
-        prefetch: int = 1,
+        prefetch: int = DISPATCH_PREFETCH,
         poll_period: float = 0.2,
         lost_after: float = 60.0,
         max_failures: int = 3,

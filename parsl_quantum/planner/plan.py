@@ -60,6 +60,10 @@ OPTIONS_PER_SITE = 5
 BYTES_PER_AMPLITUDE = 16 * 3
 #: Upper bound of one stacked state array in the engine (it splits larger stacks).
 ENGINE_STACK_BYTES = 2 * 1024**3
+#: Tasks the dispatcher lets a pool hold beyond its worker slots (its ``prefetch``): the next
+#: task is sent to a pool only when fewer than slots + this many are in flight there, so HEFT
+#: holds a pool's later tasks back until enough of its results are in.
+DISPATCH_PREFETCH = 1
 #: Batchings tried per candidate: evaluate tasks per worker slot (more tasks balance the load
 #: across pools, fewer share more work between subexperiments and pay less per-task overhead).
 TASKS_PER_SLOT = (1.0, 2.0, 4.0)
@@ -621,13 +625,17 @@ def upward_ranks(graph: nx.DiGraph) -> dict[str, float]:
     return rank
 
 
-def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[str, str], int]:
+def heft(
+    graph: nx.DiGraph, pools: Mapping[str, PoolInfo], prefetch: int = DISPATCH_PREFETCH
+) -> tuple[float, dict[str, str], int]:
     """Schedule the DAG: upward ranks, then earliest finish time over all worker slots.
 
     Evaluate tasks are submitted one after another by the driver (their ``submit`` seconds) in
     rank order; each reaches a worker slot its pool's ``latency`` (in, out) after its
     submission, or when the slot frees up if later, and its result reaches the driver the
-    outward latency after it ends. After its last submission the driver collects their results
+    outward latency after it ends. As the dispatcher does, a pool is sent a task only while
+    fewer than its worker slots plus ``prefetch`` of its tasks are out: a later one waits for an
+    earlier one's result. After its last submission the driver collects their results
     one after another,
     in the order they finish (their ``collect`` seconds), and the reconstruction starts when it
     has them all. The reconstruction costs more when any of its inputs was sampled (bootstrap).
@@ -639,6 +647,8 @@ def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[
         The task DAG.
     pools : Mapping of str to PoolInfo
         The pools by name.
+    prefetch : int
+        Tasks a pool may hold beyond its worker slots (the dispatcher's ``prefetch``).
 
     Returns
     -------
@@ -646,6 +656,8 @@ def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[
         The makespan, the node -> pool assignment and the peak memory of tasks running at once.
     """
     rank = upward_ranks(graph)
+    window = {name: max(1, info.workers) + max(0, prefetch) for name, info in pools.items()}
+    returned: dict[str, list[float]] = {name: [] for name in pools}
     topo = {n: i for i, n in enumerate(nx.topological_sort(graph))}
     slots: dict[str, list[float]] = {
         name: [0.0] * max(1, info.workers) for name, info in pools.items()
@@ -657,9 +669,6 @@ def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[
     for node in sorted(graph.nodes, key=lambda v: (-rank[v], topo[v])):
         data = graph.nodes[node]
         ready = max((finish[p] for p in graph.predecessors(node)), default=0.0)
-        if data["kind"] == "evaluate":
-            driver_clock = max(driver_clock, ready) + data.get("submit", 0.0)
-            ready = driver_clock
         costs = dict(data["pool_costs"])
         if data["kind"] == "reconstruct":
             collected = driver_clock
@@ -677,14 +686,23 @@ def heft(graph: nx.DiGraph, pools: Mapping[str, PoolInfo]) -> tuple[float, dict[
             if sampled_rows:
                 costs[DRIVER] = data["sampled_cost"] + data["boot_row_cost"] * sampled_rows
         latency = data.get("latency", {})
-        best: tuple[float, str, float, float] | None = None
+        evaluate = data["kind"] == "evaluate"
+        best: tuple[float, str, float, float, float] | None = None
         for pool, cost in costs.items():
+            sent = ready
+            if evaluate:
+                out = returned[pool]
+                held = sorted(out)[len(out) - window[pool]] if len(out) >= window[pool] else 0.0
+                sent = max(driver_clock, ready, held) + data.get("submit", 0.0)
             lat_in, lat_out = latency.get(pool, (0.0, 0.0))
-            start = max(slots[pool][0], ready + lat_in)
+            start = max(slots[pool][0], sent + lat_in)
             if best is None or start + cost + lat_out < best[0]:
-                best = (start + cost + lat_out, pool, start, start + cost)
+                best = (start + cost + lat_out, pool, start, start + cost, sent)
         assert best is not None
-        done, pool, start, end = best
+        done, pool, start, end, sent = best
+        if evaluate:
+            driver_clock = sent
+            returned[pool].append(done)
         heapq.heapreplace(slots[pool], end)
         finish[node] = done
         assignment[node] = pool

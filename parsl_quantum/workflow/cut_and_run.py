@@ -39,6 +39,7 @@ from parsl_quantum.planner.cost import CostModel, load_model
 from parsl_quantum.planner.dispatch import Dispatcher
 from parsl_quantum.planner.partitioning import interaction_graph, qubit_order
 from parsl_quantum.planner.plan import (
+    DISPATCH_PREFETCH,
     Mode,
     PlanResult,
     all_rows,
@@ -715,7 +716,7 @@ def execute_plan(
     recorder: TaskRecorder | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     *,
-    prefetch: int = 1,
+    prefetch: int = DISPATCH_PREFETCH,
     lost_after: float = 60.0,
     max_failures: int = 3,
     poll_period: float = 0.2,
