@@ -334,22 +334,29 @@ def test_heft_collects_results_one_after_another_on_the_driver() -> None:
     assert heft(graph, two)[0] == pytest.approx(4.5)
 
 
-def test_heft_pays_a_pools_latency_once_per_chain_of_queued_tasks() -> None:
-    """Three 2 s tasks on one slot, 1 s to reach it and 0.5 s back: the first waits for the
-    way there, the others only for the slot; only the last result's way back is on the path."""
+def three_tasks_on_a_distant_pool(seconds: float) -> nx.DiGraph:
+    """Tasks a, b, c of ``seconds`` each on pool ``cpu``, 1 s from the driver and 0.5 s back,
+    0.1 s to submit each; a 0.5 s reconstruction."""
     graph = nx.DiGraph()
     graph.add_node("cut", kind="cut", pool_costs={DRIVER: 0.0}, memory=0)
     for name in ("a", "b", "c"):
         graph.add_node(
             name,
             kind="evaluate",
-            pool_costs={"cpu": 2.0},
+            pool_costs={"cpu": seconds},
             latency={"cpu": (1.0, 0.5)},
             submit=0.1,
             memory=1,
         )
         graph.add_edges_from([("cut", name), (name, "reconstruct")])
     graph.add_node("reconstruct", kind="reconstruct", pool_costs={DRIVER: 0.5}, memory=0)
+    return graph
+
+
+def test_heft_pays_a_pools_latency_once_per_chain_of_queued_tasks() -> None:
+    """Three 2 s tasks on one slot, 1 s to reach it and 0.5 s back: the first waits for the
+    way there, the others only for the slot; only the last result's way back is on the path."""
+    graph = three_tasks_on_a_distant_pool(2.0)
     one = {"cpu": PoolInfo("cpu", ("aer",), 1, "cpu-sim", 10, True)}
     # submitted at 0.1, 0.2, 0.3; a runs 1.1..3.1, b 3.1..5.1, c 5.1..7.1, back at 7.6
     makespan, _, _ = heft(graph, one)
@@ -368,19 +375,7 @@ def test_heft_pays_a_pools_latency_once_per_chain_of_queued_tasks() -> None:
 def test_heft_holds_a_pools_tasks_beyond_its_slots_and_prefetch_as_the_dispatcher_does() -> None:
     """Three 0.5 s tasks on one slot (1 s there, 0.5 s back): with one task of prefetch the
     third is sent only when the first's result is in, and then pays the way there itself."""
-    graph = nx.DiGraph()
-    graph.add_node("cut", kind="cut", pool_costs={DRIVER: 0.0}, memory=0)
-    for name in ("a", "b", "c"):
-        graph.add_node(
-            name,
-            kind="evaluate",
-            pool_costs={"cpu": 0.5},
-            latency={"cpu": (1.0, 0.5)},
-            submit=0.1,
-            memory=1,
-        )
-        graph.add_edges_from([("cut", name), (name, "reconstruct")])
-    graph.add_node("reconstruct", kind="reconstruct", pool_costs={DRIVER: 0.5}, memory=0)
+    graph = three_tasks_on_a_distant_pool(0.5)
     one = {"cpu": PoolInfo("cpu", ("aer",), 1, "cpu-sim", 10, True)}
     # a: sent 0.1, runs 1.1..1.6, back 2.1; b: sent 0.2, runs 1.6..2.1, back 2.6;
     # c: sent at 2.1 + 0.1, runs 3.2..3.7, back 4.2; reconstruct 4.2..4.7

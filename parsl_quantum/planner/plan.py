@@ -657,6 +657,8 @@ def heft(
     """
     rank = upward_ranks(graph)
     window = {name: max(1, info.workers) + max(0, prefetch) for name, info in pools.items()}
+    # per pool, the latest ``window`` result times of its tasks so far (a min-heap): a new
+    # task is sent once the earliest of them is back
     returned: dict[str, list[float]] = {name: [] for name in pools}
     topo = {n: i for i, n in enumerate(nx.topological_sort(graph))}
     slots: dict[str, list[float]] = {
@@ -692,7 +694,7 @@ def heft(
             sent = ready
             if evaluate:
                 out = returned[pool]
-                held = sorted(out)[len(out) - window[pool]] if len(out) >= window[pool] else 0.0
+                held = out[0] if len(out) >= window[pool] else 0.0
                 sent = max(driver_clock, ready, held) + data.get("submit", 0.0)
             lat_in, lat_out = latency.get(pool, (0.0, 0.0))
             start = max(slots[pool][0], sent + lat_in)
@@ -702,7 +704,8 @@ def heft(
         done, pool, start, end, sent = best
         if evaluate:
             driver_clock = sent
-            returned[pool].append(done)
+            out = returned[pool]
+            (heapq.heappushpop if len(out) >= window[pool] else heapq.heappush)(out, done)
         heapq.heapreplace(slots[pool], end)
         finish[node] = done
         assignment[node] = pool

@@ -64,8 +64,8 @@ class _Timing:
     result: BatchResult
     #: wall-clock seconds (``time.time``, the clock of ``result.started``) when the submission
     #: returned and when the result was in hand
-    sent: float = 0.0
-    received: float = 0.0
+    sent: float
+    received: float
 
     @property
     def compute(self) -> float:
